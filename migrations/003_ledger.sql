@@ -1,0 +1,283 @@
+-- The ledger: accounts with a cached balance, append-only entries, and credit lots (one per grant).
+-- Every key leads with user_id so the tables can be distributed by user (Citus) without a redesign.
+-- Invariants, per user: accounts.balance = sum(ledger_entries.amount) = sum(credit_lots.remaining) >= 0.
+
+create table accounts (
+  user_id text primary key,
+  balance bigint not null default 0 check (balance >= 0),
+  created_at timestamptz not null default now(),
+  updated_at timestamptz not null default now()
+);
+
+create table ledger_entries (
+  user_id text not null references accounts (user_id),
+  id bigint generated always as identity,
+  type text not null check (type in ('grant', 'debit', 'reversal', 'expiry')),
+  amount bigint not null,
+  balance_after bigint not null check (balance_after >= 0),
+  source text not null check (source in ('stripe', 'revenuecat', 'dev', 'api')),
+  purchase_id text references purchases (id),
+  reason text,
+  idempotency_key text,
+  request_hash text,
+  metadata jsonb not null default '{}',
+  created_at timestamptz not null default now(),
+  primary key (user_id, id),
+  unique (user_id, idempotency_key),
+  -- a reversal may be 0 when nothing was left to take (the whole amount is then metadata.uncollected)
+  check ((type = 'grant' and amount > 0) or (type in ('debit', 'expiry') and amount < 0)
+    or (type = 'reversal' and amount <= 0))
+);
+create index ledger_entries_user_time on ledger_entries (user_id, created_at);
+-- Tell the planner a user has many entries (distinct users = 5% of rows), whatever the statistics say. In a
+-- young ledger most users have one entry, so `user_id = $1` looks as selective as the idempotency check's
+-- `user_id = $1 and idempotency_key = $2`; the planner then takes a narrower index (user_time or the pkey)
+-- and filters the user's whole history on every debit, which grows linearly on a busy account.
+alter table ledger_entries alter column user_id set (n_distinct = -0.05);
+
+create function ledger_entries_append_only() returns trigger language plpgsql as $$
+begin
+  raise exception 'ledger_entries is append-only: % is not allowed', tg_op using errcode = '42501';
+end $$;
+create trigger ledger_entries_no_update_delete before update or delete on ledger_entries
+  for each row execute function ledger_entries_append_only();
+create trigger ledger_entries_no_truncate before truncate on ledger_entries
+  for each statement execute function ledger_entries_append_only();
+
+create table credit_lots (
+  user_id text not null references accounts (user_id),
+  id bigint generated always as identity,
+  purchase_id text references purchases (id),
+  source text not null,
+  amount bigint not null check (amount > 0),
+  remaining bigint not null check (remaining >= 0 and remaining <= amount),
+  -- The partial indexes test this, not `remaining`: an index predicate on a column that changes makes every
+  -- update of it a non-HOT update (new index entries); `empty` changes once in a lot's life, so a debit
+  -- taking from a lot is a HOT update.
+  empty boolean generated always as (remaining = 0) stored,
+  expires_at timestamptz,
+  grant_entry_id bigint not null,
+  created_at timestamptz not null default now(),
+  primary key (user_id, id)
+) with (fillfactor = 80); -- room on each page for HOT updates of `remaining`
+-- Spend order: soonest expiry first (NULL = never, sorts last), then oldest.
+create index credit_lots_spendable on credit_lots (user_id, expires_at, id) where not empty;
+create index credit_lots_due on credit_lots (expires_at) where not empty and expires_at is not null;
+
+-- The result of every money-moving function: what happened, the balance after, and the entry.
+create type ledger_result as (
+  outcome text,            -- created | replayed | key_reused | insufficient
+  balance bigint,
+  entry jsonb              -- the ledger entry written (or replayed), as to_jsonb(ledger_entries)
+);
+
+-- Writes an expiry entry for every lot of the user that is due. Takes the account row lock itself
+-- (free when the caller already holds it): the sweeper calls it alone, and a function in a
+-- `select ... for update` target list runs before that row lock is taken, on a stale balance.
+create function credits_expire_due(p_user text) returns bigint language plpgsql as $$
+declare
+  lot record;
+  bal bigint;
+  total bigint := 0;
+  ts timestamptz := clock_timestamp();
+begin
+  select balance into bal from accounts where user_id = p_user for update;
+  for lot in
+    select id, remaining, source, purchase_id, expires_at from credit_lots
+    where user_id = p_user and not empty and expires_at <= ts
+    order by expires_at, id for update
+  loop
+    update credit_lots set remaining = 0 where user_id = p_user and id = lot.id;
+    bal := bal - lot.remaining;
+    total := total + lot.remaining;
+    insert into ledger_entries (user_id, type, amount, balance_after, source, purchase_id, reason, metadata, created_at)
+    values (p_user, 'expiry', -lot.remaining, bal, lot.source, lot.purchase_id, 'Credits expired',
+            jsonb_build_object('lotId', lot.id::text, 'expiredAt', lot.expires_at), ts);
+  end loop;
+  if total > 0 then
+    update accounts set balance = bal, updated_at = ts where user_id = p_user;
+  end if;
+  return total;
+end $$;
+
+-- The spendable balance: the cached balance less lots already past expiry whose expiry entry is not
+-- written yet, and the credits that expire, summed per expiry time, soonest first, at most 10. No row when
+-- the user has no account. A function so that its plans are cached per connection (a read is planned once).
+create function credits_balance(p_user text)
+returns table (balance bigint, updated_at timestamptz, expiring jsonb) language plpgsql stable as $$
+#variable_conflict use_column
+declare
+  ts timestamptz := now();
+  due bigint;
+begin
+  select a.balance, a.updated_at into balance, updated_at from accounts a where a.user_id = p_user;
+  if not found then return; end if;
+  expiring := '[]'::jsonb;
+  -- Most accounts hold no credits that expire: one index probe says so.
+  if exists (select 1 from credit_lots l where l.user_id = p_user and not l.empty and l.expires_at is not null) then
+    select coalesce(sum(l.remaining), 0) into due from credit_lots l
+    where l.user_id = p_user and not l.empty and l.expires_at <= ts;
+    balance := balance - due;
+    select coalesce(jsonb_agg(jsonb_build_object('credits', s.credits, 'expiresAt', s.expires_at)
+                              order by s.expires_at), '[]'::jsonb)
+    into expiring
+    from (select l.expires_at, sum(l.remaining)::bigint as credits from credit_lots l
+          where l.user_id = p_user and not l.empty and l.expires_at > ts
+          group by l.expires_at order by l.expires_at limit 10) s;
+  end if;
+  return next;
+end $$;
+
+-- Locks the account (creating it when asked) and answers a replay of an idempotency key.
+-- Returns null when the caller should go on; the lock order is always: account row, then its lots.
+-- Callers test `early.outcome is not null`: a row value IS NOT NULL only when every field is, and
+-- ('insufficient', 0, null) has a null entry.
+create function credits_lock_account(p_user text, p_create boolean, p_key text, p_hash text)
+returns ledger_result language plpgsql as $$
+declare
+  bal bigint;
+  prior jsonb;
+begin
+  if p_create then
+    insert into accounts (user_id) values (p_user) on conflict (user_id) do nothing;
+  end if;
+  select balance into bal from accounts where user_id = p_user for update;
+  if not found then
+    return ('insufficient', 0, null)::ledger_result;
+  end if;
+  if p_key is not null then
+    select to_jsonb(l) into prior from ledger_entries l where user_id = p_user and idempotency_key = p_key;
+    if found then
+      -- A replay answers the first result again: the balance right after that entry, not today's.
+      if prior->>'request_hash' is not distinct from p_hash then
+        return ('replayed', (prior->>'balance_after')::bigint, prior)::ledger_result;
+      end if;
+      return ('key_reused', bal, prior)::ledger_result;
+    end if;
+  end if;
+  return null;
+end $$;
+
+-- Spends credits: never below zero, never an expired lot, soonest-expiring lots first, then the oldest.
+create function credits_debit(p_user text, p_amount bigint, p_key text, p_hash text, p_reason text,
+                              p_metadata jsonb, p_source text default 'api')
+returns ledger_result language plpgsql as $$
+declare
+  early ledger_result;
+  bal bigint;
+  lot record;
+  left_to_take bigint := p_amount;
+  take bigint;
+  ts timestamptz;
+  new_entry jsonb;
+begin
+  early := credits_lock_account(p_user, false, p_key, p_hash);
+  if early.outcome is not null then return early; end if;
+  perform credits_expire_due(p_user);
+  select balance into bal from accounts where user_id = p_user;
+  if bal < p_amount then
+    return ('insufficient', bal, null)::ledger_result;
+  end if;
+  for lot in
+    select id, remaining from credit_lots where user_id = p_user and not empty
+    order by expires_at, id for update
+  loop
+    take := least(left_to_take, lot.remaining);
+    update credit_lots set remaining = remaining - take where user_id = p_user and id = lot.id;
+    left_to_take := left_to_take - take;
+    exit when left_to_take = 0;
+  end loop;
+  if left_to_take > 0 then
+    raise exception 'credit lots of % do not cover the balance', p_user;
+  end if;
+  bal := bal - p_amount;
+  ts := clock_timestamp();
+  update accounts set balance = bal, updated_at = ts where user_id = p_user;
+  insert into ledger_entries (user_id, type, amount, balance_after, source, reason, idempotency_key, request_hash,
+                              metadata, created_at)
+  values (p_user, 'debit', -p_amount, bal, p_source, p_reason, p_key, p_hash, coalesce(p_metadata, '{}'), ts)
+  returning to_jsonb(ledger_entries.*) into new_entry;
+  return ('created', bal, new_entry)::ledger_result;
+end $$;
+
+-- Several debits of one account in one transaction, in order, each a full credits_debit (its own entry,
+-- replay and 402). The service sends the debits that queued behind one in flight for the same account, so a
+-- busy account pays one lock hand-over and one commit per batch instead of per debit.
+create function credits_debit_many(p_user text, p_items jsonb)
+returns setof ledger_result language plpgsql as $$
+declare
+  item jsonb;
+begin
+  for item in select value from jsonb_array_elements(p_items) with ordinality e(value, n) order by n loop
+    return next credits_debit(p_user, (item->>'amount')::bigint, item->>'key', item->>'hash', item->>'reason',
+                              item->'metadata');
+  end loop;
+end $$;
+
+-- Adds credits as a new lot (expiring at p_expires_at, or never when null).
+create function credits_grant(p_user text, p_amount bigint, p_source text, p_purchase_id text, p_key text,
+                              p_reason text, p_metadata jsonb, p_expires_at timestamptz)
+returns ledger_result language plpgsql as $$
+declare
+  early ledger_result;
+  bal bigint;
+  ts timestamptz;
+  new_entry jsonb;
+begin
+  early := credits_lock_account(p_user, true, p_key, null);
+  if early.outcome is not null then return early; end if;
+  perform credits_expire_due(p_user);
+  select balance + p_amount into bal from accounts where user_id = p_user;
+  ts := clock_timestamp();
+  insert into ledger_entries (user_id, type, amount, balance_after, source, purchase_id, reason, idempotency_key,
+                              metadata, created_at)
+  values (p_user, 'grant', p_amount, bal, p_source, p_purchase_id, p_reason, p_key, coalesce(p_metadata, '{}'), ts)
+  returning to_jsonb(ledger_entries.*) into new_entry;
+  insert into credit_lots (user_id, purchase_id, source, amount, remaining, expires_at, grant_entry_id, created_at)
+  values (p_user, p_purchase_id, p_source, p_amount, p_amount, p_expires_at, (new_entry->>'id')::bigint, ts);
+  update accounts set balance = bal, updated_at = ts where user_id = p_user;
+  return ('created', bal, new_entry)::ledger_result;
+end $$;
+
+-- Takes credits back (refund, dispute): first from the purchase's own lots, then from the others,
+-- never below zero; what it could not take is recorded as metadata.uncollected.
+create function credits_clawback(p_user text, p_amount bigint, p_source text, p_purchase_id text, p_key text,
+                                 p_reason text, p_metadata jsonb)
+returns ledger_result language plpgsql as $$
+declare
+  early ledger_result;
+  bal bigint;
+  lot record;
+  taken bigint;
+  left_to_take bigint;
+  take bigint;
+  ts timestamptz;
+  new_entry jsonb;
+begin
+  early := credits_lock_account(p_user, true, p_key, null);
+  if early.outcome is not null then return early; end if;
+  perform credits_expire_due(p_user);
+  select balance into bal from accounts where user_id = p_user;
+  taken := least(p_amount, bal);
+  left_to_take := taken;
+  if left_to_take > 0 then
+    for lot in
+      select id, remaining from credit_lots where user_id = p_user and not empty
+      order by (purchase_id is not distinct from p_purchase_id) desc, expires_at, id for update
+    loop
+      take := least(left_to_take, lot.remaining);
+      update credit_lots set remaining = remaining - take where user_id = p_user and id = lot.id;
+      left_to_take := left_to_take - take;
+      exit when left_to_take = 0;
+    end loop;
+  end if;
+  bal := bal - taken;
+  ts := clock_timestamp();
+  update accounts set balance = bal, updated_at = ts where user_id = p_user;
+  insert into ledger_entries (user_id, type, amount, balance_after, source, purchase_id, reason, idempotency_key,
+                              metadata, created_at)
+  values (p_user, 'reversal', -taken, bal, p_source, p_purchase_id, p_reason, p_key,
+          coalesce(p_metadata, '{}') || jsonb_build_object('requested', p_amount, 'uncollected', p_amount - taken), ts)
+  returning to_jsonb(ledger_entries.*) into new_entry;
+  return ('created', bal, new_entry)::ledger_result;
+end $$;

@@ -1,0 +1,29 @@
+import { loadConfig } from '../config.ts';
+import { createDatabase } from '../db/database.ts';
+import { startEmbeddedPostgres } from '../db/embedded.ts';
+import { findInconsistentAccounts } from '../db/ledger.repository.ts';
+
+/**
+ * `npm run ledger:verify`: for every account, sum of entries = cached balance = sum of remaining lots, and
+ * each entry's balanceAfter follows from the one before. Prints the accounts that differ; exit 1 if any.
+ */
+const config = loadConfig();
+const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
+const database = createDatabase(config.databaseUrl ?? (embedded?.url as string), 2);
+let failed = false;
+try {
+  const { rows } = await database.pool.query<{ n: number }>('select count(*)::bigint as n from accounts');
+  const bad = await findInconsistentAccounts(database.db);
+  for (const row of bad) {
+    console.log(
+      `MISMATCH ${row.user_id}: cached balance ${row.cached}, sum of entries ${row.entries_sum}, ` +
+        `sum of lots ${row.lots_sum}, balanceAfter breaks ${row.chain_breaks}`,
+    );
+  }
+  console.log(`${rows[0]?.n ?? 0} accounts checked, ${bad.length} inconsistent`);
+  failed = bad.length > 0;
+} finally {
+  await database.close();
+  await embedded?.stop();
+}
+process.exit(failed ? 1 : 0);

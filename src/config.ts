@@ -1,0 +1,191 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+/** The development JWT secret: accepted outside production only, and what `npm run token` signs with. */
+export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
+
+const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')]);
+const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
+
+/** The environment as CONTRACT section 9 lists it; every value arrives as a string. */
+export const EnvSchema = Type.Object({
+  PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
+  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
+    default: 'development',
+  }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
+  DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20 }),
+  DATA_DIR: Type.String({ minLength: 1, default: './.data' }),
+  JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
+  JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (RSA |EC )?PUBLIC KEY-----' })),
+  JWT_ISSUER: Type.Optional(Type.String({ minLength: 1 })),
+  JWT_AUDIENCE: Type.Optional(Type.String({ minLength: 1 })),
+  STRIPE_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
+  STRIPE_API_URL: Type.Optional(Url),
+  CHECKOUT_SUCCESS_URL: Type.Optional(Url),
+  CHECKOUT_CANCEL_URL: Type.Optional(Url),
+  CHECKOUT_ALLOWED_ORIGINS: Type.Optional(Type.String()),
+  REVENUECAT_WEBHOOK_AUTH: Type.Optional(Type.String({ minLength: 1 })),
+  REVENUECAT_ALLOW_SANDBOX: Type.Optional(Bool),
+  ALLOW_DEV_PURCHASES: Type.Optional(Bool),
+  CORS_ORIGINS: Type.Optional(Type.String()),
+  METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
+  RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
+  RATE_LIMIT_API_KEY_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
+  EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+});
+type Env = Static<typeof EnvSchema>;
+
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  readonly nodeEnv: 'development' | 'test' | 'production';
+  readonly logLevel: string;
+  readonly databaseUrl: string | undefined;
+  readonly databasePoolSize: number;
+  readonly dataDir: string;
+  readonly jwt: {
+    readonly secret: string | undefined;
+    readonly publicKey: string | undefined;
+    readonly issuer: string | undefined;
+    readonly audience: string | undefined;
+  };
+  readonly stripe: {
+    readonly secretKey: string | undefined;
+    readonly webhookSecret: string | undefined;
+    readonly apiUrl: string | undefined;
+  };
+  readonly checkout: {
+    readonly successUrl: string | undefined;
+    readonly cancelUrl: string | undefined;
+    readonly allowedOrigins: readonly string[];
+  };
+  readonly revenuecat: { readonly webhookAuth: string | undefined; readonly allowSandbox: boolean };
+  readonly allowDevPurchases: boolean;
+  readonly corsOrigins: readonly string[];
+  readonly metricsToken: string | undefined;
+  readonly rateLimit: { readonly perMinute: number; readonly apiKeyPerMinute: number };
+  readonly expirySweepIntervalMs: number;
+}
+
+export class ConfigError extends Error {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
+    super(`Invalid configuration: ${variable} ${message}`);
+    this.name = 'ConfigError';
+    this.variable = variable;
+  }
+}
+
+const list = (value: string | undefined): string[] =>
+  (value ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
+
+function originOf(url: string, variable: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    throw new ConfigError(variable, `is not a valid URL: ${url}`);
+  }
+}
+
+/** Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable. */
+export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+  const raw: Record<string, unknown> = {};
+  for (const key of Object.keys(EnvSchema.properties)) {
+    const value = source[key];
+    if (value === undefined || value === '') continue;
+    // Value.Convert truncates "1.5" and "1e2" to 1: integers must be written as integers.
+    const schema = EnvSchema.properties[key as keyof typeof EnvSchema.properties];
+    if (schema.type === 'integer' && !/^-?\d+$/.test(value.trim())) {
+      throw new ConfigError(key, `must be an integer, got "${value}"`);
+    }
+    raw[key] = value;
+  }
+  const env = Value.Convert(EnvSchema, Value.Default(EnvSchema, raw)) as Env;
+  const first = Value.Errors(EnvSchema, env).First();
+  if (first) {
+    const variable = first.path.replace(/^\//, '') || 'environment';
+    throw new ConfigError(variable, first.message.toLowerCase());
+  }
+
+  const production = env.NODE_ENV === 'production';
+  const allowDevPurchases = env.ALLOW_DEV_PURCHASES === 'true';
+  if (env.JWT_SECRET && env.JWT_PUBLIC_KEY) {
+    throw new ConfigError('JWT_SECRET', 'and JWT_PUBLIC_KEY are both set; set exactly one');
+  }
+  if (production) {
+    if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+    if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
+      throw new ConfigError('JWT_SECRET', 'or JWT_PUBLIC_KEY is required when NODE_ENV=production');
+    }
+    if (env.JWT_SECRET === DEV_JWT_SECRET) {
+      throw new ConfigError('JWT_SECRET', 'must not be the development secret when NODE_ENV=production');
+    }
+    if (env.JWT_SECRET && env.JWT_SECRET.length < 32) {
+      throw new ConfigError('JWT_SECRET', 'must be at least 32 characters when NODE_ENV=production');
+    }
+    if (allowDevPurchases) {
+      throw new ConfigError(
+        'ALLOW_DEV_PURCHASES',
+        'must not be true when NODE_ENV=production (the dev purchase route grants credits without payment)',
+      );
+    }
+    if (env.REVENUECAT_ALLOW_SANDBOX === 'true') {
+      throw new ConfigError('REVENUECAT_ALLOW_SANDBOX', 'must not be true when NODE_ENV=production');
+    }
+  }
+
+  const allowedOrigins = list(env.CHECKOUT_ALLOWED_ORIGINS).map((o) =>
+    originOf(o, 'CHECKOUT_ALLOWED_ORIGINS'),
+  );
+  for (const name of ['CHECKOUT_SUCCESS_URL', 'CHECKOUT_CANCEL_URL'] as const) {
+    if (env[name]) originOf(env[name], name);
+  }
+
+  return Object.freeze({
+    port: env.PORT,
+    host: env.HOST,
+    nodeEnv: env.NODE_ENV,
+    logLevel: env.LOG_LEVEL,
+    databaseUrl: env.DATABASE_URL,
+    databasePoolSize: env.DATABASE_POOL_SIZE,
+    dataDir: env.DATA_DIR,
+    jwt: Object.freeze({
+      secret: env.JWT_SECRET ?? (env.JWT_PUBLIC_KEY ? undefined : DEV_JWT_SECRET),
+      publicKey: env.JWT_PUBLIC_KEY?.replace(/\\n/g, '\n'),
+      issuer: env.JWT_ISSUER,
+      audience: env.JWT_AUDIENCE,
+    }),
+    stripe: Object.freeze({
+      secretKey: env.STRIPE_SECRET_KEY,
+      webhookSecret: env.STRIPE_WEBHOOK_SECRET,
+      apiUrl: env.STRIPE_API_URL,
+    }),
+    checkout: Object.freeze({
+      successUrl: env.CHECKOUT_SUCCESS_URL,
+      cancelUrl: env.CHECKOUT_CANCEL_URL,
+      allowedOrigins: Object.freeze(allowedOrigins),
+    }),
+    revenuecat: Object.freeze({
+      webhookAuth: env.REVENUECAT_WEBHOOK_AUTH,
+      allowSandbox: env.REVENUECAT_ALLOW_SANDBOX === 'true',
+    }),
+    allowDevPurchases,
+    corsOrigins: Object.freeze(list(env.CORS_ORIGINS)),
+    metricsToken: env.METRICS_TOKEN,
+    rateLimit: Object.freeze({
+      perMinute: env.RATE_LIMIT_PER_MINUTE,
+      apiKeyPerMinute: env.RATE_LIMIT_API_KEY_PER_MINUTE,
+    }),
+    expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
+  });
+}

@@ -1,0 +1,66 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { unauthorized } from '../errors.ts';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    metrics: {
+      registry: Registry;
+      /** Credits moved, by entry type and source: what operators alert on. */
+      credits: Counter<'type' | 'source'>;
+      webhooks: Counter<'provider' | 'outcome'>;
+    };
+  }
+}
+
+export function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+async function metrics(app: FastifyInstance, opts: { token: string | undefined }) {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry });
+  const duration = new Histogram({
+    name: 'http_request_duration_seconds',
+    help: 'HTTP request duration by route and status',
+    labelNames: ['method', 'route', 'status_code'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const credits = new Counter({
+    name: 'credits_ledger_entries_total',
+    help: 'Ledger entries written, by type and source',
+    labelNames: ['type', 'source'],
+    registers: [registry],
+  });
+  const webhooks = new Counter({
+    name: 'credits_webhook_events_total',
+    help: 'Webhook deliveries by provider and outcome',
+    labelNames: ['provider', 'outcome'],
+    registers: [registry],
+  });
+  app.decorate('metrics', { registry, credits, webhooks });
+
+  app.addHook('onResponse', async (request, reply) => {
+    const route = request.routeOptions.url ?? 'unmatched';
+    duration.observe(
+      { method: request.method, route, status_code: String(reply.statusCode) },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
+    if (opts.token) {
+      const header = request.headers.authorization ?? '';
+      if (!safeEqual(header, `Bearer ${opts.token}`)) throw unauthorized('Metrics token required');
+    }
+    reply.type(registry.contentType);
+    return registry.metrics();
+  });
+}
+
+export default fp(metrics, { name: 'metrics', dependencies: ['envelope'] });

@@ -1,0 +1,37 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+async function docs(app: FastifyInstance) {
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.0.3',
+      info: {
+        title: 'Credits service',
+        version: '1.0.0',
+        description:
+          'Sells credit packs (Stripe Checkout, RevenueCat) and keeps every credit in an append-only ledger. ' +
+          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors.',
+      },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A user or operator JWT, or an API key' },
+          apiKey: { type: 'apiKey', in: 'header', name: 'x-api-key' },
+        },
+      },
+      tags: [
+        { name: 'packages', description: 'Credit packages and purchases' },
+        { name: 'credits', description: "The caller's credits: checkout, balance, ledger" },
+        { name: 'accounts', description: 'Balances, ledgers and purchases of any account; debits' },
+        { name: 'api-keys', description: 'API keys for backend services' },
+        { name: 'webhooks', description: 'Payment provider webhooks' },
+        { name: 'operations', description: 'Health and readiness' },
+      ],
+    },
+    refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+}
+
+export default fp(docs, { name: 'docs' });

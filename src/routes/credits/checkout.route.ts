@@ -1,0 +1,82 @@
+import { type Static, Type } from '@sinclair/typebox';
+import { callerUserId } from '../../plugins/auth.ts';
+import { anySecurity, bearerSecurity, Envelope, errorResponses, Id, UserId } from '../../schemas.ts';
+import type { App } from '../../types.ts';
+
+const RedirectUrl = Type.String({
+  minLength: 1,
+  maxLength: 2048,
+  pattern: '^https?://[^\\s]+$',
+  description:
+    'Must be on an origin listed in CHECKOUT_ALLOWED_ORIGINS; `{CHECKOUT_SESSION_ID}` is passed through for Stripe to fill',
+});
+
+const checkoutFields = {
+  packageId: Id,
+  successUrl: Type.Optional(RedirectUrl),
+  cancelUrl: Type.Optional(RedirectUrl),
+};
+
+export const CheckoutBody = Type.Object(checkoutFields, { additionalProperties: false });
+export const ApiCheckoutBody = Type.Object(
+  { userId: UserId, ...checkoutFields },
+  { additionalProperties: false },
+);
+
+export const CheckoutSessionSchema = Type.Object(
+  {
+    sessionId: Type.String({ description: 'The Stripe Checkout Session id' }),
+    url: Type.String({ description: "Stripe's hosted payment page: redirect the user here" }),
+    purchaseId: Type.String({ description: 'The pending purchase; the Stripe webhook completes it' }),
+    package: Type.Object({
+      id: Type.String(),
+      name: Type.String(),
+      credits: Type.Integer(),
+      priceCents: Type.Integer({ description: "In the currency's minor units" }),
+      currency: Type.String(),
+    }),
+  },
+  { $id: 'CheckoutSession' },
+);
+export type CheckoutSessionSchema = Static<typeof CheckoutSessionSchema>;
+
+const description =
+  'Creates a `pending` purchase and a Stripe Checkout Session (`mode=payment`) for it. ' +
+  'Credits are granted by the Stripe webhook once the payment succeeds. ' +
+  '503 when Stripe is not configured or unreachable (the purchase is then marked `failed`).';
+
+/** Stripe Checkout for a credit package: for the caller (user JWT), or for a user (API key `checkout:create`). */
+export default async function checkoutRoutes(app: App) {
+  app.post(
+    '/credits/checkout',
+    {
+      onRequest: app.authorize(['user']),
+      schema: {
+        tags: ['credits'],
+        summary: 'Start a Stripe Checkout for the caller',
+        description,
+        security: bearerSecurity,
+        body: CheckoutBody,
+        response: { 201: Envelope(CheckoutSessionSchema), ...errorResponses },
+      },
+    },
+    async (request, reply) =>
+      reply.ok(await app.services.checkout.create({ ...request.body, userId: callerUserId(request) }), 201),
+  );
+
+  app.post(
+    '/credits/checkout/api',
+    {
+      onRequest: app.authorize(['checkout:create']),
+      schema: {
+        tags: ['credits'],
+        summary: 'Start a Stripe Checkout for the user given in the body (backend services)',
+        description,
+        security: anySecurity,
+        body: ApiCheckoutBody,
+        response: { 201: Envelope(CheckoutSessionSchema), ...errorResponses },
+      },
+    },
+    async (request, reply) => reply.ok(await app.services.checkout.create(request.body), 201),
+  );
+}

@@ -1,0 +1,47 @@
+import { Type } from '@sinclair/typebox';
+import { callerUserId } from '../../plugins/auth.ts';
+import {
+  BalanceSchema,
+  bearerSecurity,
+  Envelope,
+  errorResponses,
+  Id,
+  LedgerEntrySchema,
+  PurchaseSchema,
+} from '../../schemas.ts';
+import type { App } from '../../types.ts';
+
+/**
+ * DEV ONLY. Registered only when ALLOW_DEV_PURCHASES=true (never in production: the config refuses it),
+ * so otherwise it is a 404 like any unknown route and absent from /docs/json.
+ */
+export default async function devPurchaseRoutes(app: App) {
+  app.post(
+    '/credit-packages/purchase',
+    {
+      onRequest: app.authorize(['user']),
+      schema: {
+        tags: ['packages'],
+        summary: 'DEV ONLY: grant a package without payment',
+        description:
+          'Exists only in test and development environments, when the service runs with ALLOW_DEV_PURCHASES=true; ' +
+          'never in production (the service refuses to start with NODE_ENV=production and ALLOW_DEV_PURCHASES=true). ' +
+          'Elsewhere it answers 404 like any unknown route. Grants the package to the caller at once (source `dev`).',
+        security: bearerSecurity,
+        body: Type.Object({ packageId: Id }, { additionalProperties: false }),
+        response: {
+          201: Envelope(
+            Type.Object({
+              purchase: PurchaseSchema,
+              entry: LedgerEntrySchema,
+              balance: BalanceSchema.properties.balance,
+            }),
+          ),
+          ...errorResponses,
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.ok(await app.services.packages.devPurchase(callerUserId(request), request.body.packageId), 201),
+  );
+}

@@ -1,0 +1,65 @@
+import { createHash } from 'node:crypto';
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { unauthorized, unavailable } from '../../errors.ts';
+import { safeEqual } from '../../plugins/metrics.ts';
+import { Envelope, errorResponses } from '../../schemas.ts';
+import {
+  RevenuecatDeliveryResult,
+  RevenuecatWebhookBody,
+} from '../../services/revenuecat-webhook.service.ts';
+import type { App } from '../../types.ts';
+
+// Hashing both sides first makes the comparison constant-time in the length of the secret as well.
+const digest = (value: string) => createHash('sha256').update(value).digest('hex');
+
+/** POST /webhooks/revenuecat: RevenueCat sends the Authorization value configured in its dashboard. */
+export default async function revenuecatWebhookRoutes(app: App) {
+  const expected = app.config.revenuecat.webhookAuth;
+  const expectedDigest = expected ? digest(expected) : undefined;
+
+  // onRequest: checked before the body is parsed, so an unauthenticated caller learns nothing about it.
+  const authorize = async (request: FastifyRequest) => {
+    if (!expectedDigest) {
+      throw unavailable('The RevenueCat webhook is not configured (REVENUECAT_WEBHOOK_AUTH is unset)');
+    }
+    if (!safeEqual(digest(request.headers.authorization ?? ''), expectedDigest)) {
+      throw unauthorized('Missing or wrong Authorization for the RevenueCat webhook');
+    }
+  };
+
+  app.post(
+    '/revenuecat',
+    {
+      onRequest: authorize,
+      schema: {
+        tags: ['webhooks'],
+        summary: 'RevenueCat webhook',
+        description:
+          'Receives RevenueCat events. `Authorization` must equal `REVENUECAT_WEBHOOK_AUTH` (unset: 503). ' +
+          'Every accepted delivery answers 200: processed, ignored (sandbox, unmapped product, types without ' +
+          'a credit effect) or a duplicate event id. NON_RENEWING_PURCHASE, INITIAL_PURCHASE and RENEWAL grant ' +
+          "the package's credits once per store transaction; CANCELLATION with cancel_reason CUSTOMER_SUPPORT " +
+          'takes them back; REFUND_REVERSED grants back what the refund took.',
+        headers: Type.Object({
+          authorization: Type.Optional(
+            Type.String({
+              description: 'The value set in the RevenueCat dashboard (REVENUECAT_WEBHOOK_AUTH)',
+            }),
+          ),
+        }),
+        body: RevenuecatWebhookBody,
+        response: { 200: Envelope(RevenuecatDeliveryResult), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const result = await app.services.revenuecatWebhook.handle(request.body);
+      app.metrics.webhooks.inc({ provider: 'revenuecat', outcome: result.outcome });
+      request.log.info(
+        { eventId: result.eventId, type: result.type, outcome: result.outcome, note: result.note },
+        'revenuecat event',
+      );
+      return reply.ok(result, 200);
+    },
+  );
+}

@@ -1,0 +1,175 @@
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
+
+/** Shared TypeBox schemas: envelope, pagination, ids and the API's resources. */
+
+export const Id = Type.String({ minLength: 1, maxLength: 128 });
+export const UserId = Type.String({ minLength: 1, maxLength: 255, pattern: '^[^\\s/]+$' });
+export const Timestamp = Type.String({ format: 'date-time' });
+/** Credits and minor units: integers from 1 (or 0) to 2^53-1, so they stay exact in JSON and in JS. */
+export const PositiveAmount = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
+export const NonNegativeAmount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
+export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.Unknown(), {
+  description: 'Free-form JSON object stored with the entry',
+});
+
+export function Envelope<T extends TSchema>(data: T) {
+  return Type.Object({
+    isSuccess: Type.Literal(true),
+    statusCode: Type.Integer(),
+    data,
+    errors: Type.Array(Type.String(), { maxItems: 0 }),
+    timestamp: Timestamp,
+  });
+}
+
+export const ErrorEnvelope = Type.Object(
+  {
+    isSuccess: Type.Literal(false),
+    statusCode: Type.Integer(),
+    code: Type.String({ description: 'Machine-readable error code' }),
+    data: Type.Null(),
+    errors: Type.Array(Type.String()),
+    timestamp: Timestamp,
+  },
+  { $id: 'ErrorEnvelope' },
+);
+
+/** Error responses every route can give; spread into a route's `response`. */
+export const errorResponses = {
+  '4xx': Type.Ref(ErrorEnvelope),
+  '5xx': Type.Ref(ErrorEnvelope),
+};
+
+export const PageQuery = Type.Object(
+  {
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
+    cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
+  },
+  { additionalProperties: false },
+);
+export type PageQuery = Static<typeof PageQuery>;
+
+export function Page<T extends TSchema>(item: T) {
+  return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
+}
+
+export const UserIdParams = Type.Object({ userId: UserId });
+export const IdParams = Type.Object({ id: Id });
+
+export const Scope = Type.Union([
+  Type.Literal('checkout:create'),
+  Type.Literal('credits:debit'),
+  Type.Literal('balances:read'),
+  Type.Literal('ledger:read'),
+  Type.Literal('packages:write'),
+]);
+export type Scope = Static<typeof Scope>;
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+export const LedgerEntrySchema = Type.Object(
+  {
+    id: Type.String(),
+    userId: Type.String(),
+    type: Type.Union([
+      Type.Literal('grant'),
+      Type.Literal('debit'),
+      Type.Literal('reversal'),
+      Type.Literal('expiry'),
+    ]),
+    amount: Type.Integer({
+      description: 'Signed: positive for grants, negative for debits, reversals and expiries',
+    }),
+    balanceAfter: Type.Integer(),
+    source: Type.Union([
+      Type.Literal('stripe'),
+      Type.Literal('revenuecat'),
+      Type.Literal('dev'),
+      Type.Literal('api'),
+    ]),
+    purchaseId: Nullable(Type.String()),
+    reason: Nullable(Type.String()),
+    idempotencyKey: Nullable(Type.String()),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    createdAt: Timestamp,
+  },
+  { $id: 'LedgerEntry' },
+);
+
+export const BalanceSchema = Type.Object(
+  {
+    userId: Type.String(),
+    balance: Type.Integer({ minimum: 0 }),
+    updatedAt: Nullable(Timestamp),
+    expiringSoon: Type.Array(Type.Object({ credits: Type.Integer(), expiresAt: Timestamp }), {
+      description: 'Remaining credits that have an expiry, summed per expiry time, soonest first, at most 10',
+    }),
+  },
+  { $id: 'Balance' },
+);
+
+export const AccountSchema = Type.Object({
+  userId: Type.String(),
+  balance: Type.Integer({ minimum: 0 }),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+export const PackageSchema = Type.Object(
+  {
+    id: Type.String(),
+    name: Type.String(),
+    description: Nullable(Type.String()),
+    credits: Type.Integer({ minimum: 1 }),
+    price: Type.Integer({ minimum: 0, description: "In the currency's minor units" }),
+    currency: Type.String({ description: 'ISO 4217, lower case' }),
+    isActive: Type.Boolean(),
+    stripePriceId: Nullable(Type.String()),
+    revenuecatProductIds: Type.Array(Type.String()),
+    creditExpiryDays: Nullable(
+      Type.Integer({ description: 'Credits expire this many days after the grant; null: never' }),
+    ),
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  },
+  { $id: 'Package' },
+);
+
+export const PurchaseStatusSchema = Type.Union(
+  ['pending', 'completed', 'failed', 'expired', 'refunded', 'partially_refunded', 'disputed'].map((s) =>
+    Type.Literal(s),
+  ),
+);
+
+export const PurchaseSchema = Type.Object(
+  {
+    id: Type.String(),
+    userId: Type.String(),
+    packageId: Type.String(),
+    provider: Type.Union([Type.Literal('stripe'), Type.Literal('revenuecat'), Type.Literal('dev')]),
+    providerRef: Nullable(Type.String()),
+    status: PurchaseStatusSchema,
+    credits: Type.Integer(),
+    price: Type.Integer(),
+    currency: Type.String(),
+    creditsReversed: Type.Integer(),
+    createdAt: Timestamp,
+    completedAt: Nullable(Timestamp),
+  },
+  { $id: 'Purchase' },
+);
+
+export const DebitBody = Type.Object(
+  {
+    amount: PositiveAmount,
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
+
+type Security = { [scheme: string]: string[] }[];
+/** OpenAPI security of routes that take a JWT (or an API key in `Authorization: Bearer`). */
+export const bearerSecurity: Security = [{ bearer: [] }];
+/** OpenAPI security of routes that also take an API key in `x-api-key`. */
+export const anySecurity: Security = [{ bearer: [] }, { apiKey: [] }];

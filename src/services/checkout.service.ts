@@ -1,0 +1,146 @@
+import type Stripe from 'stripe';
+import type { Config } from '../config.ts';
+import type { Db } from '../db/database.ts';
+import { findPackage } from '../db/packages.repository.ts';
+import { insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
+import { badRequest, conflict, notFound, unavailable } from '../errors.ts';
+import { newId } from './ids.ts';
+
+export interface CheckoutInput {
+  userId: string;
+  packageId: string;
+  successUrl?: string;
+  cancelUrl?: string;
+}
+
+export interface CheckoutSession {
+  sessionId: string;
+  url: string;
+  purchaseId: string;
+  package: { id: string; name: string; credits: number; priceCents: number; currency: string };
+}
+
+/** Why a Checkout Session could not be created, for the log (the client gets a plain 503). */
+function describeStripeError(err: unknown): string {
+  const e = err as { type?: unknown; statusCode?: unknown; message?: unknown };
+  const kind = typeof e?.type === 'string' ? e.type : 'error';
+  return `${kind}${typeof e?.statusCode === 'number' ? ` (HTTP ${e.statusCode})` : ''}`;
+}
+
+/**
+ * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
+ * Checkout Session that points back at it. The webhook, not this call, grants the credits.
+ */
+export function createCheckoutService(db: Db, config: Config, stripe: Stripe | null) {
+  const { allowedOrigins } = config.checkout;
+
+  /** A redirect from the request must be on an allowed origin (no open redirects); else the configured default. */
+  function redirectUrl(given: string | undefined, fallback: string | undefined, field: string, env: string) {
+    if (given !== undefined) {
+      let origin: string;
+      try {
+        origin = new URL(given).origin;
+      } catch {
+        throw badRequest(`body.${field} is not a valid URL`);
+      }
+      if (!allowedOrigins.includes(origin)) {
+        throw badRequest(
+          `body.${field} must be on an allowed origin (CHECKOUT_ALLOWED_ORIGINS); ${origin} is not one`,
+        );
+      }
+      // The string goes to Stripe as given: `{CHECKOUT_SESSION_ID}` must stay literal for Stripe to fill.
+      return given;
+    }
+    if (fallback) return fallback;
+    throw badRequest(`body.${field} is required: ${env} is not configured`);
+  }
+
+  return {
+    async create(input: CheckoutInput): Promise<CheckoutSession> {
+      if (!stripe) throw unavailable('Stripe is not configured: checkout is unavailable');
+      const successUrl = redirectUrl(
+        input.successUrl,
+        config.checkout.successUrl,
+        'successUrl',
+        'CHECKOUT_SUCCESS_URL',
+      );
+      const cancelUrl = redirectUrl(
+        input.cancelUrl,
+        config.checkout.cancelUrl,
+        'cancelUrl',
+        'CHECKOUT_CANCEL_URL',
+      );
+
+      const pkg = await findPackage(db, input.packageId);
+      if (!pkg) throw notFound('Credit package');
+      if (!pkg.is_active) throw conflict('Credit package is not active');
+      const purchase = await insertPurchase(db, {
+        id: newId('pur'),
+        userId: input.userId,
+        pkg,
+        provider: 'stripe',
+        providerRef: null,
+        status: 'pending',
+      }).catch((err: { code?: string }) => {
+        // The package was deleted between the read and the insert.
+        if (err?.code === '23503') throw notFound('Credit package');
+        throw err;
+      });
+
+      const metadata = { purchaseId: purchase.id, userId: purchase.user_id, packageId: pkg.id };
+      const lineItem: Stripe.Checkout.SessionCreateParams.LineItem = pkg.stripe_price_id
+        ? { price: pkg.stripe_price_id, quantity: 1 }
+        : {
+            price_data: {
+              currency: purchase.currency,
+              unit_amount: purchase.price,
+              product_data: { name: pkg.name, ...(pkg.description ? { description: pkg.description } : {}) },
+            },
+            quantity: 1,
+          };
+
+      let session: Stripe.Checkout.Session;
+      try {
+        session = await stripe.checkout.sessions.create(
+          {
+            mode: 'payment',
+            line_items: [lineItem],
+            client_reference_id: purchase.id,
+            metadata,
+            payment_intent_data: { metadata },
+            success_url: successUrl,
+            cancel_url: cancelUrl,
+          },
+          // Derived from the purchase: the SDK's retries (and ours) can never open a second session for it.
+          { idempotencyKey: `checkout-session:${purchase.id}` },
+        );
+        if (!session.url) throw new Error('Stripe returned a Checkout Session without a url');
+      } catch (err) {
+        // No purchase stays pending forever: this one will never be paid.
+        await updatePurchase(db, purchase.id, { status: 'failed' }).catch(() => {});
+        const error = unavailable(
+          'Stripe is unavailable: the Checkout Session could not be created; retry later',
+        );
+        error.cause = err;
+        error.message = `${error.message} [${describeStripeError(err)}]`;
+        throw error;
+      }
+
+      await updatePurchase(db, purchase.id, { provider_ref: session.id });
+      return {
+        sessionId: session.id,
+        url: session.url,
+        purchaseId: purchase.id,
+        package: {
+          id: pkg.id,
+          name: pkg.name,
+          credits: purchase.credits,
+          priceCents: purchase.price,
+          currency: purchase.currency,
+        },
+      };
+    },
+  };
+}
+
+export type CheckoutService = ReturnType<typeof createCheckoutService>;

@@ -1,0 +1,171 @@
+import net from 'node:net';
+import { sql } from 'kysely';
+import type { LightMyRequestResponse } from 'fastify';
+import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import {
+  asAdmin,
+  asUser,
+  buildTestApp,
+  createApiKey,
+  createTestDatabase,
+  grant,
+  type TestApp,
+} from '../helpers/app.ts';
+
+/** A TCP proxy in front of the test Postgres that a test can cut and restore, like a network partition. */
+class DatabaseProxy {
+  readonly target: { host: string; port: number };
+  port = 0;
+  private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
+
+  constructor(target: { host: string; port: number }) {
+    this.target = target;
+  }
+
+  async start(port = 0): Promise<void> {
+    const server = net.createServer((client) => {
+      const upstream = net.connect(this.target.port, this.target.host);
+      for (const s of [client, upstream]) {
+        this.sockets.add(s);
+        s.on('close', () => this.sockets.delete(s));
+        s.on('error', () => {
+          client.destroy();
+          upstream.destroy();
+        });
+      }
+      client.pipe(upstream).pipe(client);
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, '127.0.0.1', () => resolve());
+    });
+    // Never the reason the test worker stays alive.
+    server.unref();
+    this.server = server;
+    this.port = (server.address() as net.AddressInfo).port;
+  }
+
+  /** Stops listening and cuts every open connection: the database is unreachable. */
+  async cut(): Promise<void> {
+    const server = this.server;
+    this.server = undefined;
+    const closed = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
+    await closed;
+  }
+
+  /** Listens again on the same port. */
+  async restore(): Promise<void> {
+    await this.start(this.port);
+  }
+}
+
+function expectUnavailable(res: LightMyRequestResponse) {
+  expect(res.statusCode).toBe(503);
+  const body = res.json();
+  expect(body).toMatchObject({
+    isSuccess: false,
+    statusCode: 503,
+    code: 'service_unavailable',
+    data: null,
+  });
+  expect(body.errors.length).toBeGreaterThan(0);
+  // No internals: no connection details, no driver messages.
+  expect(res.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|terminated|stack/i);
+}
+
+describe('while the database is down', () => {
+  let t: TestApp;
+  let proxy: DatabaseProxy;
+  let key: string;
+
+  beforeAll(async () => {
+    const realUrl = new URL(await createTestDatabase());
+    proxy = new DatabaseProxy({ host: realUrl.hostname, port: Number(realUrl.port || 5432) });
+    await proxy.start();
+    const viaProxy = new URL(realUrl);
+    viaProxy.hostname = '127.0.0.1';
+    viaProxy.port = String(proxy.port);
+    t = await buildTestApp({}, viaProxy.toString(), {
+      beforeReady: (app) => {
+        // A request that is surely in flight when the connection is cut.
+        app.get('/api/v1/test/slow-query', async (_request, reply) => {
+          await sql`select pg_sleep(0.5)`.execute(app.db);
+          return reply.ok({ slept: true });
+        });
+      },
+    });
+    // The helper's own pool goes through the proxy too; its idle clients die with each cut.
+    t.pg.on('error', () => {});
+    await grant(t.app, 'down_user', 7);
+    key = await createApiKey(t.app, ['balances:read']);
+  });
+
+  const reads = () => [
+    t.app.inject({ method: 'GET', url: '/readyz' }),
+    t.app.inject({ method: 'GET', url: '/api/v1/credits/balance', headers: asUser('down_user') }),
+    t.app.inject({ method: 'GET', url: '/api/v1/accounts/down_user/balance', headers: { 'x-api-key': key } }),
+  ];
+  const debit = (idempotencyKey: string) =>
+    t.app.inject({
+      method: 'POST',
+      url: '/api/v1/accounts/down_user/debits',
+      headers: { ...asAdmin(), 'idempotency-key': idempotencyKey },
+      payload: { amount: 2 },
+    });
+  const requests = () => [...reads(), debit('down-1')];
+
+  it('answers 503 service_unavailable (not 500), then recovers without a restart', async () => {
+    const up = await Promise.all(reads());
+    for (const res of up) expect(res.statusCode).toBe(200);
+
+    await proxy.cut();
+    // Several rounds: the first meets pooled connections that just died, later ones meet refused connects.
+    for (let round = 0; round < 3; round++) {
+      for (const res of await Promise.all(requests())) expectUnavailable(res);
+    }
+    // The process is alive and says so.
+    expect((await t.app.inject({ method: 'GET', url: '/healthz' })).statusCode).toBe(200);
+
+    await proxy.restore();
+    const [ready, own, viaKey] = await Promise.all(reads());
+    expect(ready?.statusCode).toBe(200);
+    expect(own?.statusCode).toBe(200);
+    expect(own?.json().data.balance).toBe(7);
+    expect(viaKey?.statusCode).toBe(200);
+    const spent = await debit('down-1');
+    expect(spent.statusCode).toBe(201);
+    expect(spent.json().data.balance).toBe(5);
+
+    // The refused debits wrote nothing: one debit in the ledger.
+    const { rows } = await t.pg.query(
+      "select count(*)::int as n from ledger_entries where user_id = 'down_user' and type = 'debit'",
+    );
+    expect(rows[0].n).toBe(1);
+  });
+
+  it('answers 503 when the connection drops in the middle of a query, and the process survives', async () => {
+    // In production an uncaught exception stops the service: a dropped connection must not raise one.
+    const uncaught: unknown[] = [];
+    const record = (err: unknown) => uncaught.push(err);
+    process.on('uncaughtException', record);
+    onTestFinished(() => {
+      process.off('uncaughtException', record);
+    });
+    const slow = t.app.inject({ method: 'GET', url: '/api/v1/test/slow-query' });
+    const others = [...reads(), debit('down-2')];
+    await new Promise((r) => setTimeout(r, 150));
+    await proxy.cut();
+    expectUnavailable(await slow);
+    // Cut while these were in flight or done: never a 500.
+    for (const res of await Promise.all(others)) expect([200, 201, 503]).toContain(res.statusCode);
+
+    await proxy.restore();
+    expect((await t.app.inject({ method: 'GET', url: '/readyz' })).statusCode).toBe(200);
+    const again = await t.app.inject({ method: 'GET', url: '/api/v1/test/slow-query' });
+    expect(again.statusCode).toBe(200);
+    expect(uncaught).toEqual([]);
+  });
+});
