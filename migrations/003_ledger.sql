@@ -159,39 +159,69 @@ begin
 end $$;
 
 -- Spends credits: never below zero, never an expired lot, soonest-expiring lots first, then the oldest.
+-- The hot path, so it is one function with no nested calls: the lots are read once, in spend order, and
+-- the due ones (they sort first) are expired on the way, as credits_expire_due would.
 create function credits_debit(p_user text, p_amount bigint, p_key text, p_hash text, p_reason text,
                               p_metadata jsonb, p_source text default 'api')
 returns ledger_result language plpgsql as $$
 declare
-  early ledger_result;
   bal bigint;
+  prior jsonb;
   lot record;
   left_to_take bigint := p_amount;
   take bigint;
+  expired bigint := 0;
   ts timestamptz;
   new_entry jsonb;
 begin
-  early := credits_lock_account(p_user, false, p_key, p_hash);
-  if early.outcome is not null then return early; end if;
-  perform credits_expire_due(p_user);
-  select balance into bal from accounts where user_id = p_user;
-  if bal < p_amount then
-    return ('insufficient', bal, null)::ledger_result;
+  select balance into bal from accounts where user_id = p_user for update;
+  if not found then
+    return ('insufficient', 0, null)::ledger_result;
+  end if;
+  -- Read once the lock is held: a debit that queued behind another must not be dated before it.
+  ts := clock_timestamp();
+  if p_key is not null then
+    select to_jsonb(l) into prior from ledger_entries l where user_id = p_user and idempotency_key = p_key;
+    if found then
+      -- A replay answers the first result again: the balance right after that entry, not today's.
+      if prior->>'request_hash' is not distinct from p_hash then
+        return ('replayed', (prior->>'balance_after')::bigint, prior)::ledger_result;
+      end if;
+      return ('key_reused', bal, prior)::ledger_result;
+    end if;
   end if;
   for lot in
-    select id, remaining from credit_lots where user_id = p_user and not empty
+    select id, remaining, expires_at, source, purchase_id from credit_lots
+    where user_id = p_user and not empty
     order by expires_at, id for update
   loop
+    if lot.expires_at <= ts then
+      update credit_lots set remaining = 0 where user_id = p_user and id = lot.id;
+      bal := bal - lot.remaining;
+      expired := expired + lot.remaining;
+      insert into ledger_entries (user_id, type, amount, balance_after, source, purchase_id, reason, metadata,
+                                  created_at)
+      values (p_user, 'expiry', -lot.remaining, bal, lot.source, lot.purchase_id, 'Credits expired',
+              jsonb_build_object('lotId', lot.id::text, 'expiredAt', lot.expires_at), ts);
+      continue;
+    end if;
+    -- The first lot that is not due: the spendable balance is known, and nothing is taken when it is short.
+    exit when bal < p_amount;
     take := least(left_to_take, lot.remaining);
     update credit_lots set remaining = remaining - take where user_id = p_user and id = lot.id;
     left_to_take := left_to_take - take;
     exit when left_to_take = 0;
   end loop;
   if left_to_take > 0 then
+    if bal < p_amount then
+      if expired > 0 then
+        update accounts set balance = bal, updated_at = ts where user_id = p_user;
+      end if;
+      return ('insufficient', bal, null)::ledger_result;
+    end if;
     raise exception 'credit lots of % do not cover the balance', p_user;
   end if;
   bal := bal - p_amount;
-  ts := clock_timestamp();
   update accounts set balance = bal, updated_at = ts where user_id = p_user;
   insert into ledger_entries (user_id, type, amount, balance_after, source, reason, idempotency_key, request_hash,
                               metadata, created_at)

@@ -61,6 +61,33 @@ describe('concurrent debits of one account', () => {
     expect(await inconsistentAccounts(app)).toEqual([]);
   });
 
+  it('a debit that queued on the account lock is dated after the entry it waited for', async () => {
+    await grant(app, 'queued_user', 10);
+    const holder = await t.pg.connect();
+    try {
+      await holder.query('begin');
+      await holder.query(`select 1 from accounts where user_id = 'queued_user' for update`);
+      const waiting = debit(app, key, 'queued_user', { amount: 1 }, 'queued-late');
+      await new Promise((r) => setTimeout(r, 100)); // the service's debit is now waiting for the lock
+      await holder.query(`select credits_debit('queued_user', 2, 'queued-first', null, null, '{}'::jsonb)`);
+      await holder.query('commit');
+      expect((await waiting).statusCode).toBe(201);
+    } finally {
+      holder.release();
+    }
+    const rows = await entryRows(t.pg, 'queued_user');
+    expect(rows.map((e) => [e.idempotency_key, e.balance_after])).toEqual([
+      [expect.any(String), 10],
+      ['queued-first', 8],
+      ['queued-late', 7],
+    ]);
+    // Entries in id order are in time order too, so the balance at a time is the one the chain gives.
+    const [first, late] = [rows[1], rows[2]];
+    expect(late?.created_at.getTime()).toBeGreaterThanOrEqual(first?.created_at.getTime() ?? Infinity);
+    const at = first?.created_at.toISOString() ?? '';
+    expect((await balanceOf(app, 'queued_user', at)).balance).toBe(8);
+  });
+
   it('mixed amounts, replays and refusals: every request gets its own answer and the ledger adds up', async () => {
     await grant(app, 'mixed_user', 100);
     const requests = [
