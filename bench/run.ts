@@ -48,6 +48,8 @@ function benchConfig(env = process.env) {
     pgbenchClients: int('BENCH_PGBENCH_CLIENTS', 16),
     accounts: int('BENCH_ACCOUNTS', 2000),
     poolSize: int('BENCH_POOL_SIZE', 20),
+    /** The service's DEBIT_CALLS_IN_FLIGHT; unset: its default. */
+    debitCallsInFlight: env.BENCH_DEBIT_CALLS_IN_FLIGHT ? int('BENCH_DEBIT_CALLS_IN_FLIGHT', 4) : undefined,
     logLevel: env.BENCH_LOG_LEVEL || 'warn',
     keepDatabase: env.BENCH_KEEP_DB === '1',
     pgbench: env.PGBENCH || undefined,
@@ -348,6 +350,7 @@ async function main() {
         PORT: String(port),
         DATABASE_URL: database.url,
         DATABASE_POOL_SIZE: String(cfg.poolSize),
+        ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
         JWT_SECRET: randomBytes(32).toString('hex'),
         LOG_LEVEL: cfg.logLevel,
       },

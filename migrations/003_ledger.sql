@@ -230,17 +230,29 @@ begin
   return ('created', bal, new_entry)::ledger_result;
 end $$;
 
--- Several debits of one account in one transaction, in order, each a full credits_debit (its own entry,
--- replay and 402). The service sends the debits that queued behind one in flight for the same account, so a
--- busy account pays one lock hand-over and one commit per batch instead of per debit.
-create function credits_debit_many(p_user text, p_items jsonb)
-returns setof ledger_result language plpgsql as $$
+-- Debits of any accounts in one transaction: the service's group commit. Each item is a full credits_debit
+-- (its own entry, replay and 402), so the results are what the debits would give one by one; the batch
+-- shares one commit (one WAL flush) and one round trip. Items run in user_id order, then in the order
+-- given: every batch locks accounts in the same order, so batches that share accounts queue, never
+-- deadlock, and one account's debits keep the order they arrived in. `n` is the item's 1-based position.
+create function credits_debit_many(p_items jsonb)
+returns table (n bigint, outcome text, balance bigint, entry jsonb) language plpgsql as $$
+#variable_conflict use_column
 declare
-  item jsonb;
+  item record;
+  r ledger_result;
 begin
-  for item in select value from jsonb_array_elements(p_items) with ordinality e(value, n) order by n loop
-    return next credits_debit(p_user, (item->>'amount')::bigint, item->>'key', item->>'hash', item->>'reason',
-                              item->'metadata');
+  for item in
+    select e.value as v, e.n as pos from jsonb_array_elements(p_items) with ordinality e(value, n)
+    order by e.value->>'user', e.n
+  loop
+    r := credits_debit(item.v->>'user', (item.v->>'amount')::bigint, item.v->>'key', item.v->>'hash',
+                       item.v->>'reason', item.v->'metadata');
+    n := item.pos;
+    outcome := r.outcome;
+    balance := r.balance;
+    entry := r.entry;
+    return next;
   end loop;
 end $$;
 

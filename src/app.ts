@@ -34,9 +34,13 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 
 function createServices(database: DatabaseHandle, config: Config, app: App) {
   const { db } = database;
-  const ledger = createLedgerService(db, database.prepared, (entry) =>
-    app.metrics.credits.inc({ type: entry.type, source: entry.source }),
-  );
+  const ledger = createLedgerService(db, database.prepared, {
+    debitCallsInFlight: config.debitCallsInFlight,
+    onEntry: (entry) => app.metrics.credits.inc({ type: entry.type, source: entry.source }),
+    onDebitCall: (size) => app.metrics.debitBatchSize.observe(size),
+    onDebitBatchError: (err, size) =>
+      app.log.warn({ err, size }, 'a debit batch failed; its debits are retried one by one'),
+  });
   return {
     apiKeys: createApiKeysService(db),
     ledger,

@@ -39,6 +39,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
   RATE_LIMIT_API_KEY_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+  DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -49,6 +50,8 @@ export interface Config {
   readonly logLevel: string;
   readonly databaseUrl: string | undefined;
   readonly databasePoolSize: number;
+  /** Debit calls to Postgres at once per process; debits beyond wait and share the next call's commit. */
+  readonly debitCallsInFlight: number;
   readonly dataDir: string;
   readonly jwt: {
     readonly secret: string | undefined;
@@ -158,6 +161,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
+    debitCallsInFlight: env.DEBIT_CALLS_IN_FLIGHT,
     dataDir: env.DATA_DIR,
     jwt: Object.freeze({
       secret: env.JWT_SECRET ?? (env.JWT_PUBLIC_KEY ? undefined : DEV_JWT_SECRET),

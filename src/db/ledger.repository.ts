@@ -46,14 +46,14 @@ export async function callDebit(q: PreparedQuery, a: DebitArgs): Promise<LedgerR
   return rows[0] as LedgerResult;
 }
 
-/** Debits of one user in one transaction, in order; one result per debit. */
-export async function callDebitMany(
-  q: PreparedQuery,
-  userId: string,
-  items: DebitArgs[],
-): Promise<LedgerResult[]> {
+/**
+ * Debits of any users in one transaction (see credits_debit_many); one result per item, in the order given.
+ * A failure rolls back the whole batch.
+ */
+export async function callDebitMany(q: PreparedQuery, items: DebitArgs[]): Promise<LedgerResult[]> {
   const payload = JSON.stringify(
     items.map((i) => ({
+      user: i.userId,
       amount: i.amount,
       key: i.key,
       hash: i.hash,
@@ -61,12 +61,14 @@ export async function callDebitMany(
       metadata: i.metadata ?? {},
     })),
   );
-  return q<LedgerResult>(
+  const rows = await q<LedgerResult & { n: number }>(
     'credits_debit_many',
-    `select outcome, balance, entry
-     from credits_debit_many($1, $2::jsonb) with ordinality r(outcome, balance, entry, n) order by n`,
-    [userId, payload],
+    'select n, outcome, balance, entry from credits_debit_many($1::jsonb)',
+    [payload],
   );
+  const results: LedgerResult[] = [];
+  for (const { n, ...result } of rows) results[n - 1] = result;
+  return results;
 }
 
 export async function callGrant(

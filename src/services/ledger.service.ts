@@ -108,73 +108,107 @@ export interface GrantInput {
 
 export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
-/** The most debits of one account sent in one call. */
-const MAX_DEBIT_BATCH = 100;
+/** The most debits sent in one call. */
+const MAX_DEBIT_BATCH = 64;
+
+export interface LedgerServiceOptions {
+  /** Every entry written (not replays): metrics. */
+  onEntry?: (entry: LedgerEntry) => void;
+  /** Every debit call sent, with how many debits it carried: metrics. */
+  onDebitCall?: (size: number) => void;
+  /** A batch that failed as a whole (its debits are then retried one by one): logs. */
+  onDebitBatchError?: (err: unknown, size: number) => void;
+  /**
+   * How many debit calls run at once (DEBIT_CALLS_IN_FLIGHT). Beyond it, debits wait and leave together
+   * when a call returns: one transaction and one commit for all of them (group commit). Most of a lone
+   * debit's cost is its commit's WAL flush and its round trip (README, Benchmark).
+   */
+  debitCallsInFlight: number;
+}
+
+interface WaitingDebit {
+  args: DebitArgs;
+  resolve(r: LedgerResult): void;
+  reject(e: unknown): void;
+}
 
 /**
  * The one place credits move. Every operation is one SQL function call that locks the account row
  * first (then its lots), expires due lots, and writes the entry; callers may pass their transaction.
  */
-export function createLedgerService(
-  db: Db,
-  prepared: PreparedQuery,
-  onEntry: (entry: LedgerEntry) => void = () => {},
-) {
+export function createLedgerService(db: Db, prepared: PreparedQuery, options: LedgerServiceOptions) {
+  const { onEntry = () => {}, onDebitCall = () => {}, onDebitBatchError = () => {} } = options;
+  const maxInFlight = options.debitCallsInFlight;
   const written = (o: LedgerOutcome) => {
     if (!o.replayed) onEntry(o.entry);
     return o;
   };
 
-  // Users with a debit call in flight, and the debits that arrived for them meanwhile. Concurrent debits of
-  // one account would queue on its row lock in Postgres anyway, one commit each; queued here, they go in one
-  // call (one lock hand-over, one commit). A lone debit takes the plain path, unchanged.
-  const queued = new Map<
-    string,
-    { args: DebitArgs; resolve(r: LedgerResult): void; reject(e: unknown): void }[]
-  >();
+  // Debits wait here while maxInFlight calls are running, or while their user is in one: at low load each
+  // goes alone, at once. A user is in at most one call at a time, so a busy account's debits leave together
+  // (one lock hand-over, one commit for all of them) and in the order they arrived.
+  let waiting: WaitingDebit[] = [];
+  const busy = new Set<string>();
+  let inFlight = 0;
 
-  async function drain(userId: string) {
+  async function send(batch: WaitingDebit[]) {
+    onDebitCall(batch.length);
+    const [only] = batch;
+    if (batch.length === 1 && only) {
+      await callDebit(prepared, only.args).then(only.resolve, only.reject);
+      return;
+    }
+    let results: LedgerResult[] | undefined;
     try {
-      let queue = queued.get(userId);
-      while (queue && queue.length > 0) {
-        const batch = queue.splice(0, MAX_DEBIT_BATCH);
-        const first = batch[0];
-        if (batch.length === 1 && first) {
-          await callDebit(prepared, first.args).then(first.resolve, first.reject);
-        } else {
-          try {
-            const results = await callDebitMany(
-              prepared,
-              userId,
-              batch.map((b) => b.args),
-            );
-            batch.forEach((b, i) => {
-              const r = results[i];
-              if (r) b.resolve(r);
-              else b.reject(new Error('credits_debit_many returned too few results'));
-            });
-          } catch {
-            // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
-            for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);
-          }
-        }
-        queue = queued.get(userId);
-      }
+      results = await callDebitMany(
+        prepared,
+        batch.map((b) => b.args),
+      );
     } catch (err) {
-      for (const b of queued.get(userId) ?? []) b.reject(err);
-    } finally {
-      queued.delete(userId);
+      // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
+      onDebitBatchError(err, batch.length);
+      for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);
+      return;
+    }
+    batch.forEach((b, i) => {
+      const r = results[i];
+      if (r) b.resolve(r);
+      else b.reject(new Error('credits_debit_many returned too few results'));
+    });
+  }
+
+  /** The oldest waiting debits whose users are in no call, up to MAX_DEBIT_BATCH; the rest keep waiting. */
+  function takeBatch(): WaitingDebit[] {
+    const batch: WaitingDebit[] = [];
+    const rest: WaitingDebit[] = [];
+    for (const w of waiting) {
+      if (batch.length < MAX_DEBIT_BATCH && !busy.has(w.args.userId)) batch.push(w);
+      else rest.push(w);
+    }
+    waiting = rest;
+    return batch;
+  }
+
+  function pump() {
+    while (inFlight < maxInFlight && waiting.length > 0) {
+      const batch = takeBatch();
+      if (batch.length === 0) return;
+      const users = new Set(batch.map((b) => b.args.userId));
+      for (const user of users) busy.add(user);
+      inFlight++;
+      void send(batch).finally(() => {
+        for (const user of users) busy.delete(user);
+        inFlight--;
+        pump();
+      });
     }
   }
 
   function runDebit(args: DebitArgs): Promise<LedgerResult> {
-    const queue = queued.get(args.userId);
-    if (queue) return new Promise((resolve, reject) => queue.push({ args, resolve, reject }));
-    queued.set(args.userId, []);
-    const call = callDebit(prepared, args);
-    const next = () => void drain(args.userId);
-    call.then(next, next);
-    return call;
+    return new Promise((resolve, reject) => {
+      waiting.push({ args, resolve, reject });
+      pump();
+    });
   }
 
   return {

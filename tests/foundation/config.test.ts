@@ -41,6 +41,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       metricsToken: undefined,
       rateLimit: { perMinute: 600, apiKeyPerMinute: 0 },
+      debitCallsInFlight: 4,
       revenuecat: { webhookAuth: undefined, allowSandbox: false },
     });
     expect(config.jwt.secret).toBe(DEV_JWT_SECRET);
@@ -56,8 +57,10 @@ describe('loadConfig', () => {
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       ALLOW_DEV_PURCHASES: 'true',
       STRIPE_API_URL: 'http://127.0.0.1:12111',
+      DEBIT_CALLS_IN_FLIGHT: '2',
     });
     expect(config.port).toBe(8080);
+    expect(config.debitCallsInFlight).toBe(2);
     expect(config.rateLimit).toEqual({ perMinute: 0, apiKeyPerMinute: 50 });
     expect(config.corsOrigins).toEqual(['https://a.example.com', 'https://b.example.com']);
     expect(config.allowDevPurchases).toBe(true);
@@ -118,6 +121,7 @@ describe('loadConfig', () => {
       ['RATE_LIMIT_API_KEY_PER_MINUTE', '1.5'],
       ['RATE_LIMIT_PER_MINUTE', '1e2'],
       ['DATABASE_POOL_SIZE', '0'],
+      ['DEBIT_CALLS_IN_FLIGHT', '0'],
       ['STRIPE_API_URL', 'notaurl'],
       ['CHECKOUT_SUCCESS_URL', 'example.com/ok'],
       ['DATABASE_URL', 'mysql://db/credits'],
