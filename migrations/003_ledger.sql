@@ -66,7 +66,7 @@ create index credit_lots_due on credit_lots (expires_at) where not empty and exp
 
 -- The result of every money-moving function: what happened, the balance after, and the entry.
 create type ledger_result as (
-  outcome text,            -- created | replayed | key_reused | insufficient
+  outcome text,            -- created | replayed | key_reused | insufficient (| locked: see credits_lock_account)
   balance bigint,
   entry jsonb              -- the ledger entry written (or replayed), as to_jsonb(ledger_entries)
 );
@@ -128,10 +128,9 @@ begin
   return next;
 end $$;
 
--- Locks the account (creating it when asked) and answers a replay of an idempotency key.
--- Returns null when the caller should go on; the lock order is always: account row, then its lots.
--- Callers test `early.outcome is not null`: a row value IS NOT NULL only when every field is, and
--- ('insufficient', 0, null) has a null entry.
+-- Locks the account (creating it when asked) and answers a replay of an idempotency key: the one place
+-- the replay rule lives. Returns ('locked', balance, null) when the caller should go on, holding the lock;
+-- anything else is the caller's answer. The lock order is always: account row, then its lots.
 create function credits_lock_account(p_user text, p_create boolean, p_key text, p_hash text)
 returns ledger_result language plpgsql as $$
 declare
@@ -155,18 +154,18 @@ begin
       return ('key_reused', bal, prior)::ledger_result;
     end if;
   end if;
-  return null;
+  return ('locked', bal, null)::ledger_result;
 end $$;
 
 -- Spends credits: never below zero, never an expired lot, soonest-expiring lots first, then the oldest.
--- The hot path, so it is one function with no nested calls: the lots are read once, in spend order, and
--- the due ones (they sort first) are expired on the way, as credits_expire_due would.
+-- The lots are read once, in spend order, and the due ones (they sort first) are expired on the way, as
+-- credits_expire_due would: the hot path does not call it.
 create function credits_debit(p_user text, p_amount bigint, p_key text, p_hash text, p_reason text,
                               p_metadata jsonb, p_source text default 'api')
 returns ledger_result language plpgsql as $$
 declare
+  early ledger_result;
   bal bigint;
-  prior jsonb;
   lot record;
   left_to_take bigint := p_amount;
   take bigint;
@@ -174,22 +173,11 @@ declare
   ts timestamptz;
   new_entry jsonb;
 begin
-  select balance into bal from accounts where user_id = p_user for update;
-  if not found then
-    return ('insufficient', 0, null)::ledger_result;
-  end if;
+  early := credits_lock_account(p_user, false, p_key, p_hash);
+  if early.outcome <> 'locked' then return early; end if;
+  bal := early.balance;
   -- Read once the lock is held: a debit that queued behind another must not be dated before it.
   ts := clock_timestamp();
-  if p_key is not null then
-    select to_jsonb(l) into prior from ledger_entries l where user_id = p_user and idempotency_key = p_key;
-    if found then
-      -- A replay answers the first result again: the balance right after that entry, not today's.
-      if prior->>'request_hash' is not distinct from p_hash then
-        return ('replayed', (prior->>'balance_after')::bigint, prior)::ledger_result;
-      end if;
-      return ('key_reused', bal, prior)::ledger_result;
-    end if;
-  end if;
   for lot in
     select id, remaining, expires_at, source, purchase_id from credit_lots
     where user_id = p_user and not empty
@@ -267,7 +255,7 @@ declare
   new_entry jsonb;
 begin
   early := credits_lock_account(p_user, true, p_key, null);
-  if early.outcome is not null then return early; end if;
+  if early.outcome <> 'locked' then return early; end if;
   perform credits_expire_due(p_user);
   select balance + p_amount into bal from accounts where user_id = p_user;
   ts := clock_timestamp();
@@ -297,7 +285,7 @@ declare
   new_entry jsonb;
 begin
   early := credits_lock_account(p_user, true, p_key, null);
-  if early.outcome is not null then return early; end if;
+  if early.outcome <> 'locked' then return early; end if;
   perform credits_expire_due(p_user);
   select balance into bal from accounts where user_id = p_user;
   taken := least(p_amount, bal);

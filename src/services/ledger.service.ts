@@ -196,11 +196,15 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       const users = new Set(batch.map((b) => b.args.userId));
       for (const user of users) busy.add(user);
       inFlight++;
-      void send(batch).finally(() => {
-        for (const user of users) busy.delete(user);
-        inFlight--;
-        pump();
-      });
+      void send(batch)
+        .catch((err) => {
+          for (const b of batch) b.reject(err); // only debits not answered yet: a settled promise ignores it
+        })
+        .finally(() => {
+          for (const user of users) busy.delete(user);
+          inFlight--;
+          pump();
+        });
     }
   }
 

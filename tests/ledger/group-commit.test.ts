@@ -6,7 +6,7 @@ import { buildTestApp, cleanup, createApiKey, grant, type TestApp } from '../hel
 import { balanceOf, debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
 
 // Debits beyond the calls in flight wait and leave together: one transaction, one commit for the lot.
-// These tests drive the ledger service itself with one call in flight, so which debits share a call is
+// These tests drive the ledger service itself with one or two calls in flight, so which debits share a call is
 // certain, and check that sharing one changes nothing a caller can see.
 describe('debit group commit', () => {
   let t: TestApp;
@@ -14,11 +14,24 @@ describe('debit group commit', () => {
     t = await buildTestApp();
   });
 
-  /** A second ledger service on the test database, as another replica would have. */
-  function ledgerService(options: LedgerServiceOptions) {
-    const database = createDatabase(t.databaseUrl, 4);
-    cleanup(() => database.close());
-    return createLedgerService(database.db, database.prepared, options);
+  /**
+   * A ledger service on the test database, as a replica would have one, recording the size of every call it
+   * sends and every batch that failed; `replica()` makes another that records into the same lists.
+   */
+  function recordingLedger(debitCallsInFlight: number) {
+    const calls: number[] = [];
+    const batchErrors: unknown[] = [];
+    const options: LedgerServiceOptions = {
+      debitCallsInFlight,
+      onDebitCall: (size) => calls.push(size),
+      onDebitBatchError: (err) => batchErrors.push(err),
+    };
+    const replica = () => {
+      const database = createDatabase(t.databaseUrl, 4);
+      cleanup(() => database.close());
+      return createLedgerService(database.db, database.prepared, options);
+    };
+    return { ledger: replica(), replica, calls, batchErrors };
   }
 
   /** ledger:verify's findings among these users (the file shares one database; one test corrupts an account). */
@@ -32,13 +45,7 @@ describe('debit group commit', () => {
     );
 
   it('debits that wait share one call; each gets its own answer, as if it had gone alone', async () => {
-    const calls: number[] = [];
-    const batchErrors: unknown[] = [];
-    const ledger = ledgerService({
-      debitCallsInFlight: 1,
-      onDebitCall: (size) => calls.push(size),
-      onDebitBatchError: (err) => batchErrors.push(err),
-    });
+    const { ledger, calls, batchErrors } = recordingLedger(1);
     for (const user of ['gc_a', 'gc_b', 'gc_c']) await grant(t.app, user, 2);
     await ledger.debit({ userId: 'gc_a', amount: 1, idempotencyKey: 'gc-replayed' });
     await new Promise((resolve) => setImmediate(resolve)); // its call has given its slot back
@@ -78,8 +85,7 @@ describe('debit group commit', () => {
   });
 
   it("one account's debits keep their arrival order, within a call and across calls", async () => {
-    const calls: number[] = [];
-    const ledger = ledgerService({ debitCallsInFlight: 2, onDebitCall: (size) => calls.push(size) });
+    const { ledger, calls } = recordingLedger(2);
     await grant(t.app, 'gc_order', 100);
     await Promise.all(
       Array.from({ length: 12 }, (_, i) =>
@@ -95,13 +101,7 @@ describe('debit group commit', () => {
   });
 
   it('a debit that fails inside a shared call fails alone: the others are retried one by one', async () => {
-    const calls: number[] = [];
-    const batchErrors: unknown[] = [];
-    const ledger = ledgerService({
-      debitCallsInFlight: 1,
-      onDebitCall: (size) => calls.push(size),
-      onDebitBatchError: (err) => batchErrors.push(err),
-    });
+    const { ledger, calls, batchErrors } = recordingLedger(1);
     for (const user of ['gc_ok1', 'gc_ok2', 'corrupt_gc']) await grant(t.app, user, 10);
     // Corrupt corrupt_gc's lots so that credits_debit raises: 5 left in lots for a balance of 10.
     await t.pg.query(`update credit_lots set remaining = 5 where user_id = 'corrupt_gc'`);
@@ -124,14 +124,8 @@ describe('debit group commit', () => {
   it('two replicas batching debits over the same accounts neither deadlock nor lose a debit', async () => {
     const users = Array.from({ length: 10 }, (_, i) => `gc_shared_${i}`);
     for (const user of users) await grant(t.app, user, 15);
-    const calls: number[] = [];
-    const batchErrors: unknown[] = [];
-    const options: LedgerServiceOptions = {
-      debitCallsInFlight: 2,
-      onDebitCall: (size) => calls.push(size),
-      onDebitBatchError: (err) => batchErrors.push(err),
-    };
-    const [east, west] = [ledgerService(options), ledgerService(options)];
+    const { ledger: east, replica, calls, batchErrors } = recordingLedger(2);
+    const west = replica();
     // Each replica's batches hold several of the same accounts in opposite arrival orders: locked in
     // arrival order, they would deadlock; credits_debit_many locks them in user order.
     const results = await Promise.all(
