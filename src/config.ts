@@ -7,7 +7,7 @@ export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')]);
 const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
 
-/** The environment as CONTRACT section 9 lists it; every value arrives as a string. */
+/** The environment the service reads (docs/configuration.md); every value arrives as a string. */
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
   HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),

@@ -1,4 +1,4 @@
-/** The error catalogue of CONTRACT section 2: every error the API answers has one of these codes. */
+/** The error catalogue: every error the API answers has one of these codes. */
 export const ERROR_STATUS = {
   validation_failed: 400,
   invalid_signature: 400,

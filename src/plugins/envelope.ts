@@ -13,7 +13,7 @@ export interface SuccessEnvelope<T> {
 
 declare module 'fastify' {
   interface FastifyReply {
-    /** Sets the status and returns the CONTRACT's success envelope around `data`. */
+    /** Sets the status and returns the success envelope around `data`. */
     ok<T>(data: T, statusCode?: number): SuccessEnvelope<T>;
   }
 }

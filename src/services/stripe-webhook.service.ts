@@ -19,7 +19,7 @@ import type { LedgerService } from './ledger.service.ts';
 import { expiryFor } from './packages.service.ts';
 import { constructStripeEvent } from './stripe.client.ts';
 
-/** Stripe's signature tolerance (CONTRACT section 5): a signed timestamp older or newer than this is refused. */
+/** Stripe's signature tolerance: a signed timestamp older or newer than this is refused. */
 const TOLERANCE_SECONDS = 300;
 
 export type WebhookOutcome = 'processed' | 'ignored' | 'parked' | 'duplicate';

@@ -6,7 +6,7 @@ import { asAdmin, asUser, buildTestApp, createApiKey, type TestApp } from '../he
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-/** Asserts the CONTRACT's error envelope and returns its `errors` joined, for message checks. */
+/** Asserts the error envelope and returns its `errors` joined, for message checks. */
 function expectError(res: LightMyRequestResponse, status: number, code: string): string {
   expect(res.statusCode).toBe(status);
   expect(res.headers['content-type']).toMatch(/^application\/json/);

@@ -9,7 +9,7 @@ import { asAdmin } from './app.ts';
 export const RC_AUTH = 'Bearer rc-test-webhook-secret';
 
 const repoRoot = path.resolve(import.meta.dirname, '../..');
-const fixtures = path.resolve(repoRoot, '../shared/fixtures/revenuecat');
+const fixtures = path.resolve(repoRoot, 'tests/fixtures/revenuecat');
 
 type Fixture = 'rc-non-renewing' | 'rc-cancellation-refund';
 export type RcEvent = Record<string, unknown>;
