@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError, ERROR_STATUS, type ErrorCode, isDatabaseUnavailable } from '../errors.ts';
+import { ERROR_SCHEMAS } from '../openapi.ts';
 import { ErrorEnvelope } from '../schemas.ts';
 
 export interface SuccessEnvelope<T> {
@@ -100,6 +101,7 @@ export function errorBody(err: AppError) {
 
 async function envelope(app: FastifyInstance) {
   app.addSchema(ErrorEnvelope);
+  for (const schema of Object.values(ERROR_SCHEMAS)) app.addSchema(schema);
   app.decorateReply('ok', function ok<T>(this: FastifyReply, data: T, statusCode = 200): SuccessEnvelope<T> {
     this.code(statusCode);
     return { isSuccess: true, statusCode, data, errors: [], timestamp: new Date().toISOString() };

@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { finishDocument } from '../openapi.ts';
 
 async function docs(app: FastifyInstance) {
   await app.register(swagger, {
@@ -29,6 +30,8 @@ async function docs(app: FastifyInstance) {
         { name: 'operations', description: 'Health and readiness' },
       ],
     },
+    transformObject: (documentObject) =>
+      finishDocument(documentObject as { openapiObject: Record<string, unknown> }) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -19,6 +19,10 @@ import {
 } from '../db/ledger.repository.ts';
 import { AppError } from '../errors.ts';
 import { decodeCursor, toPage } from './pagination.ts';
+import { purchasesById } from './packages.service.ts';
+
+/** `?expand=` values of ledger reads. */
+export type LedgerExpand = 'purchase';
 
 export interface LedgerEntry {
   id: string;
@@ -292,10 +296,23 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       };
     },
 
-    async entries(userId: string, limit: number, cursor?: string) {
+    /** Entries newest first; `expand` of `purchase` puts each entry's purchase (or null) beside `purchaseId`. */
+    async entries(userId: string, limit: number, cursor?: string, expand: readonly LedgerExpand[] = []) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
       const rows = await listEntries(db, userId, limit, after?.[0]);
-      return toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      if (!expand.includes('purchase')) return page;
+      const purchases = await purchasesById(
+        db,
+        page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : [])),
+      );
+      return {
+        items: page.items.map((e) => ({
+          ...e,
+          purchase: (e.purchaseId && purchases.get(e.purchaseId)) || null,
+        })),
+        nextCursor: page.nextCursor,
+      };
     },
 
     async accounts(limit: number, cursor?: string) {

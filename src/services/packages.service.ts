@@ -2,6 +2,7 @@ import type { Db, PurchaseRow } from '../db/database.ts';
 import {
   deletePackage,
   findPackage,
+  findPackages,
   hasPurchases,
   insertPackage,
   listPackages,
@@ -11,7 +12,7 @@ import {
   replaceProductIds,
   updatePackage,
 } from '../db/packages.repository.ts';
-import { insertPurchase, listPurchases } from '../db/purchases.repository.ts';
+import { findPurchase, findPurchases, insertPurchase, listPurchases } from '../db/purchases.repository.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { newId } from './ids.ts';
 import type { LedgerEntry, LedgerService } from './ledger.service.ts';
@@ -62,6 +63,39 @@ export const toPurchase = (row: PurchaseRow) => ({
   completedAt: row.completed_at?.toISOString() ?? null,
 });
 export type Purchase = ReturnType<typeof toPurchase>;
+
+/** `?expand=` values of purchase reads. */
+export type PurchaseExpand = 'package';
+export type ExpandedPurchase = Purchase & { package?: Package };
+
+/**
+ * Purchases with `package` (the package as it is now) beside `packageId` when `expand` asks for it.
+ * One query for the whole page. Packages with purchases are never deleted, only deactivated.
+ */
+export async function expandPurchases(
+  db: Db,
+  purchases: Purchase[],
+  expand: readonly PurchaseExpand[] = [],
+): Promise<ExpandedPurchase[]> {
+  if (!expand.includes('package')) return purchases;
+  const packages = new Map(
+    (
+      await findPackages(
+        db,
+        purchases.map((p) => p.packageId),
+      )
+    ).map((row) => [row.id, toPackage(row)]),
+  );
+  return purchases.map((p) => {
+    const pkg = packages.get(p.packageId);
+    return pkg ? { ...p, package: pkg } : p;
+  });
+}
+
+/** Purchase rows by id, as API objects (for a ledger's `?expand=purchase`). */
+export async function purchasesById(db: Db, ids: readonly string[]): Promise<Map<string, Purchase>> {
+  return new Map((await findPurchases(db, ids)).map((row) => [row.id, toPurchase(row)]));
+}
 
 /** When credits granted now for a package with `creditExpiryDays` expire (null: never). */
 export function expiryFor(days: number | null, from = new Date()): Date | null {
@@ -170,10 +204,19 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
       });
     },
 
-    async purchases(userId: string, limit: number, cursor?: string) {
+    async purchases(userId: string, limit: number, cursor?: string, expand?: readonly PurchaseExpand[]) {
       const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
       const rows = await listPurchases(db, userId, limit, after && { createdAt: after[0], id: after[1] });
-      return toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      const page = toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      return { items: await expandPurchases(db, page.items, expand), nextCursor: page.nextCursor };
+    },
+
+    /** One of `userId`'s purchases; another user's purchase is 404, as if it did not exist. */
+    async purchase(userId: string, purchaseId: string, expand?: readonly PurchaseExpand[]) {
+      const row = await findPurchase(db, purchaseId);
+      if (!row || row.user_id !== userId) throw notFound('Purchase');
+      const [purchase] = await expandPurchases(db, [toPurchase(row)], expand);
+      return purchase as ExpandedPurchase;
     },
 
     /** DEV ONLY: grants a package without payment, as a completed `dev` purchase, in one transaction. */
