@@ -104,24 +104,23 @@ export function expiryFor(days: number | null, from = new Date()): Date | null {
 
 function checkCurrency(currency: string | undefined) {
   if (currency !== undefined && !ISO_CURRENCIES.has(currency)) {
-    throw badRequest(`body.currency must be a lower-case ISO 4217 code, got '${currency}'`);
+    throw badRequest('package.currency_invalid', { currency });
   }
 }
 
 async function checkProductIds(db: Db, ids: string[] | undefined, packageId?: string) {
   if (!ids) return;
-  if (new Set(ids).size !== ids.length) throw badRequest('body.revenuecatProductIds must not repeat an id');
+  if (new Set(ids).size !== ids.length) throw badRequest('package.product_ids_repeat');
   const taken = await productOwners(db, ids, packageId);
   if (taken.length > 0) {
     const t = taken[0] as { product_id: string; package_id: string };
-    throw conflict(`RevenueCat product id '${t.product_id}' already belongs to package ${t.package_id}`);
+    throw conflict('package.product_id_taken', { productId: t.product_id, packageId: t.package_id });
   }
 }
 
 /** 23505 on package_revenuecat_products: two writers claimed one product id at the same time. */
 function productIdClash(err: unknown): never {
-  if ((err as { code?: string }).code === '23505')
-    throw conflict('A RevenueCat product id already belongs to another package');
+  if ((err as { code?: string }).code === '23505') throw conflict('package.product_id_clash');
   throw err;
 }
 
@@ -152,7 +151,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
 
     async get(id: string): Promise<Package> {
       const row = await findPackage(db, id);
-      if (!row) throw notFound('Credit package');
+      if (!row) throw notFound('package.not_found');
       return toPackage(row);
     },
 
@@ -181,7 +180,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
       await db
         .transaction()
         .execute(async (trx) => {
-          if (!(await findPackage(trx, id, true))) throw notFound('Credit package');
+          if (!(await findPackage(trx, id, true))) throw notFound('package.not_found');
           await updatePackage(trx, id, values);
           if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
         })
@@ -193,7 +192,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     async remove(id: string): Promise<{ deleted: boolean; deactivated: boolean; package: Package }> {
       return db.transaction().execute(async (trx) => {
         const row = await findPackage(trx, id, true);
-        if (!row) throw notFound('Credit package');
+        if (!row) throw notFound('package.not_found');
         if (await hasPurchases(trx, id)) {
           await updatePackage(trx, id, { is_active: false });
           const updated = (await findPackage(trx, id)) as PackageRow;
@@ -214,7 +213,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     /** One of `userId`'s purchases; another user's purchase is 404, as if it did not exist. */
     async purchase(userId: string, purchaseId: string, expand?: readonly PurchaseExpand[]) {
       const row = await findPurchase(db, purchaseId);
-      if (!row || row.user_id !== userId) throw notFound('Purchase');
+      if (!row || row.user_id !== userId) throw notFound('purchase.not_found');
       const [purchase] = await expandPurchases(db, [toPurchase(row)], expand);
       return purchase as ExpandedPurchase;
     },
@@ -226,8 +225,8 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     ): Promise<{ purchase: Purchase; entry: LedgerEntry; balance: number }> {
       return db.transaction().execute(async (trx) => {
         const pkg = await findPackage(trx, packageId, true);
-        if (!pkg) throw notFound('Credit package');
-        if (!pkg.is_active) throw conflict('Credit package is not active');
+        if (!pkg) throw notFound('package.not_found');
+        if (!pkg.is_active) throw conflict('package.inactive');
         const purchase = await insertPurchase(trx, {
           id: newId('pur'),
           userId,

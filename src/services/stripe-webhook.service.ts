@@ -15,6 +15,7 @@ import {
 } from '../db/stripe.repository.ts';
 import { claimEvent, parkedEvents, settleEvent } from '../db/webhook-events.repository.ts';
 import { AppError, unavailable } from '../errors.ts';
+import { msg } from '../messages.ts';
 import type { LedgerService } from './ledger.service.ts';
 import { expiryFor } from './packages.service.ts';
 import { constructStripeEvent } from './stripe.client.ts';
@@ -363,9 +364,9 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
      */
     async handle(rawBody: Buffer | string | undefined, signature: unknown): Promise<StripeWebhookResult> {
       const secret = config.stripe.webhookSecret;
-      if (!secret) throw unavailable('Stripe webhooks are not configured');
+      if (!secret) throw unavailable('stripe.webhook_not_configured');
       if (typeof signature !== 'string' || signature.length === 0) {
-        throw new AppError('invalid_signature', 'Missing Stripe-Signature header');
+        throw new AppError('invalid_signature', msg('stripe.signature_missing'));
       }
       let event: { id?: unknown; type?: unknown; data?: { object?: unknown } };
       try {
@@ -373,14 +374,14 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
       } catch {
         throw new AppError(
           'invalid_signature',
-          `Stripe-Signature does not match the body, or its timestamp is more than ${TOLERANCE_SECONDS} s away`,
+          msg('stripe.signature_invalid', { seconds: TOLERANCE_SECONDS }),
         );
       }
       const eventId = str(event.id);
       const type = str(event.type);
       const object = event.data?.object;
       if (!eventId || !type || !object || typeof object !== 'object') {
-        throw new AppError('validation_failed', 'body must be a Stripe event with id, type and data.object');
+        throw new AppError('validation_failed', msg('stripe.event_invalid'));
       }
 
       return db.transaction().execute(async (trx) => {

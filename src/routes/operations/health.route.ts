@@ -40,9 +40,9 @@ export default async function healthRoutes(app: App) {
       try {
         pending = await pendingMigrations((text) => sql.raw(text).execute(app.db));
       } catch {
-        throw unavailable('The database is unavailable');
+        throw unavailable('service.database_unavailable');
       }
-      if (pending > 0) throw unavailable(`${pending} migration(s) not applied yet`);
+      if (pending > 0) throw unavailable('service.migrations_pending', { count: pending });
       return reply.ok({ status: 'ready' as const });
     },
   );

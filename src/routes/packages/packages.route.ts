@@ -104,13 +104,12 @@ export default async function packageRoutes(app: App) {
       const { limit, cursor, includeInactive } = request.query;
       if (includeInactive) {
         const principal = await app.identify(request);
-        if (!principal)
-          throw unauthorized('includeInactive=true needs an admin token or a packages:write key');
+        if (!principal) throw unauthorized('auth.include_inactive');
         const allowed =
           principal.kind === 'apiKey'
             ? principal.scopes.includes('packages:write')
             : principal.roles.includes('admin');
-        if (!allowed) throw forbidden('includeInactive=true needs an admin token or a packages:write key');
+        if (!allowed) throw forbidden('auth.include_inactive');
       }
       return reply.ok(await app.services.packages.list(limit, includeInactive, cursor));
     },

@@ -21,10 +21,10 @@ export default async function revenuecatWebhookRoutes(app: App) {
   // onRequest: checked before the body is parsed, so an unauthenticated caller learns nothing about it.
   const authorize = async (request: FastifyRequest) => {
     if (!expectedDigest) {
-      throw unavailable('The RevenueCat webhook is not configured (REVENUECAT_WEBHOOK_AUTH is unset)');
+      throw unavailable('revenuecat.not_configured');
     }
     if (!safeEqual(digest(request.headers.authorization ?? ''), expectedDigest)) {
-      throw unauthorized('Missing or wrong Authorization for the RevenueCat webhook');
+      throw unauthorized('revenuecat.unauthorized');
     }
   };
 
