@@ -132,6 +132,18 @@ export const MESSAGES = {
     ru: 'Неподдерживаемый Content-Type; отправьте application/json',
   },
   'request.invalid': { en: 'Invalid request', ru: 'Некорректный запрос' },
+  'request.bad_url': {
+    en: 'The URL is not valid: a bad %-encoding',
+    ru: 'Некорректный URL: неверное %-кодирование',
+  },
+  'request.param_too_long': {
+    en: 'A path parameter is longer than allowed',
+    ru: 'Параметр пути длиннее допустимого',
+  },
+  'request.bad_content_length': {
+    en: 'Request body size did not match Content-Length',
+    ru: 'Размер тела запроса не совпадает с Content-Length',
+  },
   /** A 4xx the HTTP layer raised with a message of its own (in English): the Russian text says what it is. */
   'request.rejected': { en: '{detail}', ru: 'Запрос отклонён: {detail}' },
   'request.rate_limited': {

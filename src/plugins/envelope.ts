@@ -75,6 +75,9 @@ const FASTIFY_MESSAGES: Record<string, Message> = {
   FST_ERR_CTP_INVALID_JSON_BODY: msg('request.invalid_json'),
   FST_ERR_CTP_BODY_TOO_LARGE: msg('request.too_large'),
   FST_ERR_CTP_INVALID_MEDIA_TYPE: msg('request.unsupported_media_type'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: msg('request.bad_content_length'),
+  FST_ERR_BAD_URL: msg('request.bad_url'),
+  FST_ERR_MAX_PARAM_LENGTH: msg('request.param_too_long'),
 };
 
 /** Maps any thrown error to the catalogue; 5xx messages never carry internals. */

@@ -2,6 +2,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { toAppError } from '../../src/plugins/envelope.ts';
 import { isMessageKey, LANGUAGES, languageOf, MESSAGES, msg, render } from '../../src/messages.ts';
 import { asAdmin, asUser, buildTestApp, createApiKey, grant, type TestApp } from '../helpers/app.ts';
 
@@ -35,6 +36,23 @@ describe('the message catalogue', () => {
       reason: { en: 'must be integer', ru: 'должно быть integer' },
     });
     expect(render(v, 'ru')).toBe('body.amount должно быть integer');
+  });
+
+  it("has messages for the HTTP layer's own errors, and wraps any other in a translated frame", () => {
+    const bad = toAppError(
+      Object.assign(new URIError("'%E0%A4%A' is not a valid url component"), {
+        code: 'FST_ERR_BAD_URL',
+        statusCode: 400,
+      }),
+    );
+    expect(bad.code).toBe('validation_failed');
+    expect(bad.render('ru')).toEqual(['Некорректный URL: неверное %-кодирование']);
+    const other = toAppError(
+      Object.assign(new Error('Something Fastify says'), { code: 'FST_ERR_NEW', statusCode: 400 }),
+    );
+    expect(other.render('en')).toEqual(['Something Fastify says']);
+    expect(other.render('ru')).toEqual(['Запрос отклонён: Something Fastify says']);
+    expect(toAppError(new Error('select secret from t')).render('ru')).toEqual(['Внутренняя ошибка сервера']);
   });
 
   it('reads Accept-Language: en or ru by preference, English otherwise', () => {
