@@ -13,7 +13,10 @@ async function docs(app: FastifyInstance) {
         version: '1.0.0',
         description:
           'Sells credit packs (Stripe Checkout, RevenueCat) and keeps every credit in an append-only ledger. ' +
-          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors.',
+          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors. ' +
+          'Error messages are in English or Russian as `Accept-Language` asks (`Content-Language` says which); ' +
+          '`code`, field names and enum values never change. Lists take `limit` (1-100, default 20) and `cursor`, ' +
+          'and answer `{ items, nextCursor }`.',
       },
       components: {
         securitySchemes: {
