@@ -183,6 +183,15 @@ export function ok<T extends TSchema>(data: T, description: string, headers: Res
 }
 
 type Json = Record<string, unknown>;
+
+/** Declared on every operation, so generated clients can set it with its type. */
+const ACCEPT_LANGUAGE = {
+  in: 'header',
+  name: 'Accept-Language',
+  required: false,
+  description: 'The language of error messages: `ru` or `en` (the default); q-values are honoured',
+  schema: { type: 'string', example: 'ru' },
+};
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 
 const headerRefs = (names: readonly ResponseHeader[]) =>
@@ -192,13 +201,15 @@ const headerRefs = (names: readonly ResponseHeader[]) =>
  * @fastify/swagger `transformObject`: applies the conventions the route schemas cannot say themselves.
  * - every response declares `x-request-id` and `Content-Language`; 429 declares `Retry-After`;
  *   a success response's `x-headers` (from `ok(..., headers)`) are declared too;
- * - a query parameter with a default is optional (the server fills the default).
+ * - a query parameter with a default is optional (the server fills the default);
+ * - every operation takes an optional `Accept-Language` header.
  */
 export function finishDocument({ openapiObject }: { openapiObject: Json }): Json {
   const components = (openapiObject.components ?? {}) as Json;
   components.headers = Object.fromEntries(
     Object.values(HEADER_DOCS).map((h) => [h.id, { description: h.description, schema: { ...h.schema } }]),
   );
+  components.parameters = { ...((components.parameters as Json) ?? {}), AcceptLanguage: ACCEPT_LANGUAGE };
   openapiObject.components = components;
   const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, Json>>;
   for (const item of Object.values(paths)) {
@@ -209,6 +220,8 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
         const schema = param.schema as Json | undefined;
         if (param.in === 'query' && schema && schema.default !== undefined) param.required = false;
       }
+      const parameters = (op.parameters ?? []) as Json[];
+      op.parameters = [...parameters, { $ref: '#/components/parameters/AcceptLanguage' }];
       const responses = (op.responses ?? {}) as Record<string, Json>;
       for (const [status, response] of Object.entries(responses)) {
         const content = response.content as Record<string, { schema?: Json }> | undefined;

@@ -67,8 +67,11 @@ export async function walkThrough(client: Client<paths>, tokens: Tokens) {
   if (!replay.data) throw new Error(`replay: ${replay.error?.code}`);
 
   const tooMuch = await client.POST('/api/v1/accounts/{userId}/debits', {
-    params: { path: { userId: tokens.userId }, header: { 'idempotency-key': 'job_2' } },
-    headers: { 'x-api-key': apiKey, 'Accept-Language': 'ru' },
+    params: {
+      path: { userId: tokens.userId },
+      header: { 'idempotency-key': 'job_2', 'Accept-Language': 'ru' },
+    },
+    headers: { 'x-api-key': apiKey },
     body: { amount: 1_000 },
   });
   // The error is typed from the shared error schemas: `code` is one of the documented codes.

@@ -18,7 +18,13 @@ interface Operation {
   tags?: string[];
   summary?: string;
   description?: string;
-  parameters?: { in: string; name: string; required?: boolean; schema?: { default?: unknown } }[];
+  parameters?: {
+    in?: string;
+    name?: string;
+    $ref?: string;
+    required?: boolean;
+    schema?: { default?: unknown };
+  }[];
   requestBody?: { content?: Record<string, { example?: unknown; examples?: unknown }> };
   responses?: Record<string, Response>;
 }
@@ -103,6 +109,9 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
         }
         if (status === '429') expect(response.headers?.['Retry-After'], `${name} 429`).toBeTruthy();
       }
+      expect(op.parameters, `${name} Accept-Language`).toContainEqual({
+        $ref: '#/components/parameters/AcceptLanguage',
+      });
     }
     const debit = doc.paths['/api/v1/accounts/{userId}/debits']?.post;
     expect(debit?.responses?.['200']?.headers?.['Idempotent-Replayed']).toBeTruthy();
