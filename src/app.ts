@@ -84,7 +84,13 @@ function validators() {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
     throw new Error('buildApp needs config.databaseUrl or a database');
-  const database = options.database ?? createDatabase(config.databaseUrl as string, config.databasePoolSize);
+  const database =
+    options.database ??
+    createDatabase(config.databaseUrl as string, {
+      poolSize: config.databasePoolSize,
+      queryTimeoutMs: config.databaseQueryTimeoutMs,
+      pooler: config.databasePooler,
+    });
 
   const app = Fastify({
     logger: options.logger ?? {

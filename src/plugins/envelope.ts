@@ -1,6 +1,7 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { AppError, ERROR_STATUS, type ErrorCode, isDatabaseUnavailable } from '../errors.ts';
+import { fromDatabaseError } from '../db/errors.ts';
+import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { ErrorEnvelope } from '../schemas.ts';
 
 export interface SuccessEnvelope<T> {
@@ -61,11 +62,9 @@ export function toAppError(err: unknown): AppError {
     const messages = describeValidation(e.validationContext ?? 'request', e.validation);
     return new AppError('validation_failed', messages[0] ?? 'Invalid request', messages);
   }
-  if (isDatabaseUnavailable(err)) return new AppError('service_unavailable', 'The database is unavailable');
+  const fromDatabase = fromDatabaseError(err);
+  if (fromDatabase) return fromDatabase;
   const pgCode = typeof e?.code === 'string' ? e.code : '';
-  if (pgCode === '40001' || pgCode === '40P01' || pgCode === '57014' || pgCode === '55P03') {
-    return new AppError('service_unavailable', 'The service is busy; retry the request');
-  }
   if (
     pgCode === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
     e instanceof SyntaxError ||

@@ -81,10 +81,6 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         provider: 'stripe',
         providerRef: null,
         status: 'pending',
-      }).catch((err: { code?: string }) => {
-        // The package was deleted between the read and the insert.
-        if (err?.code === '23503') throw notFound('Credit package');
-        throw err;
       });
 
       const metadata = { purchaseId: purchase.id, userId: purchase.user_id, packageId: pkg.id };

@@ -84,35 +84,25 @@ async function checkProductIds(db: Db, ids: string[] | undefined, packageId?: st
   }
 }
 
-/** 23505 on package_revenuecat_products: two writers claimed one product id at the same time. */
-function productIdClash(err: unknown): never {
-  if ((err as { code?: string }).code === '23505')
-    throw conflict('A RevenueCat product id already belongs to another package');
-  throw err;
-}
-
 export function createPackagesService(db: Db, ledger: LedgerService) {
   return {
     async create(input: PackageInput): Promise<Package> {
       checkCurrency(input.currency);
       await checkProductIds(db, input.revenuecatProductIds);
       const id = newId('pkg');
-      await db
-        .transaction()
-        .execute(async (trx) => {
-          await insertPackage(trx, id, {
-            name: input.name,
-            description: input.description ?? null,
-            credits: input.credits,
-            price: input.price,
-            currency: input.currency,
-            is_active: input.isActive ?? true,
-            stripe_price_id: input.stripePriceId ?? null,
-            credit_expiry_days: input.creditExpiryDays ?? null,
-          });
-          await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
-        })
-        .catch(productIdClash);
+      await db.transaction().execute(async (trx) => {
+        await insertPackage(trx, id, {
+          name: input.name,
+          description: input.description ?? null,
+          credits: input.credits,
+          price: input.price,
+          currency: input.currency,
+          is_active: input.isActive ?? true,
+          stripe_price_id: input.stripePriceId ?? null,
+          credit_expiry_days: input.creditExpiryDays ?? null,
+        });
+        await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
+      });
       return this.get(id);
     },
 
@@ -144,14 +134,11 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
       if (input.isActive !== undefined) values.is_active = input.isActive;
       if (input.stripePriceId !== undefined) values.stripe_price_id = input.stripePriceId;
       if (input.creditExpiryDays !== undefined) values.credit_expiry_days = input.creditExpiryDays;
-      await db
-        .transaction()
-        .execute(async (trx) => {
-          if (!(await findPackage(trx, id, true))) throw notFound('Credit package');
-          await updatePackage(trx, id, values);
-          if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
-        })
-        .catch(productIdClash);
+      await db.transaction().execute(async (trx) => {
+        if (!(await findPackage(trx, id, true))) throw notFound('Credit package');
+        await updatePackage(trx, id, values);
+        if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
+      });
       return this.get(id);
     },
 
