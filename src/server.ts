@@ -11,7 +11,7 @@ async function main() {
     embedded = await startEmbeddedPostgres(config.dataDir);
     config = Object.freeze({ ...config, databaseUrl: embedded.url });
   }
-  const applied = await migrate(config.databaseUrl as string);
+  const applied = await migrate(config.databaseMigrationUrl ?? (config.databaseUrl as string));
 
   const app = await buildApp(config);
   if (applied.length > 0) app.log.info({ applied }, 'migrations applied');

@@ -6,7 +6,9 @@ import { migrate } from '../db/migrator.ts';
 const config = loadConfig();
 const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
 try {
-  const applied = await migrate(config.databaseUrl ?? (embedded?.url as string));
+  const applied = await migrate(
+    config.databaseMigrationUrl ?? config.databaseUrl ?? (embedded?.url as string),
+  );
   console.log(applied.length ? `applied: ${applied.join(', ')}` : 'nothing to apply');
 } finally {
   await embedded?.stop();
