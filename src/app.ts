@@ -107,6 +107,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
     },
     bodyLimit: 1024 * 1024,
+    // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
+    return503OnClosing: false,
     // A caller's x-request-id is kept when it is a sane token, so logs can be joined across services.
     requestIdHeader: false,
     genReqId: (req) => {

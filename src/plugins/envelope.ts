@@ -116,6 +116,19 @@ async function envelope(app: FastifyInstance) {
     return reply.code(appError.statusCode).send(errorBody(appError));
   });
 
+  // Once closing, a request that still arrives (on a kept-alive connection busy when close began) is refused
+  // in the envelope, and its connection closed, so the client retries on another instance.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close');
+    done(new AppError('service_unavailable', 'The service is shutting down; retry the request'));
+  });
+
   app.setNotFoundHandler((request, reply) => {
     const err = new AppError('not_found', `Route ${request.method} ${request.url.split('?')[0]} not found`);
     return reply.code(404).send(errorBody(err));

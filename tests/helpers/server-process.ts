@@ -8,6 +8,8 @@ export interface ServerProcess {
   child: ChildProcess;
   /** Everything it wrote to stdout and stderr so far. */
   output(): string;
+  /** What it wrote to stderr alone. */
+  errors(): string;
   /** Resolves with the exit code once it exits (rejects after `ms`). */
   exited(ms?: number): Promise<number | null>;
   /** Polls `url` until it answers 200 (rejects if the process exits first or after `ms`). */
@@ -15,19 +17,25 @@ export interface ServerProcess {
   stop(): Promise<number | null>;
 }
 
-/** `node src/server.ts` as a child process, with only `env` (and PATH); killed when the test ends. */
-export function startServer(env: Record<string, string>): ServerProcess {
-  const child = spawn(process.execPath, ['src/server.ts'], {
+/** `node src/server.ts` (or another script) as a child process, with only `env` (and PATH); killed when the test ends. */
+export function startServer(
+  env: Record<string, string>,
+  script = 'src/server.ts',
+  args: string[] = [],
+): ServerProcess {
+  const child = spawn(process.execPath, [script, ...args], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
+  let err = '';
   child.stdout?.on('data', (d) => {
     out += d;
   });
   child.stderr?.on('data', (d) => {
     out += d;
+    err += d;
   });
   const exited = (ms = 20_000) =>
     new Promise<number | null>((resolve, reject) => {
@@ -41,6 +49,7 @@ export function startServer(env: Record<string, string>): ServerProcess {
   const server: ServerProcess = {
     child,
     output: () => out,
+    errors: () => err,
     exited,
     async ready(url, ms = 30_000) {
       const deadline = Date.now() + ms;
