@@ -113,13 +113,13 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     },
 
     async list(limit: number, includeInactive: boolean, cursor?: string) {
-      const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
+      const after = decodeCursor(cursor, ['timestamp', 'string']) as [string, string] | undefined;
       const rows = await listPackages(db, {
         limit,
         includeInactive,
         after: after && { createdAt: after[0], id: after[1] },
       });
-      return toPage(rows, limit, toPackage, (r) => [r.created_at.toISOString(), r.id]);
+      return toPage(rows, limit, toPackage, (r) => [r.created_at_exact, r.id]);
     },
 
     async update(id: string, input: Partial<PackageInput>): Promise<Package> {
@@ -158,9 +158,9 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     },
 
     async purchases(userId: string, limit: number, cursor?: string) {
-      const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
+      const after = decodeCursor(cursor, ['timestamp', 'string']) as [string, string] | undefined;
       const rows = await listPurchases(db, userId, limit, after && { createdAt: after[0], id: after[1] });
-      return toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      return toPage(rows, limit, toPurchase, (r) => [r.created_at_exact, r.id]);
     },
 
     /** DEV ONLY: grants a package without payment, as a completed `dev` purchase, in one transaction. */
