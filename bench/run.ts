@@ -116,7 +116,7 @@ async function freshDatabase(cfg: BenchConfig) {
 
 /** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
 async function seed(url: string, cfg: BenchConfig) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 }); // seeding and vacuum may run long
   try {
     await database.pool.query(
       `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
@@ -145,7 +145,7 @@ async function seed(url: string, cfg: BenchConfig) {
 }
 
 async function verifyLedger(url: string) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 });
   try {
     return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
   } finally {

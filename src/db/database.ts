@@ -162,7 +162,10 @@ export interface DatabaseHandle {
 
 export interface DatabaseOptions {
   poolSize?: number;
-  /** A query with no answer by then fails on the client side, even when the server is frozen (no FIN, no RST). */
+  /**
+   * A query with no answer by then fails on the client side, even when the server is frozen (no FIN, no
+   * RST). Default 10 s; 0: none (command-line tools whose one query may legitimately run long).
+   */
   queryTimeoutMs?: number;
   /** `transaction`: the URL goes through a pooler in transaction mode (no startup options, no named statements). */
   pooler?: 'none' | 'transaction';
@@ -185,6 +188,8 @@ function kyselyPool(pool: pg.Pool): PostgresPool {
           broken: undefined,
           client: {
             query: ((text: string, values: unknown[]) => {
+              // A cursor (Kysely's streaming) is submitted as it is.
+              if (typeof text !== 'string') return raw.query(text as never);
               if (state.broken) return Promise.reject(state.broken);
               return raw.query(text, values).catch((err: unknown) => {
                 if (isDatabaseUnavailable(err)) state.broken = err as Error;
@@ -215,9 +220,9 @@ export function createDatabase(
     connectionString: url,
     max: options.poolSize ?? 20,
     // A frozen server accepts TCP connections and never answers the startup: bounded like a query.
-    connectionTimeoutMillis: Math.min(5_000, queryTimeout),
+    connectionTimeoutMillis: queryTimeout > 0 ? Math.min(5_000, queryTimeout) : 5_000,
     idleTimeoutMillis: 30_000,
-    query_timeout: queryTimeout,
+    ...(queryTimeout > 0 ? { query_timeout: queryTimeout } : {}),
     // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold a connection. A
     // pooler in transaction mode refuses it as a startup parameter ("unsupported startup parameter"): there,
     // set it on the database role (docs/operations.md); the client-side query timeout holds either way.

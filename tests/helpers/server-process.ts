@@ -51,7 +51,7 @@ export function startServer(
     output: () => out,
     errors: () => err,
     exited,
-    async ready(url, ms = 30_000) {
+    async ready(url, ms = 60_000) {
       const deadline = Date.now() + ms;
       while (Date.now() < deadline) {
         if (child.exitCode !== null) throw new Error(`the server exited (${child.exitCode}):\n${out}`);
