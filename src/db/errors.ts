@@ -79,9 +79,12 @@ export function fromDatabaseError(err: unknown): AppError | undefined {
       return new AppError('conflict', 'The resource refers to, or is referred to by, another resource');
     case '23514':
       return new AppError('conflict', 'The change would break a rule of the stored data');
-    // The ledger's append-only trigger: entries are never changed or removed.
+    // The ledger's append-only trigger: entries are never changed or removed. Any other 42501 is a missing
+    // grant, a deployment fault the operator must see as one (500).
     case '42501':
-      return new AppError('conflict', 'Ledger entries cannot be changed or removed');
+      return /append-only/.test(String((err as { message?: unknown }).message))
+        ? new AppError('conflict', 'Ledger entries cannot be changed or removed')
+        : undefined;
     // Text Postgres cannot hold (NUL, bad encoding) or a value it cannot parse.
     case '22021':
     case '22P05':

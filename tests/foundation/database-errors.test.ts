@@ -85,6 +85,9 @@ describe('Postgres errors are translated once, at the database boundary', () => 
     expect(fromDatabaseError(new Error('Query read timeout'))?.code).toBe('service_unavailable');
     expect(fromDatabaseError(new TypeError('x is undefined'))).toBeUndefined();
     expect(fromDatabaseError(Object.assign(new Error('syntax'), { code: '42601' }))).toBeUndefined();
+    // A missing grant is not the ledger's rule: the operator must see it as the fault it is.
+    const denied = Object.assign(new Error('permission denied for table accounts'), { code: '42501' });
+    expect(fromDatabaseError(denied)).toBeUndefined();
   });
 
   it('the append-only trigger answers 409 in the envelope, not 500', async () => {
