@@ -1,4 +1,5 @@
 import closeWithGrace from 'close-with-grace';
+import { CompiledQuery } from 'kysely';
 import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
@@ -38,6 +39,8 @@ async function main() {
     databaseUrl = config.databaseUrl as string;
 
     app = await buildApp(config);
+    // The service's own pool answers, or the start fails saying why (a pooler refusing its settings, say).
+    await app.db.executeQuery(CompiledQuery.raw('select 1'));
     if (applied.length > 0) app.log.info({ applied }, 'migrations applied');
     const ledger = app.services.ledger;
     const log = app.log;

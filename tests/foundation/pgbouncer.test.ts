@@ -74,6 +74,18 @@ describe.skipIf(!inject('pgbouncer'))('through PgBouncer in transaction mode', (
     expect(balance.json().data.balance).toBe(0);
   });
 
+  it('a start through it without DATABASE_POOLER=transaction fails in one line saying to set it', async () => {
+    const pooled = throughPgBouncer(await createTestDatabase()) as string;
+    const server = startServer({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'warn',
+      PORT: String(await freePort()),
+      DATABASE_URL: pooled,
+    });
+    expect(await server.exited()).toBe(1);
+    expect(server.errors().trim()).toMatch(/^failed to start: .*set DATABASE_POOLER=transaction$/);
+  });
+
   it('three replicas starting at once on an empty database all become ready, each migration applied once', async () => {
     for (const migrationUrl of ['pooled', 'direct'] as const) {
       const direct = await createEmptyDatabase();
