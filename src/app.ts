@@ -85,7 +85,13 @@ function validators() {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
     throw new Error('buildApp needs config.databaseUrl or a database');
-  const database = options.database ?? createDatabase(config.databaseUrl as string, config.databasePoolSize);
+  const database =
+    options.database ??
+    createDatabase(config.databaseUrl as string, {
+      poolSize: config.databasePoolSize,
+      queryTimeoutMs: config.databaseQueryTimeoutMs,
+      pooler: config.databasePooler,
+    });
 
   const app = Fastify({
     logger: options.logger ?? {
@@ -102,6 +108,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
     },
     bodyLimit: 1024 * 1024,
+    // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
+    return503OnClosing: false,
     // A caller's x-request-id is kept when it is a sane token, so logs can be joined across services.
     requestIdHeader: false,
     genReqId: (req) => {

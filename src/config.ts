@@ -10,7 +10,8 @@ const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
 /** The environment the service reads (docs/configuration.md); every value arrives as a string. */
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  /** Default: 127.0.0.1, or 0.0.0.0 when NODE_ENV=production (outside production the JWT secret is public). */
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
     default: 'development',
   }),
@@ -19,7 +20,10 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_MIGRATION_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20 }),
+  DATABASE_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  DATABASE_POOLER: Type.Union([Type.Literal('none'), Type.Literal('transaction')], { default: 'none' }),
   DATA_DIR: Type.String({ minLength: 1, default: './.data' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (RSA |EC )?PUBLIC KEY-----' })),
@@ -49,7 +53,13 @@ export interface Config {
   readonly nodeEnv: 'development' | 'test' | 'production';
   readonly logLevel: string;
   readonly databaseUrl: string | undefined;
+  /** A direct (unpooled) connection for migrations; unset: databaseUrl. */
+  readonly databaseMigrationUrl: string | undefined;
   readonly databasePoolSize: number;
+  /** A query with no answer by then fails on the client side (503), even when the server is frozen. */
+  readonly databaseQueryTimeoutMs: number;
+  /** `transaction`: databaseUrl goes through a pooler in transaction mode (PgBouncer, RDS Proxy, Supavisor). */
+  readonly databasePooler: 'none' | 'transaction';
   /** Debit calls to Postgres at once per process; debits beyond wait and share the next call's commit. */
   readonly debitCallsInFlight: number;
   readonly dataDir: string;
@@ -125,6 +135,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.JWT_SECRET && env.JWT_PUBLIC_KEY) {
     throw new ConfigError('JWT_SECRET', 'and JWT_PUBLIC_KEY are both set; set exactly one');
   }
+  if (!env.DATABASE_URL && env.DATABASE_MIGRATION_URL) {
+    throw new ConfigError('DATABASE_MIGRATION_URL', 'is set but DATABASE_URL is not; set both or neither');
+  }
+  if (!env.DATABASE_URL && env.DATABASE_POOLER === 'transaction') {
+    throw new ConfigError(
+      'DATABASE_POOLER',
+      'is transaction but DATABASE_URL is not set (the pooler it means)',
+    );
+  }
   if (production) {
     if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
     if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
@@ -156,11 +175,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
 
   return Object.freeze({
     port: env.PORT,
-    host: env.HOST,
+    host: env.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     nodeEnv: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
+    databaseMigrationUrl: env.DATABASE_MIGRATION_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
+    databaseQueryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+    databasePooler: env.DATABASE_POOLER,
     debitCallsInFlight: env.DEBIT_CALLS_IN_FLIGHT,
     dataDir: env.DATA_DIR,
     jwt: Object.freeze({

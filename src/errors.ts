@@ -100,26 +100,3 @@ export const forbidden = ((...args: [string?, Record<string, ParamValue>?]) =>
         args[0],
         args[1],
       )) as ErrorHelper & (() => AppError);
-
-const CONNECTION_ERRNOS = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'EPIPE',
-  'ENOTFOUND',
-  'EHOSTUNREACH',
-]);
-
-/** True for errors that mean "the database cannot be reached now" rather than a bug. */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  if (!err || typeof err !== 'object') return false;
-  const e = err as { code?: unknown; message?: unknown };
-  const code = typeof e.code === 'string' ? e.code : '';
-  if (CONNECTION_ERRNOS.has(code)) return true;
-  // 08xxx connection exceptions, 57P01-03 admin shutdown / crash / cannot connect now, 53300 too many connections.
-  if (/^08...$/.test(code) || /^57P0[123]$/.test(code) || code === '53300') return true;
-  const message = typeof e.message === 'string' ? e.message : '';
-  return /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
-    message,
-  );
-}

@@ -160,6 +160,27 @@ export const MESSAGES = {
 
   // the service
   'service.database_unavailable': { en: 'The database is unavailable', ru: 'База данных недоступна' },
+  'service.shutting_down': {
+    en: 'The service is shutting down; retry the request',
+    ru: 'Сервис останавливается; повторите запрос',
+  },
+  'db.unique_violation': { en: 'The resource already exists', ru: 'Такой ресурс уже существует' },
+  'db.foreign_key_violation': {
+    en: 'The resource refers to, or is referred to by, another resource',
+    ru: 'Ресурс ссылается на другой ресурс или другой ресурс ссылается на него',
+  },
+  'db.check_violation': {
+    en: 'The change would break a rule of the stored data',
+    ru: 'Изменение нарушило бы правило хранимых данных',
+  },
+  'db.append_only': {
+    en: 'Ledger entries cannot be changed or removed',
+    ru: 'Записи журнала нельзя изменять или удалять',
+  },
+  'db.unstorable_value': {
+    en: 'The request contains a value the database cannot store',
+    ru: 'Запрос содержит значение, которое база данных не может сохранить',
+  },
   'service.busy': { en: 'The service is busy; retry the request', ru: 'Сервис занят; повторите запрос' },
   'service.migrations_pending': {
     en: '{count} migration(s) not applied yet',

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { exactTime, olderThan } from './keyset.ts';
 import type { Executor } from './ledger.repository.ts';
 
 export interface PackageValues {
@@ -40,22 +41,16 @@ export async function findPackages(ex: Executor, ids: readonly string[]) {
 
 export async function listPackages(
   ex: Executor,
-  opts: { limit: number; includeInactive: boolean; after?: { createdAt: Date; id: string } },
+  opts: { limit: number; includeInactive: boolean; after?: { createdAt: string; id: string } },
 ) {
   let q = selectPackages(ex)
+    .select(exactTime('p.created_at').as('created_at_exact'))
     .orderBy('p.created_at', 'desc')
     .orderBy('p.id', 'desc')
     .limit(opts.limit + 1);
   if (!opts.includeInactive) q = q.where('p.is_active', '=', true);
   const after = opts.after;
-  if (after) {
-    q = q.where((eb) =>
-      eb.or([
-        eb('p.created_at', '<', after.createdAt),
-        eb.and([eb('p.created_at', '=', after.createdAt), eb('p.id', '<', after.id)]),
-      ]),
-    );
-  }
+  if (after) q = q.where(olderThan('p.created_at', 'p.id', { time: after.createdAt, id: after.id }));
   return q.execute();
 }
 

@@ -1,7 +1,8 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import localizeRuModule from 'ajv-i18n/localize/ru/index.js';
-import { AppError, ERROR_STATUS, type ErrorCode, isDatabaseUnavailable } from '../errors.ts';
+import { fromDatabaseError } from '../db/errors.ts';
+import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { type Language, languageOf, type Message, msg } from '../messages.ts';
 import { ERROR_SCHEMAS } from '../openapi.ts';
 import { ErrorEnvelope } from '../schemas.ts';
@@ -88,12 +89,9 @@ export function toAppError(err: unknown): AppError {
     const messages = describeValidation(e.validationContext ?? 'request', e.validation);
     return new AppError('validation_failed', messages[0] ?? msg('request.invalid'), messages);
   }
-  if (isDatabaseUnavailable(err))
-    return new AppError('service_unavailable', msg('service.database_unavailable'));
+  const fromDatabase = fromDatabaseError(err);
+  if (fromDatabase) return fromDatabase;
   const pgCode = typeof e?.code === 'string' ? e.code : '';
-  if (pgCode === '40001' || pgCode === '40P01' || pgCode === '57014' || pgCode === '55P03') {
-    return new AppError('service_unavailable', msg('service.busy'));
-  }
   if (e instanceof SyntaxError) return new AppError('validation_failed', msg('request.invalid_json'));
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
@@ -144,6 +142,19 @@ async function envelope(app: FastifyInstance) {
     return reply
       .code(appError.statusCode)
       .send(errorBody(appError, languageOf(request.headers['accept-language'])));
+  });
+
+  // Once closing, a request that still arrives (on a kept-alive connection busy when close began) is refused
+  // in the envelope, and its connection closed, so the client retries on another instance.
+  let closing = false;
+  app.addHook('preClose', (done) => {
+    closing = true;
+    done();
+  });
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close');
+    done(new AppError('service_unavailable', msg('service.shutting_down')));
   });
 
   app.setNotFoundHandler((request, reply) => {

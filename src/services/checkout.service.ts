@@ -79,10 +79,6 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         provider: 'stripe',
         providerRef: null,
         status: 'pending',
-      }).catch((err: { code?: string }) => {
-        // The package was deleted between the read and the insert.
-        if (err?.code === '23503') throw notFound('package.not_found');
-        throw err;
       });
 
       const metadata = { purchaseId: purchase.id, userId: purchase.user_id, packageId: pkg.id };

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, LedgerSource, PreparedQuery } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
 import {
   callClawback,
   callDebit,
@@ -176,6 +177,11 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         batch.map((b) => b.args),
       );
     } catch (err) {
+      // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
+      if (isDatabaseUnavailable(err)) {
+        for (const b of batch) b.reject(err);
+        return;
+      }
       // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
       onDebitBatchError(err, batch.length);
       for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);

@@ -118,34 +118,25 @@ async function checkProductIds(db: Db, ids: string[] | undefined, packageId?: st
   }
 }
 
-/** 23505 on package_revenuecat_products: two writers claimed one product id at the same time. */
-function productIdClash(err: unknown): never {
-  if ((err as { code?: string }).code === '23505') throw conflict('package.product_id_clash');
-  throw err;
-}
-
 export function createPackagesService(db: Db, ledger: LedgerService) {
   return {
     async create(input: PackageInput): Promise<Package> {
       checkCurrency(input.currency);
       await checkProductIds(db, input.revenuecatProductIds);
       const id = newId('pkg');
-      await db
-        .transaction()
-        .execute(async (trx) => {
-          await insertPackage(trx, id, {
-            name: input.name,
-            description: input.description ?? null,
-            credits: input.credits,
-            price: input.price,
-            currency: input.currency,
-            is_active: input.isActive ?? true,
-            stripe_price_id: input.stripePriceId ?? null,
-            credit_expiry_days: input.creditExpiryDays ?? null,
-          });
-          await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
-        })
-        .catch(productIdClash);
+      await db.transaction().execute(async (trx) => {
+        await insertPackage(trx, id, {
+          name: input.name,
+          description: input.description ?? null,
+          credits: input.credits,
+          price: input.price,
+          currency: input.currency,
+          is_active: input.isActive ?? true,
+          stripe_price_id: input.stripePriceId ?? null,
+          credit_expiry_days: input.creditExpiryDays ?? null,
+        });
+        await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
+      });
       return this.get(id);
     },
 
@@ -156,13 +147,13 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     },
 
     async list(limit: number, includeInactive: boolean, cursor?: string) {
-      const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
+      const after = decodeCursor(cursor, ['timestamp', 'string']) as [string, string] | undefined;
       const rows = await listPackages(db, {
         limit,
         includeInactive,
         after: after && { createdAt: after[0], id: after[1] },
       });
-      return toPage(rows, limit, toPackage, (r) => [r.created_at.toISOString(), r.id]);
+      return toPage(rows, limit, toPackage, (r) => [r.created_at_exact, r.id]);
     },
 
     async update(id: string, input: Partial<PackageInput>): Promise<Package> {
@@ -177,14 +168,11 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
       if (input.isActive !== undefined) values.is_active = input.isActive;
       if (input.stripePriceId !== undefined) values.stripe_price_id = input.stripePriceId;
       if (input.creditExpiryDays !== undefined) values.credit_expiry_days = input.creditExpiryDays;
-      await db
-        .transaction()
-        .execute(async (trx) => {
-          if (!(await findPackage(trx, id, true))) throw notFound('package.not_found');
-          await updatePackage(trx, id, values);
-          if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
-        })
-        .catch(productIdClash);
+      await db.transaction().execute(async (trx) => {
+        if (!(await findPackage(trx, id, true))) throw notFound('package.not_found');
+        await updatePackage(trx, id, values);
+        if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
+      });
       return this.get(id);
     },
 
@@ -204,9 +192,9 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
     },
 
     async purchases(userId: string, limit: number, cursor?: string, expand?: readonly PurchaseExpand[]) {
-      const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
+      const after = decodeCursor(cursor, ['timestamp', 'string']) as [string, string] | undefined;
       const rows = await listPurchases(db, userId, limit, after && { createdAt: after[0], id: after[1] });
-      const page = toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      const page = toPage(rows, limit, toPurchase, (r) => [r.created_at_exact, r.id]);
       return { items: await expandPurchases(db, page.items, expand), nextCursor: page.nextCursor };
     },
 

@@ -1,21 +1,22 @@
 import { badRequest } from '../errors.ts';
 
-/** Keyset cursors: the last item's sort key, base64url-encoded JSON. Opaque to clients. */
+/**
+ * Keyset cursors, the one kind every list uses: the last item's sort key, base64url-encoded JSON, opaque to
+ * clients. A time in a key is always the exact text of a timestamptz (`timestamp`, from `exactTime` in
+ * db/keyset.ts), never a JS Date: a millisecond cursor skips the rows sharing a page's last millisecond.
+ */
 export function encodeCursor(key: readonly (string | number)[]): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 
 /** A timestamptz as Postgres holds it, to the microsecond: a JS Date would drop the last three digits. */
-const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/;
+// Six digits; three are accepted from cursors issued before every list used microseconds.
+const TIMESTAMP = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(\d{3})?Z$/;
 
-/**
- * `timestamp`: an exact timestamptz string (selected with `to_char(... 'US')`), compared in SQL as
- * `::timestamptz`. Use it rather than `date` for keyset columns: with a millisecond cursor, the rows that
- * share the millisecond of a page's last row would be skipped.
- */
+/** `timestamp`: an exact timestamptz string, compared in SQL as `::timestamptz`. */
 export function decodeCursor(
   cursor: string | undefined,
-  shape: readonly ('string' | 'number' | 'date' | 'timestamp')[],
+  shape: readonly ('string' | 'number' | 'timestamp')[],
 ) {
   if (cursor === undefined) return undefined;
   let parsed: unknown;
@@ -29,8 +30,6 @@ export function decodeCursor(
     const kind = shape[i];
     if (kind === 'number' && typeof value === 'number' && Number.isSafeInteger(value)) return value;
     if (kind === 'string' && typeof value === 'string') return value;
-    if (kind === 'date' && typeof value === 'string' && !Number.isNaN(Date.parse(value)))
-      return new Date(value);
     if (
       kind === 'timestamp' &&
       typeof value === 'string' &&
