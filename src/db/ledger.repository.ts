@@ -92,6 +92,18 @@ export async function callGrant(
   return rows[0] as LedgerResult;
 }
 
+/**
+ * True when a write broke one of the "within 2^53-1" CHECK constraints (migration 006): a grant that would
+ * take a balance past what clients can hold exactly.
+ */
+export function brokeSafeIntegerCheck(err: unknown): boolean {
+  const constraint = (err as { constraint?: unknown } | null)?.constraint;
+  return (
+    typeof constraint === 'string' &&
+    /^(accounts_balance|ledger_entries_balance_after)_safe$/.test(constraint)
+  );
+}
+
 export async function callClawback(
   ex: Executor,
   a: {

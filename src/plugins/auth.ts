@@ -2,9 +2,11 @@ import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { AppError, forbidden, unauthorized } from '../errors.ts';
 import type { Scope } from '../schemas.ts';
-import { API_KEY_PREFIX, type ApiKeysService } from '../services/api-keys.service.ts';
+import { API_KEY_PREFIX, type ApiKeysService, isPlausibleApiKey } from '../services/api-keys.service.ts';
+import { createAuthFailureLimiter } from '../services/auth-failures.ts';
+import { isWellFormedText } from '../services/text.ts';
 
 export type Principal =
   | { kind: 'user'; userId: string; roles: string[] }
@@ -71,15 +73,15 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
   });
   app.decorateRequest('principal', null);
 
-  app.decorate('identify', async (request: FastifyRequest): Promise<Principal | null> => {
-    if (request.principal) return request.principal;
-    const token = bearer(request);
-    if (!token) return null;
+  const failures = createAuthFailureLimiter(opts.config.authFailuresPerMinute);
+
+  async function authenticate(token: string): Promise<Principal> {
     if (token.startsWith(API_KEY_PREFIX)) {
+      // A key this service cannot have issued is refused without a lookup.
+      if (!isPlausibleApiKey(token)) throw unauthorized('API key is invalid or revoked');
       const key = await opts.apiKeys.verify(token);
       if (!key) throw unauthorized('API key is invalid or revoked');
-      request.principal = { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
-      return request.principal;
+      return { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
     }
     let payload: { sub?: unknown; roles?: unknown };
     try {
@@ -88,14 +90,37 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       const code = (err as { code?: string }).code ?? '';
       throw unauthorized(code.includes('EXPIRED') ? 'Token has expired' : 'Token is invalid');
     }
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) {
+    // An ill-formed sub would be stored with U+FFFD in its place: "victim\ud800" must not become "victim\uFFFD".
+    if (
+      typeof payload.sub !== 'string' ||
+      payload.sub.length === 0 ||
+      payload.sub.length > 255 ||
+      !isWellFormedText(payload.sub)
+    ) {
       throw unauthorized('Token has no valid sub claim');
     }
     const roles = Array.isArray(payload.roles)
       ? payload.roles.filter((r): r is string => typeof r === 'string')
       : [];
-    request.principal = { kind: 'user', userId: payload.sub, roles };
-    return request.principal;
+    return { kind: 'user', userId: payload.sub, roles };
+  }
+
+  app.decorate('identify', async (request: FastifyRequest): Promise<Principal | null> => {
+    if (request.principal) return request.principal;
+    const hasCredentials =
+      request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined;
+    if (!hasCredentials) return null;
+    // Before any verification or lookup: an address flooding invented credentials costs nothing more.
+    failures.assertAllowed(request.ip);
+    try {
+      const token = bearer(request);
+      if (!token) return null;
+      request.principal = await authenticate(token);
+      return request.principal;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'unauthorized') failures.recordFailure(request.ip);
+      throw err;
+    }
   });
 
   app.decorate('authorize', (allow: readonly Access[]): onRequestHookHandler => {

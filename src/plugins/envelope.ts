@@ -1,3 +1,5 @@
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
 import { AppError, ERROR_STATUS, type ErrorCode, isDatabaseUnavailable } from '../errors.ts';
@@ -25,6 +27,7 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   403: 'forbidden',
   404: 'not_found',
   405: 'not_found',
+  408: 'request_timeout',
   409: 'conflict',
   413: 'payload_too_large',
   415: 'unsupported_media_type',
@@ -87,14 +90,82 @@ export function toAppError(err: unknown): AppError {
   return new AppError('internal_error', 'Internal server error');
 }
 
-export function errorBody(err: AppError) {
+/** The error envelope; `status` overrides the code's status for the HTTP layer's own 414 and 431. */
+export function errorBody(err: AppError, status = err.statusCode) {
   return {
     isSuccess: false as const,
-    statusCode: err.statusCode,
+    statusCode: status,
     code: err.code,
     data: null,
     errors: err.details,
     timestamp: new Date().toISOString(),
+  };
+}
+
+/** Path parameters longer than this answer 414 (the longest declared parameter, a user id, is 255). */
+export const MAX_PARAM_LENGTH = 512;
+
+/**
+ * Fastify's `frameworkErrors`: what the router refuses before any route or hook runs (bad %-encoding,
+ * a path parameter over MAX_PARAM_LENGTH), in the envelope.
+ */
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  let appError: AppError;
+  let status: number | undefined;
+  if (err.code === 'FST_ERR_BAD_URL') {
+    appError = new AppError('validation_failed', 'The URL path is not valid (bad %-encoding)');
+  } else if (err.code === 'FST_ERR_MAX_PARAM_LENGTH') {
+    appError = new AppError(
+      'validation_failed',
+      `A path parameter is longer than ${MAX_PARAM_LENGTH} characters`,
+    );
+    status = 414;
+  } else {
+    appError = toAppError(err);
+  }
+  request.log.info({ code: appError.code, status: status ?? appError.statusCode }, appError.message);
+  return reply.code(status ?? appError.statusCode).send(errorBody(appError, status));
+}
+
+/**
+ * Fastify's `clientErrorHandler`: a request Node's HTTP parser refused (malformed request line or header,
+ * headers over the limit) or that did not arrive within the request timeout. No request object exists:
+ * the envelope is written on the socket, which is then closed, as Node itself does.
+ */
+export function clientErrorHandler(requestTimeoutMs: number) {
+  return function onClientError(
+    this: FastifyInstance,
+    err: Error & { code?: string },
+    socket: Socket & { _httpMessage?: { headersSent?: boolean } },
+  ) {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    let appError: AppError;
+    let status: number | undefined;
+    if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+      appError = new AppError(
+        'request_timeout',
+        `The request did not arrive within ${requestTimeoutMs} ms (REQUEST_TIMEOUT_MS)`,
+      );
+    } else if (err.code === 'HPE_HEADER_OVERFLOW') {
+      appError = new AppError('validation_failed', 'The request headers are larger than the limit');
+      status = 431;
+    } else {
+      appError = new AppError('validation_failed', 'Malformed HTTP request (request line or a header)');
+    }
+    const statusCode = status ?? appError.statusCode;
+    this.log.info({ code: appError.code, status: statusCode, reason: err.code }, appError.message);
+    // A response already under way cannot be replaced: only close.
+    if (socket.writable && !socket._httpMessage?.headersSent) {
+      const body = JSON.stringify(errorBody(appError, status));
+      socket.write(
+        `HTTP/1.1 ${statusCode} ${STATUS_CODES[statusCode] ?? ''}\r\n` +
+          'Content-Type: application/json; charset=utf-8\r\n' +
+          `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+          'Connection: close\r\n\r\n' +
+          body,
+      );
+    }
+    socket.destroy();
   };
 }
 
@@ -112,8 +183,10 @@ async function envelope(app: FastifyInstance) {
     } else {
       request.log.info({ code: appError.code, status: appError.statusCode }, appError.message);
     }
-    if (appError.code === 'rate_limited' && !reply.hasHeader('retry-after'))
-      reply.header('retry-after', '60');
+    if (appError.code === 'rate_limited' && !reply.hasHeader('retry-after')) {
+      const retryAfter = (appError as { retryAfter?: unknown }).retryAfter;
+      reply.header('retry-after', String(typeof retryAfter === 'number' ? retryAfter : 60));
+    }
     return reply.code(appError.statusCode).send(errorBody(appError));
   });
 

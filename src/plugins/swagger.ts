@@ -3,6 +3,24 @@ import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 
+/**
+ * OpenAPI 3.0 schemas have no `propertyNames` (the metadata key rule): it is validated, and shown in the
+ * document as the `x-propertyNames` extension.
+ */
+function toOpenApi30(document: unknown): unknown {
+  const stack: unknown[] = [document];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (!node || typeof node !== 'object') continue;
+    const obj = node as Record<string, unknown>;
+    if ('propertyNames' in obj && typeof obj.propertyNames === 'object') {
+      obj['x-propertyNames'] = obj.propertyNames;
+      delete obj.propertyNames;
+    }
+    stack.push(...Object.values(obj));
+  }
+  return document;
+}
+
 async function docs(app: FastifyInstance) {
   await app.register(swagger, {
     openapi: {
@@ -29,6 +47,12 @@ async function docs(app: FastifyInstance) {
         { name: 'operations', description: 'Health and readiness' },
       ],
     },
+    transformObject: (documentObject) =>
+      toOpenApi30(
+        structuredClone(
+          'openapiObject' in documentObject ? documentObject.openapiObject : documentObject.swaggerObject,
+        ),
+      ) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

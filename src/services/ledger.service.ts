@@ -4,6 +4,7 @@ import {
   callClawback,
   callDebit,
   callDebitMany,
+  brokeSafeIntegerCheck,
   callGrant,
   type DebitArgs,
   type EntryJson,
@@ -17,8 +18,9 @@ import {
   readBalanceAt,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError } from '../errors.ts';
+import { AppError, badRequest, conflict } from '../errors.ts';
 import { decodeCursor, toPage } from './pagination.ts';
+import { MAX_JSON_DEPTH } from './text.ts';
 
 export interface LedgerEntry {
   id: string;
@@ -66,14 +68,18 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
   };
 }
 
-/** JSON with sorted keys, so two bodies that mean the same thing hash the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+/**
+ * JSON with sorted keys, so two bodies that mean the same thing hash the same. Bodies are validated
+ * (metadata is flat) before they get here; the depth bound keeps the recursion safe whatever a caller passes.
+ */
+function canonical(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw badRequest(`body is nested more than ${MAX_JSON_DEPTH} levels deep`);
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value ?? null);
 }
@@ -253,6 +259,11 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         reason: input.reason,
         metadata: input.metadata,
         expiresAt: input.expiresAt,
+      }).catch((err: unknown) => {
+        if (!brokeSafeIntegerCheck(err)) throw err;
+        throw conflict(
+          `The grant of ${input.amount} credits would take the balance past ${Number.MAX_SAFE_INTEGER}, the most an account can hold`,
+        );
       });
       return written(outcome(result, 'Grant'));
     },
