@@ -29,24 +29,44 @@ export function findIllFormed(
   root: string,
   maxDepth = MAX_JSON_DEPTH,
 ): IllFormed | undefined {
-  const stack: { value: unknown; field: string; depth: number }[] = [{ value, field: root, depth: 0 }];
+  if (typeof value === 'string')
+    return isWellFormedText(value) ? undefined : { field: root, problem: 'text' };
+  // Only containers are pushed; scalars are checked where they are met (a flat object of 100,000 keys
+  // allocates nothing), and a field's name is built only when it is reported.
+  const stack: { value: object; field: string; depth: number }[] = [];
+  const visit = (v: unknown, field: string, depth: number): IllFormed | undefined => {
+    if (typeof v === 'string') return isWellFormedText(v) ? undefined : { field, problem: 'text' };
+    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) return undefined;
+    if (depth >= maxDepth) return { field, problem: 'depth' };
+    stack.push({ value: v, field, depth });
+    return undefined;
+  };
+  const first = visit(value, root, 0);
+  if (first) return first;
   for (let item = stack.pop(); item; item = stack.pop()) {
-    const v = item.value;
-    if (typeof v === 'string') {
-      if (!isWellFormedText(v)) return { field: item.field, problem: 'text' };
+    const { value: node, field, depth } = item;
+    if (Array.isArray(node)) {
+      for (let i = 0; i < node.length; i++) {
+        const child = node[i];
+        if (
+          typeof child === 'string' ? !isWellFormedText(child) : child !== null && typeof child === 'object'
+        ) {
+          const found = visit(child, fieldName(field, i), depth + 1);
+          if (found) return found;
+        }
+      }
       continue;
     }
-    if (v === null || typeof v !== 'object' || Buffer.isBuffer(v)) continue;
-    if (item.depth >= maxDepth) return { field: item.field, problem: 'depth' };
-    if (Array.isArray(v)) {
-      for (let i = v.length - 1; i >= 0; i--)
-        stack.push({ value: v[i], field: fieldName(item.field, i), depth: item.depth + 1 });
-      continue;
-    }
-    for (const [key, child] of Object.entries(v)) {
-      if (!isWellFormedText(key))
-        return { field: fieldName(item.field, key.toWellFormed()), problem: 'text' };
-      stack.push({ value: child, field: fieldName(item.field, key), depth: item.depth + 1 });
+    for (const key in node) {
+      if (!Object.hasOwn(node, key)) continue;
+      if (!isWellFormedText(key)) return { field: fieldName(field, key.toWellFormed()), problem: 'text' };
+      const child = (node as Record<string, unknown>)[key];
+      if (
+        typeof child === 'string' ? !isWellFormedText(child) : child !== null && typeof child === 'object'
+      ) {
+        const found = visit(child, fieldName(field, key), depth + 1);
+        if (found) return found;
+      }
     }
   }
   return undefined;
