@@ -75,12 +75,18 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
 
   const failures = createAuthFailureLimiter(opts.config.authFailuresPerMinute);
 
-  async function authenticate(token: string): Promise<Principal> {
+  /**
+   * `blocked`: the address is over AUTH_FAILURES_PER_MINUTE. Then nothing that needs the database is tried:
+   * an API key is looked up only when this process verified it recently, and any failure answers the 429.
+   */
+  async function authenticate(token: string, blocked: AppError | undefined): Promise<Principal> {
+    const refuse = (message: string) => blocked ?? unauthorized(message);
     if (token.startsWith(API_KEY_PREFIX)) {
       // A key this service cannot have issued is refused without a lookup.
-      if (!isPlausibleApiKey(token)) throw unauthorized('API key is invalid or revoked');
+      if (!isPlausibleApiKey(token)) throw refuse('API key is invalid or revoked');
+      if (blocked && !opts.apiKeys.isKnown(token)) throw blocked;
       const key = await opts.apiKeys.verify(token);
-      if (!key) throw unauthorized('API key is invalid or revoked');
+      if (!key) throw refuse('API key is invalid or revoked');
       return { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
     }
     let payload: { sub?: unknown; roles?: unknown };
@@ -88,7 +94,7 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       payload = app.jwt.verify(token);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw unauthorized(code.includes('EXPIRED') ? 'Token has expired' : 'Token is invalid');
+      throw refuse(code.includes('EXPIRED') ? 'Token has expired' : 'Token is invalid');
     }
     // An ill-formed sub would be stored with U+FFFD in its place: "victim\ud800" must not become "victim\uFFFD".
     if (
@@ -97,7 +103,7 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       payload.sub.length > 255 ||
       !isWellFormedText(payload.sub)
     ) {
-      throw unauthorized('Token has no valid sub claim');
+      throw refuse('Token has no valid sub claim');
     }
     const roles = Array.isArray(payload.roles)
       ? payload.roles.filter((r): r is string => typeof r === 'string')
@@ -110,15 +116,15 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
     const hasCredentials =
       request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined;
     if (!hasCredentials) return null;
-    // Before any verification or lookup: an address flooding invented credentials costs nothing more.
-    failures.assertAllowed(request.ip);
+    const blocked = failures.blocked(request.ip);
     try {
       const token = bearer(request);
       if (!token) return null;
-      request.principal = await authenticate(token);
+      request.principal = await authenticate(token, blocked);
       return request.principal;
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') failures.recordFailure(request.ip);
+      if (blocked && err instanceof AppError && err.code === 'unauthorized') throw blocked;
       throw err;
     }
   });

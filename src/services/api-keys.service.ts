@@ -84,7 +84,10 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
   async function lookup(hash: string): Promise<CachedKey | null> {
     const seen = generation;
     const row = await findActiveKeyByHash(db, hash);
-    if (!row) return null;
+    if (!row) {
+      cache.delete(hash); // revoked through another replica: no longer "known" either
+      return null;
+    }
     const now = Date.now();
     const entry: CachedKey = {
       id: row.id,
@@ -94,7 +97,8 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
     };
     touch(entry, now);
     if (ttl > 0 && seen === generation) {
-      if (cache.size >= API_KEY_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+      if (!cache.has(hash) && cache.size >= API_KEY_CACHE_MAX)
+        cache.delete(cache.keys().next().value as string);
       cache.set(hash, entry);
     }
     return entry;
@@ -141,15 +145,21 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
       throw conflict('API key is already revoked');
     },
 
+    /**
+     * True when this process verified `key` as valid recently (it is in the cache, even past its TTL): such a
+     * key may still be looked up from an address over AUTH_FAILURES_PER_MINUTE. No database work.
+     */
+    isKnown(key: string): boolean {
+      return cache.has(hashApiKey(key));
+    },
+
     /** The key's id and scopes when it is valid and not revoked; null otherwise. Cached (see API_KEY_CACHE_TTL_MS). */
     async verify(key: string): Promise<{ id: string; scopes: Scope[] } | null> {
       const hash = hashApiKey(key);
       const now = Date.now();
       let entry = cache.get(hash) ?? null;
-      if (entry && entry.until <= now) {
-        cache.delete(hash);
-        entry = null;
-      }
+      // Expired: looked up again. The entry stays (see isKnown) until the lookup answers.
+      if (entry && entry.until <= now) entry = null;
       if (entry) {
         touch(entry, now);
       } else {

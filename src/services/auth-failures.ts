@@ -11,8 +11,10 @@ export interface RateLimitedError extends AppError {
 
 /**
  * Failed authentications (a bad JWT, an unknown or malformed API key) counted per IP in one-minute
- * windows. Checked before any token is verified or any key looked up, so a flood of invented keys costs
- * the database nothing once an address is over the limit. `perMinute` 0 turns it off.
+ * windows. Once an address is over the limit, only credentials that can be checked without the database
+ * get through (see the auth plugin): a flood of invented keys costs the database nothing, while callers
+ * that share the address (a NAT, a proxy) with valid tokens or known keys keep working. `perMinute` 0
+ * turns it off.
  */
 export function createAuthFailureLimiter(perMinute: number, now: () => number = Date.now) {
   const windows = new Map<string, { count: number; start: number }>();
@@ -25,20 +27,22 @@ export function createAuthFailureLimiter(perMinute: number, now: () => number = 
   }
 
   return {
-    /** Throws 429 `rate_limited` when `ip` has failed `perMinute` times in its current window. */
-    assertAllowed(ip: string) {
-      if (perMinute === 0) return;
+    /**
+     * The 429 `rate_limited` to answer when `ip` has failed `perMinute` times in its current window
+     * (undefined when it has not): callers throw it rather than verify anything that needs the database.
+     */
+    blocked(ip: string): RateLimitedError | undefined {
+      if (perMinute === 0) return undefined;
       const w = current(ip);
-      if (w && w.count >= perMinute) {
-        const retryAfter = Math.max(1, Math.ceil((w.start + WINDOW_MS - now()) / 1000));
-        throw Object.assign(
-          new AppError(
-            'rate_limited',
-            `Too many failed authentications from this address; retry in ${retryAfter} s`,
-          ),
-          { retryAfter },
-        ) as RateLimitedError;
-      }
+      if (!w || w.count < perMinute) return undefined;
+      const retryAfter = Math.max(1, Math.ceil((w.start + WINDOW_MS - now()) / 1000));
+      return Object.assign(
+        new AppError(
+          'rate_limited',
+          `Too many failed authentications from this address; retry in ${retryAfter} s`,
+        ),
+        { retryAfter },
+      );
     },
 
     recordFailure(ip: string) {

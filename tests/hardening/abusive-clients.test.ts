@@ -2,10 +2,10 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { hashApiKey, isPlausibleApiKey } from '../../src/services/api-keys.service.ts';
 import { safeEqual } from '../../src/services/secrets.ts';
-import { asUser, bearer, buildTestApp, createApiKey, type TestApp } from '../helpers/app.ts';
+import { asUser, bearer, buildTestApp, createApiKey, type TestApp, tokenFor } from '../helpers/app.ts';
 import { expectError } from './hardening-helpers.ts';
 
-/** Counts the API key lookups that reach the database. */
+/** Counts API key verifications (each one past the cache is a database lookup). */
 function countLookups(t: TestApp) {
   const counter = { n: 0 };
   const keys = t.app.services.apiKeys;
@@ -31,23 +31,35 @@ describe('failed authentications are limited per IP before any database work', (
       expectError(await balanceWith(t, { 'x-api-key': legacyKey() }), 401, 'unauthorized');
     }
     expect(lookups.n).toBe(5);
-    // Over the limit: refused before the key is looked up, whatever the credential.
+    // Over the limit: an invented key is refused before it is looked up, and so is a bad token.
     const limited = await balanceWith(t, { 'x-api-key': legacyKey() });
     expect(expectError(limited, 429, 'rate_limited')).toMatch(/failed authentications/);
     const retryAfter = Number(limited.headers['retry-after']);
     expect(retryAfter).toBeGreaterThan(0);
     expect(retryAfter).toBeLessThanOrEqual(60);
     expectError(await balanceWith(t, bearer('not.a.jwt')), 429, 'rate_limited');
+    expectError(await balanceWith(t, bearer(`${tokenFor('someone')}x`)), 429, 'rate_limited');
     expect(lookups.n).toBe(5);
     // Requests without credentials are not failures and are not refused.
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/credit-packages' })).statusCode).toBe(200);
   });
 
-  it('counts bad JWTs too', async () => {
+  it('lets through, from a limited address, only what needs no database: valid tokens and keys verified before', async () => {
     const t = await buildTestApp({ AUTH_FAILURES_PER_MINUTE: '3' });
+    const known = await createApiKey(t.app, ['balances:read']);
+    const unseen = await createApiKey(t.app, ['balances:read']);
+    expect((await balanceWith(t, { 'x-api-key': known })).statusCode).toBe(200);
     for (let i = 0; i < 3; i++)
       expectError(await balanceWith(t, bearer(`bad.${i}.jwt`)), 401, 'unauthorized');
-    expectError(await balanceWith(t, asUser('someone')), 429, 'rate_limited');
+
+    const lookups = countLookups(t);
+    // A user behind the same address (NAT, proxy) with a valid token: verified without the database.
+    expect((await balanceWith(t, asUser('someone'))).statusCode).toBe(200);
+    // A backend whose key this process verified before keeps working.
+    expect((await balanceWith(t, { 'x-api-key': known })).statusCode).toBe(200);
+    // A key never verified here would need a lookup: refused until the minute ends, valid or not.
+    expectError(await balanceWith(t, { 'x-api-key': unseen }), 429, 'rate_limited');
+    expect(lookups.n).toBe(1);
   });
 
   it('0 turns the limit off', async () => {
