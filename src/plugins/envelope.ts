@@ -40,12 +40,20 @@ interface ValidationIssue {
   message?: string;
   keyword: string;
   params: Record<string, unknown>;
+  /** Set on the issues of a `propertyNames` rule: the key that failed it. */
+  propertyName?: string;
 }
 
 /** "body.amount must be integer", "body must NOT have additional property 'foo'": the field is always named. */
 function describeValidation(context: string, issues: ValidationIssue[]): string[] {
-  return issues.map((issue) => {
+  // `propertyNames` failures come twice: the key's own issue (with `propertyName`) and a generic one.
+  const namesKey = issues.some((issue) => issue.propertyName !== undefined);
+  const keyIssues = issues.filter((issue) => !(namesKey && issue.keyword === 'propertyNames'));
+  return keyIssues.map((issue) => {
     const field = context + issue.instancePath.replace(/\//g, '.');
+    if (issue.propertyName !== undefined) {
+      return `${field} key '${issue.propertyName.slice(0, 50)}' ${issue.message ?? 'is invalid'}`;
+    }
     if (issue.keyword === 'additionalProperties') {
       return `${field} must NOT have additional property '${String(issue.params.additionalProperty)}'`;
     }

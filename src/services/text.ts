@@ -75,7 +75,8 @@ export function findIllFormed(
 /** A message naming the field, for a 400 `validation_failed`. */
 export function describeIllFormed(found: IllFormed, maxDepth = MAX_JSON_DEPTH): string {
   // The field name itself may hold the bad text (a metadata key): show it storable.
-  const field = found.field.replaceAll('\0', '\\u0000').toWellFormed();
+  const shown = found.field.replaceAll('\0', '\\u0000').toWellFormed();
+  const field = shown.length > 200 ? `${shown.slice(0, 200).toWellFormed()}…` : shown;
   return found.problem === 'depth'
     ? `${field} is nested more than ${maxDepth} levels deep`
     : `${field} must be well-formed Unicode text without NUL (\\u0000) characters`;

@@ -176,6 +176,11 @@ describe('metadata is flat: at most 50 keys of 1..40 characters, scalar values',
     expect(res.json().data.entry.metadata).toEqual(metadata);
   });
 
+  it('names the key that breaks the key rule', async () => {
+    const msg = expectError(await debit({ ['k'.repeat(41)]: 'v' }), 400, 'validation_failed');
+    expect(msg).toBe(`body.metadata key '${'k'.repeat(41)}' must NOT have more than 40 characters`);
+  });
+
   it.each([
     ['51 keys', keys(51)],
     // ~890 KB: under the body limit, so it is the metadata rule that refuses it.
