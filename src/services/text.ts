@@ -57,8 +57,9 @@ export function findIllFormed(
       }
       continue;
     }
-    for (const key in node) {
-      if (!Object.hasOwn(node, key)) continue;
+    const keys = Object.keys(node);
+    for (let i = 0; i < keys.length; i++) {
+      const key = keys[i] as string;
       if (!isWellFormedText(key)) return { field: fieldName(field, key.toWellFormed()), problem: 'text' };
       const child = (node as Record<string, unknown>)[key];
       if (
