@@ -10,7 +10,8 @@ import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { languageOf, msg } from './messages.ts';
 import authPlugin from './plugins/auth.ts';
-import envelopePlugin from './plugins/envelope.ts';
+import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './plugins/envelope.ts';
+import inputGuardPlugin from './plugins/input-guard.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import accountRoutes from './routes/accounts/accounts.route.ts';
@@ -117,7 +118,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { strict: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // Slow clients: headers and body must arrive within REQUEST_TIMEOUT_MS (408 in the envelope); Node checks
+    // every `connectionsCheckingInterval`, so that is kept well under the timeout. An idle keep-alive socket
+    // is closed after keepAliveTimeout (above a load balancer's usual 60 s idle timeout).
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: 65_000,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.requestTimeoutMs / 4))),
+    },
+    frameworkErrors,
+    clientErrorHandler: clientErrorHandler(config.requestTimeoutMs),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validators());
@@ -133,6 +145,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   await app.register(envelopePlugin);
+  await app.register(inputGuardPlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate('services', createServices(database, config, app));
   await app.register(authPlugin, { config, apiKeys: app.services.apiKeys });

@@ -42,6 +42,8 @@ export const EnvSchema = Type.Object({
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
   RATE_LIMIT_API_KEY_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
+  AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 0, default: 60 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
 });
@@ -84,6 +86,10 @@ export interface Config {
   readonly corsOrigins: readonly string[];
   readonly metricsToken: string | undefined;
   readonly rateLimit: { readonly perMinute: number; readonly apiKeyPerMinute: number };
+  /** Failed authentications per IP and minute before 429 (0: not limited); checked before any database work. */
+  readonly authFailuresPerMinute: number;
+  /** A request's headers and body must arrive within this (408 otherwise). */
+  readonly requestTimeoutMs: number;
   readonly expirySweepIntervalMs: number;
 }
 
@@ -212,6 +218,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       apiKeyPerMinute: env.RATE_LIMIT_API_KEY_PER_MINUTE,
     }),
+    authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
   });
 }

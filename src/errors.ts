@@ -19,6 +19,7 @@ export const ERROR_STATUS = {
   not_found: 404,
   conflict: 409,
   idempotency_key_reused: 409,
+  request_timeout: 408,
   payload_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,

@@ -28,6 +28,10 @@ export const MESSAGES = {
     en: 'This route is for user tokens',
     ru: 'Этот маршрут доступен только с токеном пользователя',
   },
+  'auth.too_many_failures': {
+    en: 'Too many failed authentications from this address; retry in {seconds} s',
+    ru: 'Слишком много неудачных попыток входа с этого адреса; повторите через {seconds} с',
+  },
   'auth.metrics_token': { en: 'Metrics token required', ru: 'Нужен токен для метрик' },
   'auth.include_inactive': {
     en: 'includeInactive=true needs an admin token or a packages:write key',
@@ -137,8 +141,24 @@ export const MESSAGES = {
     ru: 'Некорректный URL: неверное %-кодирование',
   },
   'request.param_too_long': {
-    en: 'A path parameter is longer than allowed',
-    ru: 'Параметр пути длиннее допустимого',
+    en: 'A path parameter is longer than {max} characters',
+    ru: 'Параметр пути длиннее {max} символов',
+  },
+  'request.timeout': {
+    en: 'The request did not arrive within {ms} ms (REQUEST_TIMEOUT_MS)',
+    ru: 'Запрос не поступил полностью за {ms} мс (REQUEST_TIMEOUT_MS)',
+  },
+  'request.headers_too_large': {
+    en: 'The request headers are larger than the limit',
+    ru: 'Заголовки запроса больше допустимого размера',
+  },
+  'request.malformed': {
+    en: 'Malformed HTTP request (request line or a header)',
+    ru: 'Некорректный HTTP-запрос (строка запроса или заголовок)',
+  },
+  'request.too_deep': {
+    en: '{field} is nested more than {depth} levels deep',
+    ru: '{field}: вложенность больше {depth} уровней',
   },
   'request.bad_content_length': {
     en: 'Request body size did not match Content-Length',
@@ -156,10 +176,15 @@ export const MESSAGES = {
   },
   'validation.required': { en: '{field}.{property} is required', ru: '{field}.{property} обязательно' },
   /** `reason` is Ajv's message, translated by ajv-i18n. */
+  'validation.invalid_key': { en: "{field} key '{key}' {reason}", ru: "{field}: ключ '{key}' {reason}" },
   'validation.invalid': { en: '{field} {reason}', ru: '{field} {reason}' },
 
   // the service
   'service.database_unavailable': { en: 'The database is unavailable', ru: 'База данных недоступна' },
+  'ledger.balance_too_large': {
+    en: 'The change would take the balance past 9007199254740991, the most an account can hold',
+    ru: 'Изменение превысило бы баланс 9007199254740991 — максимум, который может хранить счёт',
+  },
   'service.shutting_down': {
     en: 'The service is shutting down; retry the request',
     ru: 'Сервис останавливается; повторите запрос',

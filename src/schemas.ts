@@ -8,9 +8,22 @@ export const Timestamp = Type.String({ format: 'date-time' });
 /** Credits and minor units: integers from 1 (or 0) to 2^53-1, so they stay exact in JSON and in JS. */
 export const PositiveAmount = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 export const NonNegativeAmount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.Unknown(), {
-  description: 'Free-form JSON object stored with the entry',
-});
+/**
+ * Metadata as Stripe takes it: a flat object of at most 50 keys (1..40 characters), each value a string
+ * (up to 500 characters), a number, a boolean or null. Every route that takes metadata uses this schema.
+ */
+export const Metadata = Type.Record(
+  Type.String(),
+  Type.Union([Type.String({ maxLength: 500 }), Type.Number(), Type.Boolean(), Type.Null()]),
+  {
+    maxProperties: 50,
+    propertyNames: { minLength: 1, maxLength: 40 },
+    description:
+      'Flat key-value pairs stored with the entry: at most 50 keys of 1..40 characters; values are strings ' +
+      '(up to 500 characters), numbers, booleans or null',
+  },
+);
+export type Metadata = Static<typeof Metadata>;
 
 export function Envelope<T extends TSchema>(data: T, description?: string) {
   return Type.Object(

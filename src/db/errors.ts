@@ -48,6 +48,9 @@ export function isDatabaseUnavailable(err: unknown): boolean {
 const CONSTRAINT_ERRORS: Record<string, (detail: string) => AppError | undefined> = {
   // Two writers claimed one store product id at the same time.
   package_revenuecat_products_pkey: () => new AppError('conflict', msg('package.product_id_clash')),
+  // A grant would take a balance past 2^53-1, the most a client can hold exactly (migration 006).
+  accounts_balance_safe: () => new AppError('conflict', msg('ledger.balance_too_large')),
+  ledger_entries_balance_after_safe: () => new AppError('conflict', msg('ledger.balance_too_large')),
   // A purchase was being created for a package deleted in the meantime (not: a package still referenced).
   purchases_package_id_fkey: (detail) =>
     /is not present/.test(detail) ? new AppError('not_found', msg('package.not_found')) : undefined,

@@ -1,8 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { unauthorized } from '../errors.ts';
+import { safeEqual } from '../services/secrets.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,12 +15,6 @@ declare module 'fastify' {
       debitBatchSize: Histogram;
     };
   }
-}
-
-export function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 async function metrics(app: FastifyInstance, opts: { token: string | undefined }) {

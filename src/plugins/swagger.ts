@@ -4,6 +4,24 @@ import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { finishDocument } from '../openapi.ts';
 
+/**
+ * OpenAPI 3.0 schemas have no `propertyNames` (the metadata key rule): it is validated, and shown in the
+ * document as the `x-propertyNames` extension.
+ */
+function toOpenApi30(document: unknown): unknown {
+  const stack: unknown[] = [document];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (!node || typeof node !== 'object') continue;
+    const obj = node as Record<string, unknown>;
+    if ('propertyNames' in obj && typeof obj.propertyNames === 'object') {
+      obj['x-propertyNames'] = obj.propertyNames;
+      delete obj.propertyNames;
+    }
+    stack.push(...Object.values(obj));
+  }
+  return document;
+}
+
 async function docs(app: FastifyInstance) {
   await app.register(swagger, {
     openapi: {
@@ -34,7 +52,14 @@ async function docs(app: FastifyInstance) {
       ],
     },
     transformObject: (documentObject) =>
-      finishDocument(documentObject as { openapiObject: Record<string, unknown> }) as never,
+      // A copy: the document's schemas are the routes' own validation schemas, and both passes edit them.
+      toOpenApi30(
+        finishDocument({
+          openapiObject: structuredClone(
+            (documentObject as { openapiObject: Record<string, unknown> }).openapiObject,
+          ),
+        }),
+      ) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

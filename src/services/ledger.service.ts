@@ -18,13 +18,14 @@ import {
   readBalanceAt,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError } from '../errors.ts';
+import { AppError, badRequest } from '../errors.ts';
 import { msg } from '../messages.ts';
 import { decodeCursor, toPage } from './pagination.ts';
 import { purchasesById } from './packages.service.ts';
 
 /** `?expand=` values of ledger reads. */
 export type LedgerExpand = 'purchase';
+import { MAX_JSON_DEPTH } from './text.ts';
 
 export interface LedgerEntry {
   id: string;
@@ -72,14 +73,18 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
   };
 }
 
-/** JSON with sorted keys, so two bodies that mean the same thing hash the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+/**
+ * JSON with sorted keys, so two bodies that mean the same thing hash the same. Bodies are validated
+ * (metadata is flat) before they get here; the depth bound keeps the recursion safe whatever a caller passes.
+ */
+function canonical(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw badRequest('request.too_deep', { field: 'body', depth: MAX_JSON_DEPTH });
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value ?? null);
 }

@@ -19,6 +19,7 @@ import { msg } from '../messages.ts';
 import type { LedgerService } from './ledger.service.ts';
 import { expiryFor } from './packages.service.ts';
 import { constructStripeEvent } from './stripe.client.ts';
+import { storableProviderEvent } from './text.ts';
 
 /** Stripe's signature tolerance: a signed timestamp older or newer than this is refused. */
 const TOLERANCE_SECONDS = 300;
@@ -368,18 +369,28 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
       if (typeof signature !== 'string' || signature.length === 0) {
         throw new AppError('invalid_signature', msg('stripe.signature_missing'));
       }
-      let event: { id?: unknown; type?: unknown; data?: { object?: unknown } };
+      let parsed: unknown;
       try {
-        event = constructStripeEvent(rawBody ?? '', signature, secret, TOLERANCE_SECONDS);
+        // Stripe's library refuses old timestamps only: one signed for the future is refused here.
+        const signedAt = Number(/(?:^|,)\s*t=(\d{1,15})(?:,|$)/.exec(signature)?.[1]);
+        if (signedAt > Date.now() / 1000 + TOLERANCE_SECONDS) throw new Error('timestamp in the future');
+        parsed = constructStripeEvent(rawBody ?? '', signature, secret, TOLERANCE_SECONDS);
       } catch {
         throw new AppError(
           'invalid_signature',
           msg('stripe.signature_invalid', { seconds: TOLERANCE_SECONDS }),
         );
       }
+      if (!parsed || typeof parsed !== 'object' || Array.isArray(parsed)) {
+        throw new AppError('validation_failed', msg('stripe.event_invalid'));
+      }
+      // Stored as sent where Postgres can store it; NUL and lone surrogates become U+FFFD.
+      const event = storableProviderEvent(
+        parsed as { id?: unknown; type?: unknown; data?: { object?: unknown } },
+      );
       const eventId = str(event.id);
       const type = str(event.type);
-      const object = event.data?.object;
+      const object = event.data && typeof event.data === 'object' ? event.data.object : undefined;
       if (!eventId || !type || !object || typeof object !== 'object') {
         throw new AppError('validation_failed', msg('stripe.event_invalid'));
       }

@@ -197,6 +197,10 @@ describe('migrations/checksums.json', () => {
     const { applied } = await readChecksumList();
     const files = new Map((await readMigrations()).map((m) => [m.name, m.checksum]));
     expect(Object.keys(applied).length).toBeGreaterThanOrEqual(5);
+    // A new migration is listed in the commit that adds it, so that the next edit of it is caught.
+    for (const [name, checksum] of files) {
+      expect(applied[name], `add "${name}": "${checksum}" to migrations/checksums.json`).toBeDefined();
+    }
     for (const [name, checksum] of Object.entries(applied)) {
       // A migration that has been applied somewhere never changes: a function changes in a new numbered file.
       expect(files.get(name), `${name} was edited or removed after it was committed`).toBe(checksum);

@@ -69,6 +69,7 @@ export async function buildTestApp(
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_FAILURES_PER_MINUTE: '0',
     DATABASE_URL: url,
     DATABASE_POOL_SIZE: '10',
     ...env,

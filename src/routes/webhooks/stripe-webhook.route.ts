@@ -31,6 +31,7 @@ export default async function stripeWebhookRoutes(app: App) {
   app.post(
     '/stripe',
     {
+      config: { providerPayload: true },
       schema: {
         operationId: 'receiveStripeEvent',
         tags: ['webhooks'],
