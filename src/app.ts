@@ -25,9 +25,14 @@ import { createApiKeysService } from './services/api-keys.service.ts';
 import { createCheckoutService } from './services/checkout.service.ts';
 import { createLedgerService } from './services/ledger.service.ts';
 import { createPackagesService } from './services/packages.service.ts';
-import { createRevenuecatWebhookService } from './services/revenuecat-webhook.service.ts';
+import { createProviderInbox } from './services/provider-inbox.service.ts';
+import { createPurchaseLifecycle } from './services/purchase-lifecycle.ts';
+import {
+  createRevenuecatHandler,
+  createRevenuecatWebhookService,
+} from './services/revenuecat-webhook.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
-import { createStripeWebhookService } from './services/stripe-webhook.service.ts';
+import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
 import type { App } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -41,15 +46,21 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     onDebitBatchError: (err, size) =>
       app.log.warn({ err, size }, 'a debit batch failed; its debits are retried one by one'),
   });
+  const lifecycle = createPurchaseLifecycle(ledger);
+  const stripeHandler = createStripeHandler(lifecycle);
+  const revenuecatHandler = createRevenuecatHandler(lifecycle, {
+    allowSandbox: config.revenuecat.allowSandbox,
+  });
+  const inbox = createProviderInbox(db, { stripe: stripeHandler, revenuecat: revenuecatHandler });
   return {
     apiKeys: createApiKeysService(db),
     ledger,
+    lifecycle,
+    inbox,
     packages: createPackagesService(db, ledger),
-    checkout: createCheckoutService(db, config, createStripeClient(config.stripe)),
-    stripeWebhooks: createStripeWebhookService(db, config, ledger),
-    revenuecatWebhook: createRevenuecatWebhookService(db, ledger, {
-      allowSandbox: config.revenuecat.allowSandbox,
-    }),
+    checkout: createCheckoutService(db, config, createStripeClient(config.stripe), lifecycle),
+    stripeWebhooks: createStripeWebhookService(config, inbox),
+    revenuecatWebhook: createRevenuecatWebhookService(inbox),
   };
 }
 export type Services = ReturnType<typeof createServices>;

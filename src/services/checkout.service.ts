@@ -5,6 +5,7 @@ import { findPackage } from '../db/packages.repository.ts';
 import { insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
 import { badRequest, conflict, notFound, unavailable } from '../errors.ts';
 import { newId } from './ids.ts';
+import type { PurchaseLifecycle } from './purchase-lifecycle.ts';
 
 export interface CheckoutInput {
   userId: string;
@@ -31,7 +32,12 @@ function describeStripeError(err: unknown): string {
  * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
  * Checkout Session that points back at it. The webhook, not this call, grants the credits.
  */
-export function createCheckoutService(db: Db, config: Config, stripe: Stripe | null) {
+export function createCheckoutService(
+  db: Db,
+  config: Config,
+  stripe: Stripe | null,
+  lifecycle: PurchaseLifecycle,
+) {
   const { allowedOrigins } = config.checkout;
 
   /** A redirect from the request must be on an allowed origin (no open redirects); else the configured default. */
@@ -117,7 +123,7 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         if (!session.url) throw new Error('Stripe returned a Checkout Session without a url');
       } catch (err) {
         // No purchase stays pending forever: this one will never be paid.
-        await updatePurchase(db, purchase.id, { status: 'failed' }).catch(() => {});
+        await lifecycle.markFailed(db, purchase.id).catch(() => {});
         const error = unavailable(
           'Stripe is unavailable: the Checkout Session could not be created; retry later',
         );
