@@ -19,6 +19,7 @@ import creditRoutes from './routes/credits/credits.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
+import providerEventRoutes from './routes/operations/provider-events.route.ts';
 import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
 import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
 import { createApiKeysService } from './services/api-keys.service.ts';
@@ -30,8 +31,11 @@ import { createPurchaseLifecycle } from './services/purchase-lifecycle.ts';
 import {
   createRevenuecatHandler,
   createRevenuecatWebhookService,
+  productKey,
 } from './services/revenuecat-webhook.service.ts';
+import { createRevenuecatSync } from './services/revenuecat-sync.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
+import { createStripeReconciler } from './services/stripe-reconcile.service.ts';
 import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
 import type { App } from './types.ts';
 
@@ -47,6 +51,7 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
       app.log.warn({ err, size }, 'a debit batch failed; its debits are retried one by one'),
   });
   const lifecycle = createPurchaseLifecycle(ledger);
+  const stripe = createStripeClient(config.stripe);
   const stripeHandler = createStripeHandler(lifecycle);
   const revenuecatHandler = createRevenuecatHandler(lifecycle, {
     allowSandbox: config.revenuecat.allowSandbox,
@@ -57,10 +62,42 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     ledger,
     lifecycle,
     inbox,
-    packages: createPackagesService(db, ledger),
-    checkout: createCheckoutService(db, config, createStripeClient(config.stripe), lifecycle),
+    packages: createPackagesService(db, ledger, {
+      // Automatic: saving a mapping grants the purchases of those products that were parked as unmapped.
+      onProductsMapped: async (trx, productIds) => {
+        await inbox
+          .within(trx, 'revenuecat')
+          .wake(productIds.map(productKey), 'after its product was mapped');
+      },
+    }),
+    checkout: createCheckoutService(db, config, stripe, {
+      lifecycle,
+      inbox,
+      stripeHandler,
+      onSessionReadError: (err, sessionId) =>
+        app.log.warn({ err, sessionId }, 'the Checkout Session could not be read from Stripe'),
+    }),
     stripeWebhooks: createStripeWebhookService(config, inbox),
+    reconciler: createStripeReconciler(db, stripe, inbox, {
+      onRun: (outcome) => app.metrics.reconcileRuns.inc({ outcome }),
+      onReport: (r) => {
+        app.metrics.reconcileEvents.inc({ result: 'seen' }, r.seen);
+        app.metrics.reconcileEvents.inc({ result: 'applied' }, r.applied);
+        app.metrics.reconcileEvents.inc({ result: 'already_stored' }, r.alreadyStored);
+        app.log.info(
+          {
+            seen: r.seen,
+            applied: r.applied,
+            alreadyStored: r.alreadyStored,
+            outcomes: r.outcomes,
+            from: r.from,
+          },
+          'stripe reconciliation',
+        );
+      },
+    }),
     revenuecatWebhook: createRevenuecatWebhookService(inbox),
+    revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
   };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -168,6 +205,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
       await api.register(packageRoutes);
+      await api.register(providerEventRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },
     { prefix: '/api/v1' },

@@ -22,12 +22,21 @@ async function main() {
         }, config.expirySweepIntervalMs)
       : undefined;
   sweeper?.unref();
+  // Every replica schedules it; the lease lets one run at a time, the others skip.
+  const reconciler =
+    config.stripe.reconcileIntervalMs > 0 && config.stripe.secretKey
+      ? setInterval(() => {
+          app.services.reconciler.run().catch((err) => app.log.warn({ err }, 'stripe reconciliation failed'));
+        }, config.stripe.reconcileIntervalMs)
+      : undefined;
+  reconciler?.unref();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the pool, stop an embedded Postgres.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     if (sweeper) clearInterval(sweeper);
+    if (reconciler) clearInterval(reconciler);
     await app.close();
     if (embedded) await embedded.stop();
   });

@@ -1,4 +1,5 @@
 import type { Db, PurchaseRow } from '../db/database.ts';
+import type { Executor } from '../db/ledger.repository.ts';
 import {
   deletePackage,
   findPackage,
@@ -7,6 +8,7 @@ import {
   listPackages,
   type PackageRow,
   type PackageValues,
+  lockProductMapping,
   productOwners,
   replaceProductIds,
   updatePackage,
@@ -91,7 +93,21 @@ function productIdClash(err: unknown): never {
   throw err;
 }
 
-export function createPackagesService(db: Db, ledger: LedgerService) {
+export interface PackagesServiceOptions {
+  /**
+   * Called in the transaction that maps RevenueCat products to a package, holding their mapping locks:
+   * purchases of these products parked as unmapped are granted there.
+   */
+  onProductsMapped?: (trx: Executor, productIds: string[]) => Promise<void>;
+}
+
+export function createPackagesService(db: Db, ledger: LedgerService, opts: PackagesServiceOptions = {}) {
+  async function mapped(trx: Executor, productIds: string[] | undefined) {
+    if (!productIds?.length || !opts.onProductsMapped) return;
+    await lockProductMapping(trx, ...productIds);
+    await opts.onProductsMapped(trx, productIds);
+  }
+
   return {
     async create(input: PackageInput): Promise<Package> {
       checkCurrency(input.currency);
@@ -111,6 +127,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
             credit_expiry_days: input.creditExpiryDays ?? null,
           });
           await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
+          await mapped(trx, input.revenuecatProductIds);
         })
         .catch(productIdClash);
       return this.get(id);
@@ -149,7 +166,10 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
         .execute(async (trx) => {
           if (!(await findPackage(trx, id, true))) throw notFound('Credit package');
           await updatePackage(trx, id, values);
-          if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
+          if (input.revenuecatProductIds) {
+            await replaceProductIds(trx, id, input.revenuecatProductIds);
+            await mapped(trx, input.revenuecatProductIds);
+          }
         })
         .catch(productIdClash);
       return this.get(id);

@@ -81,7 +81,7 @@ function failureNote(err: unknown): string {
   return `handler failed (${kind}): ${message}`.slice(0, 1000);
 }
 
-export const toProviderEvent = (row: Omit<ProviderEventRow, 'payload'> & { payload?: unknown }) => ({
+export const toProviderEvent = (row: Omit<ProviderEventRow, 'payload'>) => ({
   id: eventPublicId(row.seq),
   provider: row.provider,
   eventId: row.event_id,
@@ -95,7 +95,6 @@ export const toProviderEvent = (row: Omit<ProviderEventRow, 'payload'> & { paylo
   attempts: row.attempts,
   receivedAt: row.received_at.toISOString(),
   processedAt: row.processed_at ? new Date(row.processed_at).toISOString() : null,
-  ...(row.payload !== undefined ? { payload: row.payload } : {}),
 });
 export type ProviderEvent = ReturnType<typeof toProviderEvent>;
 
@@ -208,6 +207,9 @@ export function createProviderInbox(db: Db, handlers: Handlers) {
       });
     },
 
+    /** An inbox context on a transaction the caller owns (e.g. the one that maps a RevenueCat product). */
+    within: (trx: Executor, provider: EventProvider) => context(trx, provider),
+
     /** Runs `fn` in a transaction with an inbox context (for paths that act without an event, e.g. the return page). */
     run<T>(provider: EventProvider, fn: (ctx: InboxContext) => Promise<T>): Promise<T> {
       return db.transaction().execute((trx) => fn(context(trx, provider)));
@@ -237,11 +239,11 @@ export function createProviderInbox(db: Db, handlers: Handlers) {
       });
     },
 
-    async get(id: string): Promise<ProviderEvent> {
+    async get(id: string): Promise<ProviderEvent & { payload: unknown }> {
       const seq = seqOf(id);
       const row = seq === undefined ? undefined : await findEventBySeq(db, seq);
       if (!row) throw notFound('Provider event');
-      return toProviderEvent(row);
+      return { ...toProviderEvent(row), payload: row.payload };
     },
 
     async list(filter: EventFilter, limit: number, cursor?: string) {

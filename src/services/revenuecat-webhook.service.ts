@@ -1,6 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { findPackageByProductId } from '../db/packages.repository.ts';
 import { findPurchaseByProviderRef, lockProviderRef } from '../db/purchases.repository.ts';
+import { lockProductMapping } from '../db/packages.repository.ts';
 import { badRequest } from '../errors.ts';
 import type { InboxContext, Outcome, ProviderHandler, ProviderInbox } from './provider-inbox.service.ts';
 import { MAX_REFUND_CYCLES, type PurchaseLifecycle } from './purchase-lifecycle.ts';
@@ -81,6 +82,8 @@ export function resolveUserId(event: RevenuecatEvent): string | null {
 
 /** Waiting keys (010_provider_event_inbox.sql). */
 const transactionKey = (transactionId: string) => `revenuecat:transaction:${transactionId}`;
+const refundKey = (transactionId: string) => `revenuecat:refund:${transactionId}`;
+export const productKey = (productId: string) => `revenuecat:product:${productId}`;
 
 /** Parses a stored RevenueCat body (the webhook's schema already checked a live one). */
 export function parseRevenuecatEvent(payload: unknown): RevenuecatEvent {
@@ -141,6 +144,16 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
     }
     const done = { purchaseId: purchase.id, userId: purchase.user_id };
     if (purchase.status !== 'refunded') {
+      // Before the purchase's first refund: the reversal arrived before its refund (RevenueCat does not
+      // promise order), so it waits for it. After a refund and its reversal, another one is a repeat.
+      if ((await lifecycle.refundCount(ctx.trx, purchase)) === 0) {
+        return {
+          status: 'parked',
+          note: `waiting for the refund of transaction ${transactionId} that it reverses`,
+          waitingFor: refundKey(transactionId),
+          ...done,
+        };
+      }
       return { status: 'ignored', note: `nothing to reverse: purchase is ${purchase.status}`, ...done };
     }
     const result = await lifecycle.reverseRefund(ctx.trx, purchase, {
@@ -163,8 +176,17 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
     if (!transactionId || !productId || !userId) {
       return { status: 'ignored', note: 'transaction_id, product_id or app_user_id is missing' };
     }
+    // The same lock as saving a mapping of this product: a purchase parked now is seen by that save's wake-up.
+    await lockProductMapping(trx, productId);
     const pkg = await findPackageByProductId(trx, productId);
-    if (!pkg) return { status: 'ignored', note: `product ${productId} is not mapped to a credit package` };
+    if (!pkg) {
+      return {
+        status: 'parked',
+        note: `product ${productId} is not mapped to a credit package: granted when a package maps it`,
+        waitingFor: productKey(productId),
+        userId,
+      };
+    }
 
     await lockProviderRef(trx, PROVIDER, transactionId);
     // The store has been paid: the purchase is granted even when the package was deactivated since.
