@@ -119,8 +119,11 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
       reason: 'RevenueCat refund',
       metadata: { eventId: event.id, transactionId, cancelReason: REFUND_REASON },
     });
-    if (!result)
+    if (!result) {
       return { status: 'ignored', note: `more than ${MAX_REFUND_CYCLES} refunds: not applied`, ...done };
+    }
+    // A REFUND_REVERSED that arrived before this refund was waiting for it.
+    await ctx.wake([refundKey(transactionId)], 'after the refund it reverses');
     return {
       status: 'processed',
       note: `refund: took back ${result.taken} of ${result.requested} credits`,

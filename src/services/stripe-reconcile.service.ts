@@ -33,6 +33,8 @@ export interface ReconcileReport {
 export type ReconcileResult = ReconcileReport | { skipped: true; reason: string };
 
 export interface ReconcileHooks {
+  /** Events asked per page of Stripe's list (Stripe's maximum, 100, by default). */
+  pageSize?: number;
   onReport?: (r: ReconcileReport) => void;
   onRun?: (outcome: 'completed' | 'skipped' | 'failed') => void;
 }
@@ -58,7 +60,7 @@ export function createStripeReconciler(
       const page = await client.events.list({
         types: STRIPE_EVENT_TYPES,
         created: { gte: Math.floor(from.getTime() / 1000) },
-        limit: PAGE_SIZE,
+        limit: hooks.pageSize ?? PAGE_SIZE,
         ...(startingAfter ? { starting_after: startingAfter } : {}),
       });
       events.push(...page.data);
