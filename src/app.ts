@@ -56,7 +56,11 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
   const revenuecatHandler = createRevenuecatHandler(lifecycle, {
     allowSandbox: config.revenuecat.allowSandbox,
   });
-  const inbox = createProviderInbox(db, { stripe: stripeHandler, revenuecat: revenuecatHandler });
+  const inbox = createProviderInbox(
+    db,
+    { stripe: stripeHandler, revenuecat: revenuecatHandler },
+    { onFailed: (e) => app.log.warn(e, 'a provider event failed; an operator can replay it') },
+  );
   return {
     apiKeys: createApiKeysService(db),
     ledger,

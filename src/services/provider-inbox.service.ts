@@ -103,7 +103,14 @@ export type ProviderEvent = ReturnType<typeof toProviderEvent>;
  * stored once by (provider, id); its provider's handler runs in the same transaction as its ledger effects,
  * under a savepoint; the outcome is settled as processed, ignored, parked or failed with a note.
  */
-export function createProviderInbox(db: Db, handlers: Handlers) {
+export function createProviderInbox(
+  db: Db,
+  handlers: Handlers,
+  hooks: {
+    /** An event whose handler failed for good (stored as `failed`): logs. */
+    onFailed?: (e: { provider: EventProvider; eventId: string; type: string; note: string }) => void;
+  } = {},
+) {
   /** Runs the handler under a savepoint: a handler that throws for good leaves the event `failed`, not lost. */
   async function apply(ctx: InboxContext, provider: EventProvider, payload: unknown) {
     const handler = handlers[provider];
@@ -121,9 +128,17 @@ export function createProviderInbox(db: Db, handlers: Handlers) {
     } catch (err) {
       if (isTransient(err)) throw err;
       await sql`rollback to savepoint provider_event`.execute(ctx.trx);
+      const note = failureNote(err);
+      const e = payload as { id?: unknown; type?: unknown; event?: { id?: unknown; type?: unknown } } | null;
+      hooks.onFailed?.({
+        provider,
+        eventId: String(e?.id ?? e?.event?.id ?? 'unknown'),
+        type: String(e?.type ?? e?.event?.type ?? 'unknown'),
+        note,
+      });
       return {
         status: 'failed' as const,
-        note: failureNote(err),
+        note,
         purchaseId: null,
         userId: null,
         waitingFor: null,

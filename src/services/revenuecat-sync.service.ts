@@ -79,7 +79,8 @@ export function createRevenuecatSync(db: Db, config: Config['revenuecat'], inbox
         (Array.isArray(list) ? list : []).map((item) => ({ productId, item })),
       );
       // Oldest first, as the webhook would have delivered them.
-      items.sort((a, b) => Date.parse(a.item.purchase_date ?? '') - Date.parse(b.item.purchase_date ?? ''));
+      const time = (i: NonSubscription) => Date.parse(i.purchase_date ?? '') || 0;
+      items.sort((a, b) => time(a.item) - time(b.item));
       for (const { productId, item } of items) {
         const transactionId = str(item.store_transaction_id);
         if (!transactionId) {

@@ -298,8 +298,8 @@ export function createStripeHandler(lifecycle: PurchaseLifecycle) {
   const handler: ProviderHandler<StripeEvent> & {
     sessionEvent: typeof sessionEvent;
   } = {
+    // Woken events run in the order received (the inbox's default).
     parse: parseStripeEvent,
-    compare: () => 0,
     async handle(ctx, event) {
       switch (event.type) {
         case 'checkout.session.completed':

@@ -168,6 +168,25 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     expect(rows).toEqual([expect.objectContaining({ lease_owner: null, lease_until: null })]);
   });
 
+  it('reconciliation racing the webhook on the same missed events grants each purchase once', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const missed = [];
+    for (let i = 0; i < 6; i++) missed.push(await paidCheckout(`race_rec_${i}`, now - 20 + i, false));
+    const refund = refundEvent(missed[0]!.paymentIntent, 500, now - 1);
+    t.fake.events.push(refund);
+    const results = await Promise.all([
+      replica(2).run(),
+      ...missed.map((m) => deliver(t.app, m.event)),
+      deliver(t.app, refund),
+    ]);
+    expect(results.slice(1).map((r) => (r as { statusCode: number }).statusCode)).toEqual(Array(7).fill(200));
+    for (let i = 0; i < 6; i++) {
+      expect(await ledgerRows(t, `race_rec_${i}`)).toHaveLength(i === 0 ? 2 : 1);
+      expect(await balanceOf(t.app, `race_rec_${i}`)).toBe(i === 0 ? 50 : 100);
+    }
+    expect(await t.app.services.ledger.verify()).toEqual([]);
+  });
+
   it('npm run reconcile prints events seen, applied and already stored', async () => {
     const now = Math.floor(Date.now() / 1000);
     const missed = await paidCheckout('cli_user', now - 5, false);
