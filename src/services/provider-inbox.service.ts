@@ -152,16 +152,21 @@ export function createProviderInbox(
       async wake(keys, why) {
         const rows = await waitingEvents(trx, provider, keys);
         const handler = handlers[provider];
-        const parsed: { row: ProviderEventRow; event: unknown }[] = [];
-        for (const row of rows) {
+        const parsed = rows.map((row) => {
           try {
-            parsed.push({ row, event: handler.parse(row.payload) });
+            return { row, event: handler.parse(row.payload) as unknown };
           } catch {
-            // Cannot be parsed: left as it is for an operator (it was stored by this code, so this is a bug).
+            return { row, event: undefined }; // settled `failed` by apply below
           }
+        });
+        const compare = handler.compare as ((x: unknown, y: unknown) => number) | undefined;
+        if (compare) {
+          parsed.sort((a, b) =>
+            a.event === undefined || b.event === undefined
+              ? Number(a.event === undefined) - Number(b.event === undefined)
+              : compare(a.event, b.event),
+          );
         }
-        if (handler.compare)
-          parsed.sort((a, b) => (handler.compare as (x: unknown, y: unknown) => number)(a.event, b.event));
         let processed = 0;
         for (const { row } of parsed) {
           // A handler woken earlier in this loop may have run this one already (a refund waking its reversal).

@@ -14,7 +14,7 @@ const MAX_LOOKBACK_MS = 30 * 86_400_000;
  * a little before it becomes visible. Already stored events cost one primary-key probe each.
  */
 export const RECONCILE_OVERLAP_MS = 60 * 60_000;
-/** A run renews its lease after every page; a crashed run's lease runs out after this. */
+/** A run renews its lease after every page read and every 100 events applied; a crashed run's runs out after this. */
 const LEASE_SECONDS = 15 * 60;
 const PAGE_SIZE = 100;
 
@@ -96,7 +96,10 @@ export function createStripeReconciler(
           from: from.toISOString(),
           to: now.toISOString(),
         };
-        for (const event of events) {
+        for (const [i, event] of events.entries()) {
+          if (i > 0 && i % PAGE_SIZE === 0 && !(await renewLease(db, JOB, owner, LEASE_SECONDS))) {
+            throw new Error('reconciliation lease lost');
+          }
           const r = await inbox.receive({
             provider: 'stripe',
             eventId: event.id,
