@@ -135,6 +135,31 @@ describe('the provider-event inbox for operators', () => {
     expect((await rcState(t.pg, user, tx)).entries).toHaveLength(1);
   });
 
+  it('concurrent replays of one event apply it once: one 200 processed, the rest 409', async () => {
+    const product = unique('prod');
+    const [user, tx] = [unique('user'), unique('tx')];
+    const body = purchaseEvent(product, user, tx);
+    expect((await deliverRc(t.app, body)).json().data.outcome).toBe('parked');
+    // Mapped behind the service's back (no automatic wake-up): only a replay can grant it now.
+    const pkg = await createPackage(t.app, { name: 'Quiet', credits: 11, price: 100 });
+    await t.pg.query('insert into package_revenuecat_products (product_id, package_id) values ($1, $2)', [
+      product,
+      pkg.id,
+    ]);
+    const id = await inboxId(body.event.id as string, user);
+    const responses = await Promise.all(Array.from({ length: 6 }, () => replay(id)));
+    expect(responses.map((r) => r.statusCode).sort()).toEqual([200, 409, 409, 409, 409, 409]);
+    const ok = responses.find((r) => r.statusCode === 200)!;
+    expect(ok.json().data).toMatchObject({
+      id,
+      status: 'processed',
+      purchaseId: expect.stringMatching(/^pur_/),
+    });
+    const state = await rcState(t.pg, user, tx);
+    expect(state.balance).toBe(11);
+    expect(state.entries).toHaveLength(1);
+  });
+
   it('a purchase racing the mapping of its product is granted exactly once, never left parked', async () => {
     for (let round = 0; round < 6; round++) {
       const product = unique('prod');
