@@ -100,18 +100,21 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       input: {
         existing?: PurchaseRow;
         userId: string;
-        pkg: PackageRow;
+        /** The package sold, for a new purchase (a snapshot of it is taken); unused with `existing`. */
+        pkg?: PackageRow;
         provider: PurchaseRow['provider'];
         providerRef: string | null;
       },
       grant: GrantFields,
     ): Promise<{ purchase: PurchaseRow; granted: LedgerOutcome }> {
+      if (!input.existing && !input.pkg)
+        throw new Error('createCompleted needs an existing purchase or a package');
       const purchase =
         input.existing ??
         (await insertPurchase(ex, {
           id: newId('pur'),
           userId: input.userId,
-          pkg: input.pkg,
+          pkg: input.pkg as PackageRow,
           provider: input.provider,
           providerRef: input.providerRef,
           status: 'completed',

@@ -179,10 +179,14 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
     if (!transactionId || !productId || !userId) {
       return { status: 'ignored', note: 'transaction_id, product_id or app_user_id is missing' };
     }
-    // The same lock as saving a mapping of this product: a purchase parked now is seen by that save's wake-up.
+    // The same lock as saving a mapping of this product (a purchase parked now is seen by that save's wake-up),
+    // then the transaction's.
     await lockProductMapping(trx, productId);
-    const pkg = await findPackageByProductId(trx, productId);
-    if (!pkg) {
+    await lockProviderRef(trx, PROVIDER, transactionId);
+    // Recorded before: a repeat (whatever the product's mapping is now), answered by the grant key below.
+    const existing = await findPurchaseByProviderRef(trx, PROVIDER, transactionId, true);
+    const pkg = existing ? undefined : await findPackageByProductId(trx, productId);
+    if (!existing && !pkg) {
       return {
         status: 'parked',
         note: `product ${productId} is not mapped to a credit package: granted when a package maps it`,
@@ -190,22 +194,19 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
         userId,
       };
     }
-
-    await lockProviderRef(trx, PROVIDER, transactionId);
     // The store has been paid: the purchase is granted even when the package was deactivated since.
-    const existing = await findPurchaseByProviderRef(trx, PROVIDER, transactionId, true);
     const { purchase: row, granted } = await lifecycle.createCompleted(
       trx,
       { existing, userId, pkg, provider: PROVIDER, providerRef: transactionId },
       {
         key: `revenuecat:grant:${transactionId}`,
-        reason: `RevenueCat purchase of ${pkg.name}`,
+        reason: `RevenueCat purchase of ${pkg?.name ?? existing?.package_id}`,
         metadata: {
           eventId: event.id,
           eventType: event.type,
           transactionId,
           productId,
-          packageId: existing?.package_id ?? pkg.id,
+          packageId: existing?.package_id ?? pkg?.id,
           store: event.store ?? null,
           environment: event.environment ?? null,
           storePrice: {

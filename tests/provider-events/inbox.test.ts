@@ -135,6 +135,26 @@ describe('the provider-event inbox for operators', () => {
     expect((await rcState(t.pg, user, tx)).entries).toHaveLength(1);
   });
 
+  it('a redelivery of a granted purchase whose product was unmapped since is a repeat, not parked', async () => {
+    const product = unique('prod');
+    const pkg = await createRcPackage(t.app, [product], { credits: 4 });
+    const [user, tx] = [unique('user'), unique('tx')];
+    await deliverRc(t.app, purchaseEvent(product, user, tx));
+    const unmap = await t.app.inject({
+      method: 'PUT',
+      url: `/api/v1/credit-packages/${pkg.id}`,
+      headers: asAdmin(),
+      payload: { revenuecatProductIds: [] },
+    });
+    expect(unmap.statusCode).toBe(200);
+    const again = await deliverRc(t.app, purchaseEvent(product, user, tx));
+    expect(again.json().data).toMatchObject({
+      outcome: 'ignored',
+      note: `transaction ${tx} was already granted`,
+    });
+    expect((await rcState(t.pg, user, tx)).balance).toBe(4);
+  });
+
   it('concurrent replays of one event apply it once: one 200 processed, the rest 409', async () => {
     const product = unique('prod');
     const [user, tx] = [unique('user'), unique('tx')];
