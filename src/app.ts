@@ -8,6 +8,7 @@ import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
 import { AppError } from './errors.ts';
+import { languageOf, msg } from './messages.ts';
 import authPlugin from './plugins/auth.ts';
 import envelopePlugin from './plugins/envelope.ts';
 import metricsPlugin from './plugins/metrics.ts';
@@ -171,6 +172,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.addHook('onClose', async () => database.close());
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // The language of the error messages (src/messages.ts), said on every answer so caches and clients can tell.
+    reply.header('content-language', languageOf(request.headers['accept-language']));
   });
 
   await app.register(envelopePlugin);
@@ -201,7 +204,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
             return `ip:${request.ip}`;
           },
           errorResponseBuilder: (_request, context) =>
-            new AppError('rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
+            new AppError(
+              'rate_limited',
+              msg('request.rate_limited', { seconds: Math.ceil(context.ttl / 1000) }),
+            ),
         });
       }
       await api.register(apiKeyRoutes);

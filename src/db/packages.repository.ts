@@ -30,6 +30,14 @@ export async function findPackage(ex: Executor, id: string, forUpdate = false) {
   return q.executeTakeFirst();
 }
 
+/** Packages by id, in one query (for `?expand=package`). */
+export async function findPackages(ex: Executor, ids: readonly string[]) {
+  if (ids.length === 0) return [];
+  return selectPackages(ex)
+    .where('p.id', 'in', [...new Set(ids)])
+    .execute();
+}
+
 export async function listPackages(
   ex: Executor,
   opts: { limit: number; includeInactive: boolean; after?: { createdAt: Date; id: string } },

@@ -43,6 +43,16 @@ export async function findPurchase(ex: Executor, id: string, forUpdate = false) 
   return q.executeTakeFirst();
 }
 
+/** Purchases by id, in one query (for `?expand=purchase`). */
+export async function findPurchases(ex: Executor, ids: readonly string[]) {
+  if (ids.length === 0) return [];
+  return ex
+    .selectFrom('purchases')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
+}
+
 export async function findPurchaseByProviderRef(
   ex: Executor,
   provider: PurchasesTable['provider'],

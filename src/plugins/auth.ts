@@ -39,7 +39,7 @@ function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw unauthorized('Authorization header must be "Bearer <token>"');
+    if (!match) throw unauthorized('auth.bad_header');
     return match[1];
   }
   const apiKey = request.headers['x-api-key'];
@@ -77,7 +77,7 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
     if (!token) return null;
     if (token.startsWith(API_KEY_PREFIX)) {
       const key = await opts.apiKeys.verify(token);
-      if (!key) throw unauthorized('API key is invalid or revoked');
+      if (!key) throw unauthorized('auth.api_key_invalid');
       request.principal = { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
       return request.principal;
     }
@@ -86,10 +86,12 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       payload = app.jwt.verify(token);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw unauthorized(code.includes('EXPIRED') ? 'Token has expired' : 'Token is invalid');
+      throw code.includes('EXPIRED')
+        ? unauthorized('auth.token_expired')
+        : unauthorized('auth.token_invalid');
     }
     if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) {
-      throw unauthorized('Token has no valid sub claim');
+      throw unauthorized('auth.token_no_sub');
     }
     const roles = Array.isArray(payload.roles)
       ? payload.roles.filter((r): r is string => typeof r === 'string')
@@ -103,11 +105,11 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       const principal = await app.identify(request);
       if (!principal) throw unauthorized();
       if (!allows(principal, allow, request)) {
-        throw forbidden(
-          principal.kind === 'apiKey'
-            ? `API key lacks the scope for this route (one of: ${allow.filter((a) => a.includes(':')).join(', ') || 'none'})`
-            : 'Not allowed to access this resource',
-        );
+        throw principal.kind === 'apiKey'
+          ? forbidden('auth.scope_missing', {
+              scopes: allow.filter((a) => a.includes(':')).join(', ') || 'none',
+            })
+          : forbidden('auth.not_allowed');
       }
     };
   });
@@ -118,6 +120,6 @@ export default fp(auth, { name: 'auth', dependencies: ['envelope'] });
 /** The user id a JWT caller acts as; routes that accept only users call this after `authorize(['user'])`. */
 export function callerUserId(request: FastifyRequest): string {
   const p = request.principal;
-  if (p?.kind !== 'user') throw forbidden('This route is for user tokens');
+  if (p?.kind !== 'user') throw forbidden('auth.user_token_only');
   return p.userId;
 }

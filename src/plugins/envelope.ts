@@ -1,7 +1,12 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
+import localizeRuModule from 'ajv-i18n/localize/ru/index.js';
 import { AppError, ERROR_STATUS, type ErrorCode, isDatabaseUnavailable } from '../errors.ts';
+import { type Language, languageOf, type Message, msg } from '../messages.ts';
+import { ERROR_SCHEMAS } from '../openapi.ts';
 import { ErrorEnvelope } from '../schemas.ts';
+
+const localizeRu = localizeRuModule as unknown as (errors: unknown[]) => void;
 
 export interface SuccessEnvelope<T> {
   isSuccess: true;
@@ -37,21 +42,43 @@ interface ValidationIssue {
   message?: string;
   keyword: string;
   params: Record<string, unknown>;
+  schemaPath?: string;
+}
+
+/** Ajv's own text for an issue, in both languages (ajv-i18n translates it; field names stay as they are). */
+function ajvReason(issue: ValidationIssue) {
+  const copy = { ...issue, schemaPath: issue.schemaPath ?? '' };
+  localizeRu([copy as never]);
+  return { en: issue.message ?? 'is invalid', ru: copy.message ?? issue.message ?? 'некорректно' };
 }
 
 /** "body.amount must be integer", "body must NOT have additional property 'foo'": the field is always named. */
-function describeValidation(context: string, issues: ValidationIssue[]): string[] {
+function describeValidation(context: string, issues: ValidationIssue[]): Message[] {
   return issues.map((issue) => {
     const field = context + issue.instancePath.replace(/\//g, '.');
     if (issue.keyword === 'additionalProperties') {
-      return `${field} must NOT have additional property '${String(issue.params.additionalProperty)}'`;
+      return msg('validation.additional_property', {
+        field,
+        property: String(issue.params.additionalProperty),
+      });
     }
     if (issue.keyword === 'required') {
-      return `${field}.${String(issue.params.missingProperty)} is required`;
+      return msg('validation.required', { field, property: String(issue.params.missingProperty) });
     }
-    return `${field} ${issue.message ?? 'is invalid'}`;
+    return msg('validation.invalid', { field, reason: ajvReason(issue) });
   });
 }
+
+/** Errors of the HTTP layer (Fastify's own codes) that have a catalogue message. */
+const FASTIFY_MESSAGES: Record<string, Message> = {
+  FST_ERR_CTP_EMPTY_JSON_BODY: msg('request.invalid_json'),
+  FST_ERR_CTP_INVALID_JSON_BODY: msg('request.invalid_json'),
+  FST_ERR_CTP_BODY_TOO_LARGE: msg('request.too_large'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: msg('request.unsupported_media_type'),
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: msg('request.bad_content_length'),
+  FST_ERR_BAD_URL: msg('request.bad_url'),
+  FST_ERR_MAX_PARAM_LENGTH: msg('request.param_too_long'),
+};
 
 /** Maps any thrown error to the catalogue; 5xx messages never carry internals. */
 export function toAppError(err: unknown): AppError {
@@ -59,47 +86,47 @@ export function toAppError(err: unknown): AppError {
   const e = err as FastifyError & { validation?: ValidationIssue[]; validationContext?: string };
   if (e?.validation) {
     const messages = describeValidation(e.validationContext ?? 'request', e.validation);
-    return new AppError('validation_failed', messages[0] ?? 'Invalid request', messages);
+    return new AppError('validation_failed', messages[0] ?? msg('request.invalid'), messages);
   }
-  if (isDatabaseUnavailable(err)) return new AppError('service_unavailable', 'The database is unavailable');
+  if (isDatabaseUnavailable(err))
+    return new AppError('service_unavailable', msg('service.database_unavailable'));
   const pgCode = typeof e?.code === 'string' ? e.code : '';
   if (pgCode === '40001' || pgCode === '40P01' || pgCode === '57014' || pgCode === '55P03') {
-    return new AppError('service_unavailable', 'The service is busy; retry the request');
+    return new AppError('service_unavailable', msg('service.busy'));
   }
-  if (
-    pgCode === 'FST_ERR_CTP_EMPTY_JSON_BODY' ||
-    e instanceof SyntaxError ||
-    pgCode === 'FST_ERR_CTP_INVALID_JSON_BODY'
-  ) {
-    return new AppError('validation_failed', 'Body is not valid JSON');
-  }
+  if (e instanceof SyntaxError) return new AppError('validation_failed', msg('request.invalid_json'));
   const status = typeof e?.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
     const code = CODE_BY_STATUS[status] ?? 'validation_failed';
-    const message =
-      code === 'payload_too_large'
-        ? 'Request body is larger than the limit'
+    const known =
+      FASTIFY_MESSAGES[pgCode] ??
+      (code === 'payload_too_large'
+        ? msg('request.too_large')
         : code === 'unsupported_media_type'
-          ? `Unsupported Content-Type; send application/json`
-          : (e.message ?? 'Bad request');
-    return new AppError(code, message);
+          ? msg('request.unsupported_media_type')
+          : undefined);
+    return new AppError(
+      code,
+      known ?? (e.message ? msg('request.rejected', { detail: e.message }) : msg('request.invalid')),
+    );
   }
-  return new AppError('internal_error', 'Internal server error');
+  return new AppError('internal_error', msg('service.internal_error'));
 }
 
-export function errorBody(err: AppError) {
+export function errorBody(err: AppError, language: Language = 'en') {
   return {
     isSuccess: false as const,
     statusCode: err.statusCode,
     code: err.code,
     data: null,
-    errors: err.details,
+    errors: err.render(language),
     timestamp: new Date().toISOString(),
   };
 }
 
 async function envelope(app: FastifyInstance) {
   app.addSchema(ErrorEnvelope);
+  for (const schema of Object.values(ERROR_SCHEMAS)) app.addSchema(schema);
   app.decorateReply('ok', function ok<T>(this: FastifyReply, data: T, statusCode = 200): SuccessEnvelope<T> {
     this.code(statusCode);
     return { isSuccess: true, statusCode, data, errors: [], timestamp: new Date().toISOString() };
@@ -114,12 +141,17 @@ async function envelope(app: FastifyInstance) {
     }
     if (appError.code === 'rate_limited' && !reply.hasHeader('retry-after'))
       reply.header('retry-after', '60');
-    return reply.code(appError.statusCode).send(errorBody(appError));
+    return reply
+      .code(appError.statusCode)
+      .send(errorBody(appError, languageOf(request.headers['accept-language'])));
   });
 
   app.setNotFoundHandler((request, reply) => {
-    const err = new AppError('not_found', `Route ${request.method} ${request.url.split('?')[0]} not found`);
-    return reply.code(404).send(errorBody(err));
+    const err = new AppError(
+      'not_found',
+      msg('route.not_found', { method: request.method, path: request.url.split('?')[0] ?? '' }),
+    );
+    return reply.code(404).send(errorBody(err, languageOf(request.headers['accept-language'])));
   });
 }
 

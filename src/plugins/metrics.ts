@@ -80,7 +80,7 @@ async function metrics(app: FastifyInstance, opts: { token: string | undefined }
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (opts.token) {
       const header = request.headers.authorization ?? '';
-      if (!safeEqual(header, `Bearer ${opts.token}`)) throw unauthorized('Metrics token required');
+      if (!safeEqual(header, `Bearer ${opts.token}`)) throw unauthorized('auth.metrics_token');
     }
     reply.type(registry.contentType);
     return registry.metrics();

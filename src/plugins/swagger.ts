@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { finishDocument } from '../openapi.ts';
 
 async function docs(app: FastifyInstance) {
   await app.register(swagger, {
@@ -12,7 +13,10 @@ async function docs(app: FastifyInstance) {
         version: '1.0.0',
         description:
           'Sells credit packs (Stripe Checkout, RevenueCat) and keeps every credit in an append-only ledger. ' +
-          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors.',
+          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors. ' +
+          'Error messages are in English or Russian as `Accept-Language` asks (`Content-Language` says which); ' +
+          '`code`, field names and enum values never change. Lists take `limit` (1-100, default 20) and `cursor`, ' +
+          'and answer `{ items, nextCursor }`.',
       },
       components: {
         securitySchemes: {
@@ -33,6 +37,8 @@ async function docs(app: FastifyInstance) {
         { name: 'operations', description: 'Health and readiness' },
       ],
     },
+    transformObject: (documentObject) =>
+      finishDocument(documentObject as { openapiObject: Record<string, unknown> }) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

@@ -112,8 +112,8 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
       for (const [hash, entry] of cache) if (entry.id === id) cache.delete(hash);
       if (row) return toListed(row);
       const existing = await findApiKey(db, id);
-      if (!existing) throw notFound('API key');
-      throw conflict('API key is already revoked');
+      if (!existing) throw notFound('api_key.not_found');
+      throw conflict('api_key.already_revoked');
     },
 
     /** The key's id and scopes when it is valid and not revoked; null otherwise. Cached (see API_KEY_CACHE_TTL_MS). */

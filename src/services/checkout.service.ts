@@ -57,18 +57,16 @@ export function createCheckoutService(
       try {
         origin = new URL(given).origin;
       } catch {
-        throw badRequest(`body.${field} is not a valid URL`);
+        throw badRequest('checkout.url_invalid', { field });
       }
       if (!allowedOrigins.includes(origin)) {
-        throw badRequest(
-          `body.${field} must be on an allowed origin (CHECKOUT_ALLOWED_ORIGINS); ${origin} is not one`,
-        );
+        throw badRequest('checkout.url_origin', { field, origin });
       }
       // The string goes to Stripe as given: `{CHECKOUT_SESSION_ID}` must stay literal for Stripe to fill.
       return given;
     }
     if (fallback) return fallback;
-    throw badRequest(`body.${field} is required: ${env} is not configured`);
+    throw badRequest('checkout.url_required', { field, variable: env });
   }
 
   return {
@@ -107,7 +105,7 @@ export function createCheckoutService(
     },
 
     async create(input: CheckoutInput): Promise<CheckoutSession> {
-      if (!stripe) throw unavailable('Stripe is not configured: checkout is unavailable');
+      if (!stripe) throw unavailable('checkout.not_configured');
       const successUrl = redirectUrl(
         input.successUrl,
         config.checkout.successUrl,
@@ -122,8 +120,8 @@ export function createCheckoutService(
       );
 
       const pkg = await findPackage(db, input.packageId);
-      if (!pkg) throw notFound('Credit package');
-      if (!pkg.is_active) throw conflict('Credit package is not active');
+      if (!pkg) throw notFound('package.not_found');
+      if (!pkg.is_active) throw conflict('package.inactive');
       const purchase = await insertPurchase(db, {
         id: newId('pur'),
         userId: input.userId,
@@ -133,7 +131,7 @@ export function createCheckoutService(
         status: 'pending',
       }).catch((err: { code?: string }) => {
         // The package was deleted between the read and the insert.
-        if (err?.code === '23503') throw notFound('Credit package');
+        if (err?.code === '23503') throw notFound('package.not_found');
         throw err;
       });
 
@@ -168,9 +166,7 @@ export function createCheckoutService(
       } catch (err) {
         // No purchase stays pending forever: this one will never be paid.
         await lifecycle.markFailed(db, purchase.id).catch(() => {});
-        const error = unavailable(
-          'Stripe is unavailable: the Checkout Session could not be created; retry later',
-        );
+        const error = unavailable('checkout.stripe_unavailable');
         error.cause = err;
         error.message = `${error.message} [${describeStripeError(err)}]`;
         throw error;

@@ -18,7 +18,12 @@ import {
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
 import { AppError } from '../errors.ts';
+import { msg } from '../messages.ts';
 import { decodeCursor, toPage } from './pagination.ts';
+import { purchasesById } from './packages.service.ts';
+
+/** `?expand=` values of ledger reads. */
+export type LedgerExpand = 'purchase';
 
 export interface LedgerEntry {
   id: string;
@@ -80,12 +85,18 @@ function canonical(value: unknown): string {
 
 export const requestHash = (body: unknown) => createHash('sha256').update(canonical(body)).digest('hex');
 
-function outcome(result: LedgerResult, what: string): LedgerOutcome {
+const OPERATIONS = {
+  Debit: msg('ledger.operation.debit'),
+  Grant: msg('ledger.operation.grant'),
+  Clawback: msg('ledger.operation.clawback'),
+};
+
+function outcome(result: LedgerResult, what: keyof typeof OPERATIONS): LedgerOutcome {
   if (!result.entry) throw new Error(`${what} returned no entry (${result.outcome})`);
   if (result.outcome === 'key_reused') {
     throw new AppError(
       'idempotency_key_reused',
-      `${what}: the idempotency key was already used for another request`,
+      msg('ledger.idempotency_key_reused', { operation: OPERATIONS[what] }),
     );
   }
   return {
@@ -236,7 +247,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       if (result.outcome === 'insufficient') {
         throw new AppError(
           'insufficient_credits',
-          `Insufficient credits: balance ${result.balance}, requested ${input.amount}`,
+          msg('ledger.insufficient_credits', { balance: result.balance, requested: input.amount }),
         );
       }
       return written(outcome(result, 'Debit'));
@@ -292,10 +303,23 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       };
     },
 
-    async entries(userId: string, limit: number, cursor?: string) {
+    /** Entries newest first; `expand` of `purchase` puts each entry's purchase (or null) beside `purchaseId`. */
+    async entries(userId: string, limit: number, cursor?: string, expand: readonly LedgerExpand[] = []) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
       const rows = await listEntries(db, userId, limit, after?.[0]);
-      return toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      if (!expand.includes('purchase')) return page;
+      const purchases = await purchasesById(
+        db,
+        page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : [])),
+      );
+      return {
+        items: page.items.map((e) => ({
+          ...e,
+          purchase: (e.purchaseId && purchases.get(e.purchaseId)) || null,
+        })),
+        nextCursor: page.nextCursor,
+      };
     },
 
     async accounts(limit: number, cursor?: string) {

@@ -3,6 +3,7 @@ import type { Executor } from '../db/ledger.repository.ts';
 import {
   deletePackage,
   findPackage,
+  findPackages,
   hasPurchases,
   insertPackage,
   listPackages,
@@ -13,7 +14,7 @@ import {
   replaceProductIds,
   updatePackage,
 } from '../db/packages.repository.ts';
-import { insertPurchase, listPurchases } from '../db/purchases.repository.ts';
+import { findPurchase, findPurchases, insertPurchase, listPurchases } from '../db/purchases.repository.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { newId } from './ids.ts';
 import type { LedgerEntry, LedgerService } from './ledger.service.ts';
@@ -65,6 +66,39 @@ export const toPurchase = (row: PurchaseRow) => ({
 });
 export type Purchase = ReturnType<typeof toPurchase>;
 
+/** `?expand=` values of purchase reads. */
+export type PurchaseExpand = 'package';
+export type ExpandedPurchase = Purchase & { package?: Package };
+
+/**
+ * Purchases with `package` (the package as it is now) beside `packageId` when `expand` asks for it.
+ * One query for the whole page. Packages with purchases are never deleted, only deactivated.
+ */
+export async function expandPurchases(
+  db: Db,
+  purchases: Purchase[],
+  expand: readonly PurchaseExpand[] = [],
+): Promise<ExpandedPurchase[]> {
+  if (!expand.includes('package')) return purchases;
+  const packages = new Map(
+    (
+      await findPackages(
+        db,
+        purchases.map((p) => p.packageId),
+      )
+    ).map((row) => [row.id, toPackage(row)]),
+  );
+  return purchases.map((p) => {
+    const pkg = packages.get(p.packageId);
+    return pkg ? { ...p, package: pkg } : p;
+  });
+}
+
+/** Purchase rows by id, as API objects (for a ledger's `?expand=purchase`). */
+export async function purchasesById(db: Db, ids: readonly string[]): Promise<Map<string, Purchase>> {
+  return new Map((await findPurchases(db, ids)).map((row) => [row.id, toPurchase(row)]));
+}
+
 /** When credits granted now for a package with `creditExpiryDays` expire (null: never). */
 export function expiryFor(days: number | null, from = new Date()): Date | null {
   return days === null ? null : new Date(from.getTime() + days * 86_400_000);
@@ -72,24 +106,23 @@ export function expiryFor(days: number | null, from = new Date()): Date | null {
 
 function checkCurrency(currency: string | undefined) {
   if (currency !== undefined && !ISO_CURRENCIES.has(currency)) {
-    throw badRequest(`body.currency must be a lower-case ISO 4217 code, got '${currency}'`);
+    throw badRequest('package.currency_invalid', { currency });
   }
 }
 
 async function checkProductIds(db: Db, ids: string[] | undefined, packageId?: string) {
   if (!ids) return;
-  if (new Set(ids).size !== ids.length) throw badRequest('body.revenuecatProductIds must not repeat an id');
+  if (new Set(ids).size !== ids.length) throw badRequest('package.product_ids_repeat');
   const taken = await productOwners(db, ids, packageId);
   if (taken.length > 0) {
     const t = taken[0] as { product_id: string; package_id: string };
-    throw conflict(`RevenueCat product id '${t.product_id}' already belongs to package ${t.package_id}`);
+    throw conflict('package.product_id_taken', { productId: t.product_id, packageId: t.package_id });
   }
 }
 
 /** 23505 on package_revenuecat_products: two writers claimed one product id at the same time. */
 function productIdClash(err: unknown): never {
-  if ((err as { code?: string }).code === '23505')
-    throw conflict('A RevenueCat product id already belongs to another package');
+  if ((err as { code?: string }).code === '23505') throw conflict('package.product_id_clash');
   throw err;
 }
 
@@ -135,7 +168,7 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
 
     async get(id: string): Promise<Package> {
       const row = await findPackage(db, id);
-      if (!row) throw notFound('Credit package');
+      if (!row) throw notFound('package.not_found');
       return toPackage(row);
     },
 
@@ -164,7 +197,7 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
       await db
         .transaction()
         .execute(async (trx) => {
-          if (!(await findPackage(trx, id, true))) throw notFound('Credit package');
+          if (!(await findPackage(trx, id, true))) throw notFound('package.not_found');
           await updatePackage(trx, id, values);
           if (input.revenuecatProductIds) {
             await replaceProductIds(trx, id, input.revenuecatProductIds);
@@ -179,7 +212,7 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
     async remove(id: string): Promise<{ deleted: boolean; deactivated: boolean; package: Package }> {
       return db.transaction().execute(async (trx) => {
         const row = await findPackage(trx, id, true);
-        if (!row) throw notFound('Credit package');
+        if (!row) throw notFound('package.not_found');
         if (await hasPurchases(trx, id)) {
           await updatePackage(trx, id, { is_active: false });
           const updated = (await findPackage(trx, id)) as PackageRow;
@@ -190,10 +223,19 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
       });
     },
 
-    async purchases(userId: string, limit: number, cursor?: string) {
+    async purchases(userId: string, limit: number, cursor?: string, expand?: readonly PurchaseExpand[]) {
       const after = decodeCursor(cursor, ['date', 'string']) as [Date, string] | undefined;
       const rows = await listPurchases(db, userId, limit, after && { createdAt: after[0], id: after[1] });
-      return toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      const page = toPage(rows, limit, toPurchase, (r) => [r.created_at.toISOString(), r.id]);
+      return { items: await expandPurchases(db, page.items, expand), nextCursor: page.nextCursor };
+    },
+
+    /** One of `userId`'s purchases; another user's purchase is 404, as if it did not exist. */
+    async purchase(userId: string, purchaseId: string, expand?: readonly PurchaseExpand[]) {
+      const row = await findPurchase(db, purchaseId);
+      if (!row || row.user_id !== userId) throw notFound('purchase.not_found');
+      const [purchase] = await expandPurchases(db, [toPurchase(row)], expand);
+      return purchase as ExpandedPurchase;
     },
 
     /** DEV ONLY: grants a package without payment, as a completed `dev` purchase, in one transaction. */
@@ -203,8 +245,8 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
     ): Promise<{ purchase: Purchase; entry: LedgerEntry; balance: number }> {
       return db.transaction().execute(async (trx) => {
         const pkg = await findPackage(trx, packageId, true);
-        if (!pkg) throw notFound('Credit package');
-        if (!pkg.is_active) throw conflict('Credit package is not active');
+        if (!pkg) throw notFound('package.not_found');
+        if (!pkg.is_active) throw conflict('package.inactive');
         const purchase = await insertPurchase(trx, {
           id: newId('pur'),
           userId,

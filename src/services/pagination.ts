@@ -22,10 +22,9 @@ export function decodeCursor(
   try {
     parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
   } catch {
-    throw badRequest('querystring.cursor is not a valid cursor');
+    throw badRequest('cursor.invalid');
   }
-  if (!Array.isArray(parsed) || parsed.length !== shape.length)
-    throw badRequest('querystring.cursor is not a valid cursor');
+  if (!Array.isArray(parsed) || parsed.length !== shape.length) throw badRequest('cursor.invalid');
   return parsed.map((value, i) => {
     const kind = shape[i];
     if (kind === 'number' && typeof value === 'number' && Number.isSafeInteger(value)) return value;
@@ -41,7 +40,7 @@ export function decodeCursor(
       new Date(value).toISOString().slice(0, 23) === value.slice(0, 23)
     )
       return value;
-    throw badRequest('querystring.cursor is not a valid cursor');
+    throw badRequest('cursor.invalid');
   });
 }
 

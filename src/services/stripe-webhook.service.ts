@@ -9,6 +9,7 @@ import {
 } from '../db/purchases.repository.ts';
 import { lockPaymentIntent, STRIPE_CHARGE_EVENT_TYPES } from '../db/stripe.repository.ts';
 import { AppError, unavailable } from '../errors.ts';
+import { msg } from '../messages.ts';
 import type { InboxContext, Outcome, ProviderHandler, ProviderInbox } from './provider-inbox.service.ts';
 import { isGranted, type PurchaseLifecycle } from './purchase-lifecycle.ts';
 import { constructStripeEvent } from './stripe.client.ts';
@@ -79,7 +80,7 @@ export function parseStripeEvent(payload: unknown): StripeEvent {
   const type = str(e.type);
   const object = e.data?.object;
   if (!id || !type || !object || typeof object !== 'object') {
-    throw new AppError('validation_failed', 'body must be a Stripe event with id, type and data.object');
+    throw new AppError('validation_failed', msg('stripe.event_invalid'));
   }
   return { id, type, object: object as Obj, created: int(e.created) ?? 0 };
 }
@@ -331,9 +332,9 @@ export function createStripeWebhookService(config: Config, inbox: ProviderInbox)
      */
     async handle(rawBody: Buffer | string | undefined, signature: unknown): Promise<StripeWebhookResult> {
       const secret = config.stripe.webhookSecret;
-      if (!secret) throw unavailable('Stripe webhooks are not configured');
+      if (!secret) throw unavailable('stripe.webhook_not_configured');
       if (typeof signature !== 'string' || signature.length === 0) {
-        throw new AppError('invalid_signature', 'Missing Stripe-Signature header');
+        throw new AppError('invalid_signature', msg('stripe.signature_missing'));
       }
       let raw: unknown;
       try {
@@ -341,7 +342,7 @@ export function createStripeWebhookService(config: Config, inbox: ProviderInbox)
       } catch {
         throw new AppError(
           'invalid_signature',
-          `Stripe-Signature does not match the body, or its timestamp is more than ${TOLERANCE_SECONDS} s away`,
+          msg('stripe.signature_invalid', { seconds: TOLERANCE_SECONDS }),
         );
       }
       const event = parseStripeEvent(raw);

@@ -3,7 +3,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { unauthorized, unavailable } from '../../errors.ts';
 import { safeEqual } from '../../plugins/metrics.ts';
-import { Envelope, errorResponses } from '../../schemas.ts';
+import { errorsWithoutRateLimit, ok } from '../../openapi.ts';
 import {
   RevenuecatDeliveryResult,
   RevenuecatWebhookBody,
@@ -21,10 +21,10 @@ export default async function revenuecatWebhookRoutes(app: App) {
   // onRequest: checked before the body is parsed, so an unauthenticated caller learns nothing about it.
   const authorize = async (request: FastifyRequest) => {
     if (!expectedDigest) {
-      throw unavailable('The RevenueCat webhook is not configured (REVENUECAT_WEBHOOK_AUTH is unset)');
+      throw unavailable('revenuecat.not_configured');
     }
     if (!safeEqual(digest(request.headers.authorization ?? ''), expectedDigest)) {
-      throw unauthorized('Missing or wrong Authorization for the RevenueCat webhook');
+      throw unauthorized('revenuecat.unauthorized');
     }
   };
 
@@ -33,8 +33,9 @@ export default async function revenuecatWebhookRoutes(app: App) {
     {
       onRequest: authorize,
       schema: {
+        operationId: 'receiveRevenuecatEvent',
         tags: ['webhooks'],
-        summary: 'RevenueCat webhook',
+        summary: 'RevenueCat events',
         description:
           'Receives RevenueCat events. `Authorization` must equal `REVENUECAT_WEBHOOK_AUTH` (unset: 503). ' +
           'Every accepted delivery answers 200: processed, ignored (sandbox, unmapped product, types without ' +
@@ -49,7 +50,13 @@ export default async function revenuecatWebhookRoutes(app: App) {
           ),
         }),
         body: RevenuecatWebhookBody,
-        response: { 200: Envelope(RevenuecatDeliveryResult), ...errorResponses },
+        response: {
+          200: ok(RevenuecatDeliveryResult, 'The delivery was accepted; `outcome` says what it did'),
+          ...errorsWithoutRateLimit([401, 'Missing or wrong Authorization'], 413, 415, [
+            503,
+            'REVENUECAT_WEBHOOK_AUTH is unset, or the database is unavailable (RevenueCat retries)',
+          ]),
+        },
       },
     },
     async (request, reply) => {

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Envelope, errorResponses } from '../../schemas.ts';
+import { errorsWithoutRateLimit, ok } from '../../openapi.ts';
 import type { App } from '../../types.ts';
 
 export const StripeWebhookResultSchema = Type.Object({
@@ -39,6 +39,7 @@ export default async function stripeWebhookRoutes(app: App) {
     '/stripe',
     {
       schema: {
+        operationId: 'receiveStripeEvent',
         tags: ['webhooks'],
         summary: 'Stripe events (signed with Stripe-Signature)',
         description:
@@ -49,7 +50,14 @@ export default async function stripeWebhookRoutes(app: App) {
           'charge.dispute.created claw credits back, charge.dispute.closed (won) grants them back. ' +
           'Other event types are stored and acknowledged. 503 when STRIPE_WEBHOOK_SECRET is unset.',
         headers: Type.Object({ 'stripe-signature': Type.Optional(Type.String()) }),
-        response: { 200: Envelope(StripeWebhookResultSchema), ...errorResponses },
+        response: {
+          200: ok(StripeWebhookResultSchema, 'The event was received; `outcome` says what it did'),
+          ...errorsWithoutRateLimit(
+            [400, '`invalid_signature`: Stripe-Signature missing, wrong or too old; or not a Stripe event'],
+            413,
+            [503, 'STRIPE_WEBHOOK_SECRET is unset, or the database is unavailable (Stripe retries)'],
+          ),
+        },
       },
     },
     async (request, reply) => {
