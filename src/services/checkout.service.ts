@@ -79,7 +79,7 @@ export function createCheckoutService(
     async session(sessionId: string, viewer: { userId: string; privileged: boolean }): Promise<Purchase> {
       const found = await findPurchaseByProviderRef(db, 'stripe', sessionId);
       if (!found || (!viewer.privileged && found.user_id !== viewer.userId))
-        throw notFound('Checkout Session');
+        throw notFound('checkout.session_not_found');
       if (found.status !== 'pending' || !stripe) return toPurchase(found);
       let session: Stripe.Checkout.Session;
       try {

@@ -241,12 +241,11 @@ export function createProviderInbox(
      */
     async replay(id: string): Promise<ProviderEvent> {
       const seq = seqOf(id);
-      if (seq === undefined) throw notFound('Provider event');
+      if (seq === undefined) throw notFound('provider_event.not_found');
       return db.transaction().execute(async (trx) => {
         const row = await findEventBySeq(trx, seq, true);
-        if (!row) throw notFound('Provider event');
-        if (row.status === 'processed')
-          throw conflict('This provider event was processed: nothing to replay');
+        if (!row) throw notFound('provider_event.not_found');
+        if (row.status === 'processed') throw conflict('provider_event.already_processed');
         const result = await apply(context(trx, row.provider), row.provider, row.payload);
         const settled = await settleEvent(
           trx,
@@ -262,7 +261,7 @@ export function createProviderInbox(
     async get(id: string): Promise<ProviderEvent & { payload: unknown }> {
       const seq = seqOf(id);
       const row = seq === undefined ? undefined : await findEventBySeq(db, seq);
-      if (!row) throw notFound('Provider event');
+      if (!row) throw notFound('provider_event.not_found');
       return { ...toProviderEvent(row), payload: row.payload };
     },
 

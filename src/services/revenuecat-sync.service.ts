@@ -47,19 +47,17 @@ export function createRevenuecatSync(db: Db, config: Config['revenuecat'], inbox
         signal: AbortSignal.timeout(REVENUECAT_TIMEOUT_MS),
       });
     } catch (err) {
-      const error = unavailable('RevenueCat is unreachable: the purchases could not be read; retry later');
+      const error = unavailable('revenuecat.unreachable');
       error.cause = err;
       throw error;
     }
     if (res.status === 404) return undefined;
     if (!res.ok) {
-      throw unavailable(
-        `RevenueCat answered HTTP ${res.status}: the purchases could not be read; retry later`,
-      );
+      throw unavailable('revenuecat.http_error', { status: res.status });
     }
     const body = (await res.json().catch(() => null)) as { subscriber?: unknown } | null;
     if (!body || typeof body.subscriber !== 'object' || body.subscriber === null) {
-      throw unavailable('RevenueCat answered without a subscriber: the purchases could not be read');
+      throw unavailable('revenuecat.no_subscriber');
     }
     return body.subscriber as Obj;
   }
@@ -67,8 +65,7 @@ export function createRevenuecatSync(db: Db, config: Config['revenuecat'], inbox
   return {
     /** Grants every one-time purchase of the user that RevenueCat knows and the service has not granted. */
     async sync(userId: string): Promise<SyncResult> {
-      if (!config.apiKey)
-        throw unavailable('RevenueCat sync is not configured (REVENUECAT_API_KEY is unset)');
+      if (!config.apiKey) throw unavailable('revenuecat.sync_not_configured');
       const subscriber = await fetchSubscriber(userId);
       const result: SyncResult = { granted: [], alreadyGranted: 0, ignored: 0, parked: 0 };
       const byProduct = (subscriber?.non_subscriptions ?? {}) as Record<

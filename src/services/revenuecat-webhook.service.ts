@@ -89,7 +89,7 @@ export const productKey = (productId: string) => `revenuecat:product:${productId
 export function parseRevenuecatEvent(payload: unknown): RevenuecatEvent {
   const event = (payload as { event?: unknown } | null)?.event as RevenuecatEvent | undefined;
   if (!event || typeof event.id !== 'string' || typeof event.type !== 'string') {
-    throw badRequest('body must be a RevenueCat event with event.id and event.type');
+    throw badRequest('revenuecat.event_invalid');
   }
   return event;
 }

@@ -76,7 +76,7 @@ export function createStripeReconciler(
   return {
     /** One reconciliation run; `skipped` when another replica holds the lease. */
     async run(now = new Date()): Promise<ReconcileResult> {
-      if (!stripe) throw unavailable('Stripe is not configured (STRIPE_SECRET_KEY is unset)');
+      if (!stripe) throw unavailable('stripe.not_configured');
       const lease = await takeLease(db, JOB, owner, LEASE_SECONDS);
       if (!lease) {
         hooks.onRun?.('skipped');

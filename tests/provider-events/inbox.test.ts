@@ -94,6 +94,14 @@ describe('the provider-event inbox for operators', () => {
     const processed = await replay(page1.items[0].id);
     expect(processed.statusCode).toBe(409);
     expect(processed.json()).toMatchObject({ isSuccess: false, code: 'conflict' });
+    // Both errors come from the message catalogue, in the language asked for.
+    const ru = { ...asAdmin(), 'accept-language': 'ru' };
+    expect((await replay(page1.items[0].id, ru)).json().errors).toEqual([
+      'Это событие провайдера уже обработано: повторять нечего',
+    ]);
+    expect((await get('/api/v1/provider-events/pev_999999999', ru)).json().errors).toEqual([
+      'Событие провайдера не найдено',
+    ]);
     expect(await balanceOf(t.app, user)).toBe(15);
   });
 

@@ -124,10 +124,17 @@ describe('POST /api/v1/accounts/{userId}/revenuecat/sync', () => {
     expect(down.statusCode).toBe(503);
     expect(down.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable' });
     expect(down.body).not.toContain(rc.apiKey);
+    expect(down.json().errors).toEqual([
+      'RevenueCat answered HTTP 500: the purchases could not be read; retry later',
+    ]);
 
     const { app: unconfigured } = await buildTestApp({ REVENUECAT_API_URL: rc.url }, t.databaseUrl);
     const none = await sync(user, asUser(user), unconfigured);
     expect(none.statusCode).toBe(503);
     expect(none.json().code).toBe('service_unavailable');
+    const inRussian = await sync(user, { ...asUser(user), 'accept-language': 'ru' }, unconfigured);
+    expect(inRussian.json().errors).toEqual([
+      'Синхронизация с RevenueCat не настроена (REVENUECAT_API_KEY не задан)',
+    ]);
   });
 });
