@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { anySecurity, Envelope, errorResponses, Page } from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { anySecurity, Page } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
@@ -46,7 +47,7 @@ const ListQuery = Type.Object(
     status: Type.Optional(EventStatus),
     type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     userId: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
-    limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100, default: 20 })),
+    limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   },
   { additionalProperties: false },
@@ -71,11 +72,17 @@ export default async function providerEventRoutes(app: App) {
           'Admin and ops.',
         security,
         querystring: ListQuery,
-        response: { 200: Envelope(Page(ProviderEventSchema)), ...errorResponses },
+        response: {
+          200: ok(
+            Page(ProviderEventSchema),
+            'A page of events, newest first; `nextCursor` is null on the last',
+          ),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) => {
-      const { limit = 20, cursor, ...filter } = request.query;
+      const { limit, cursor, ...filter } = request.query;
       return reply.ok(
         await app.services.inbox.list(filter as Parameters<typeof app.services.inbox.list>[0], limit, cursor),
       );
@@ -93,7 +100,10 @@ export default async function providerEventRoutes(app: App) {
         description: 'The event as stored, with the payload the provider sent. Admin and ops.',
         security,
         params: EventParams,
-        response: { 200: Envelope(ProviderEventWithPayloadSchema), ...errorResponses },
+        response: {
+          200: ok(ProviderEventWithPayloadSchema, 'The event, with the payload the provider sent'),
+          ...errors(401, 403, [404, 'No such provider event']),
+        },
       },
     },
     async (request, reply) => reply.ok(await app.services.inbox.get(request.params.id)),
@@ -113,7 +123,15 @@ export default async function providerEventRoutes(app: App) {
           '`conflict`. Safe to repeat: grants keep their keys, so a replay never grants twice. Admin only.',
         security,
         params: EventParams,
-        response: { 200: Envelope(ProviderEventSchema), ...errorResponses },
+        response: {
+          200: ok(ProviderEventSchema, 'The event after the replay, with its new outcome'),
+          ...errors(
+            401,
+            403,
+            [404, 'No such provider event'],
+            [409, 'The event was processed: nothing to replay'],
+          ),
+        },
       },
     },
     async (request, reply) => {
