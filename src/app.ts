@@ -21,15 +21,24 @@ import creditRoutes from './routes/credits/credits.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
+import providerEventRoutes from './routes/operations/provider-events.route.ts';
 import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
 import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
 import { createApiKeysService } from './services/api-keys.service.ts';
 import { createCheckoutService } from './services/checkout.service.ts';
 import { createLedgerService } from './services/ledger.service.ts';
 import { createPackagesService } from './services/packages.service.ts';
-import { createRevenuecatWebhookService } from './services/revenuecat-webhook.service.ts';
+import { createProviderInbox } from './services/provider-inbox.service.ts';
+import { createPurchaseLifecycle } from './services/purchase-lifecycle.ts';
+import {
+  createRevenuecatHandler,
+  createRevenuecatWebhookService,
+  productKey,
+} from './services/revenuecat-webhook.service.ts';
+import { createRevenuecatSync } from './services/revenuecat-sync.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
-import { createStripeWebhookService } from './services/stripe-webhook.service.ts';
+import { createStripeReconciler } from './services/stripe-reconcile.service.ts';
+import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
 import type { App } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -43,15 +52,58 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     onDebitBatchError: (err, size) =>
       app.log.warn({ err, size }, 'a debit batch failed; its debits are retried one by one'),
   });
+  const lifecycle = createPurchaseLifecycle(ledger);
+  const stripe = createStripeClient(config.stripe);
+  const stripeHandler = createStripeHandler(lifecycle);
+  const revenuecatHandler = createRevenuecatHandler(lifecycle, {
+    allowSandbox: config.revenuecat.allowSandbox,
+  });
+  const inbox = createProviderInbox(
+    db,
+    { stripe: stripeHandler, revenuecat: revenuecatHandler },
+    { onFailed: (e) => app.log.warn(e, 'a provider event failed; an operator can replay it') },
+  );
   return {
     apiKeys: createApiKeysService(db),
     ledger,
-    packages: createPackagesService(db, ledger),
-    checkout: createCheckoutService(db, config, createStripeClient(config.stripe)),
-    stripeWebhooks: createStripeWebhookService(db, config, ledger),
-    revenuecatWebhook: createRevenuecatWebhookService(db, ledger, {
-      allowSandbox: config.revenuecat.allowSandbox,
+    lifecycle,
+    inbox,
+    packages: createPackagesService(db, ledger, {
+      // Automatic: saving a mapping grants the purchases of those products that were parked as unmapped.
+      onProductsMapped: async (trx, productIds) => {
+        await inbox
+          .within(trx, 'revenuecat')
+          .wake(productIds.map(productKey), 'after its product was mapped');
+      },
     }),
+    checkout: createCheckoutService(db, config, stripe, {
+      lifecycle,
+      inbox,
+      stripeHandler,
+      onSessionReadError: (err, sessionId) =>
+        app.log.warn({ err, sessionId }, 'the Checkout Session could not be read from Stripe'),
+    }),
+    stripeWebhooks: createStripeWebhookService(config, inbox),
+    reconciler: createStripeReconciler(db, stripe, inbox, {
+      onRun: (outcome) => app.metrics.reconcileRuns.inc({ outcome }),
+      onReport: (r) => {
+        app.metrics.reconcileEvents.inc({ result: 'seen' }, r.seen);
+        app.metrics.reconcileEvents.inc({ result: 'applied' }, r.applied);
+        app.metrics.reconcileEvents.inc({ result: 'already_stored' }, r.alreadyStored);
+        app.log.info(
+          {
+            seen: r.seen,
+            applied: r.applied,
+            alreadyStored: r.alreadyStored,
+            outcomes: r.outcomes,
+            from: r.from,
+          },
+          'stripe reconciliation',
+        );
+      },
+    }),
+    revenuecatWebhook: createRevenuecatWebhookService(inbox),
+    revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
   };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -184,6 +236,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
       await api.register(packageRoutes);
+      await api.register(providerEventRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },
     { prefix: '/api/v1' },

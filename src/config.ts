@@ -4,6 +4,9 @@ import { Value } from '@sinclair/typebox/value';
 /** The development JWT secret: accepted outside production only, and what `npm run token` signs with. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 
+/** RevenueCat's REST API (v1), used by the purchase sync. */
+export const REVENUECAT_API_URL = 'https://api.revenuecat.com';
+
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')]);
 const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
 
@@ -32,11 +35,14 @@ export const EnvSchema = Type.Object({
   STRIPE_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   STRIPE_API_URL: Type.Optional(Url),
+  STRIPE_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 600_000 }),
   CHECKOUT_SUCCESS_URL: Type.Optional(Url),
   CHECKOUT_CANCEL_URL: Type.Optional(Url),
   CHECKOUT_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   REVENUECAT_WEBHOOK_AUTH: Type.Optional(Type.String({ minLength: 1 })),
   REVENUECAT_ALLOW_SANDBOX: Type.Optional(Bool),
+  REVENUECAT_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  REVENUECAT_API_URL: Type.String({ pattern: '^https?://[^\\s]+$', default: REVENUECAT_API_URL }),
   ALLOW_DEV_PURCHASES: Type.Optional(Bool),
   CORS_ORIGINS: Type.Optional(Type.String()),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
@@ -75,13 +81,21 @@ export interface Config {
     readonly secretKey: string | undefined;
     readonly webhookSecret: string | undefined;
     readonly apiUrl: string | undefined;
+    /** How often Stripe's event list is read for missed events; 0: never (only `npm run reconcile`). */
+    readonly reconcileIntervalMs: number;
   };
   readonly checkout: {
     readonly successUrl: string | undefined;
     readonly cancelUrl: string | undefined;
     readonly allowedOrigins: readonly string[];
   };
-  readonly revenuecat: { readonly webhookAuth: string | undefined; readonly allowSandbox: boolean };
+  readonly revenuecat: {
+    readonly webhookAuth: string | undefined;
+    readonly allowSandbox: boolean;
+    /** Secret API key (v1) for the purchase sync; unset: the sync answers 503. */
+    readonly apiKey: string | undefined;
+    readonly apiUrl: string;
+  };
   readonly allowDevPurchases: boolean;
   readonly corsOrigins: readonly string[];
   readonly metricsToken: string | undefined;
@@ -201,6 +215,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       secretKey: env.STRIPE_SECRET_KEY,
       webhookSecret: env.STRIPE_WEBHOOK_SECRET,
       apiUrl: env.STRIPE_API_URL,
+      reconcileIntervalMs: env.STRIPE_RECONCILE_INTERVAL_MS,
     }),
     checkout: Object.freeze({
       successUrl: env.CHECKOUT_SUCCESS_URL,
@@ -210,6 +225,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     revenuecat: Object.freeze({
       webhookAuth: env.REVENUECAT_WEBHOOK_AUTH,
       allowSandbox: env.REVENUECAT_ALLOW_SANDBOX === 'true',
+      apiKey: env.REVENUECAT_API_KEY,
+      apiUrl: env.REVENUECAT_API_URL.replace(/\/+$/, ''),
     }),
     allowDevPurchases,
     corsOrigins: Object.freeze(list(env.CORS_ORIGINS)),

@@ -100,6 +100,14 @@ export const MESSAGES = {
     en: 'body.{field} is required: {variable} is not configured',
     ru: 'body.{field} обязателен: {variable} не задан',
   },
+  'checkout.session_not_found': {
+    en: 'Checkout Session not found',
+    ru: 'Checkout Session не найдена',
+  },
+  'stripe.not_configured': {
+    en: 'Stripe is not configured (STRIPE_SECRET_KEY is unset)',
+    ru: 'Stripe не настроен (STRIPE_SECRET_KEY не задан)',
+  },
   'stripe.webhook_not_configured': {
     en: 'Stripe webhooks are not configured',
     ru: 'Вебхуки Stripe не настроены',
@@ -123,6 +131,32 @@ export const MESSAGES = {
   'revenuecat.unauthorized': {
     en: 'Missing or wrong Authorization for the RevenueCat webhook',
     ru: 'Заголовок Authorization для вебхука RevenueCat отсутствует или неверен',
+  },
+
+  'revenuecat.event_invalid': {
+    en: 'body must be a RevenueCat event with event.id and event.type',
+    ru: 'body должно быть событием RevenueCat с полями event.id и event.type',
+  },
+  'revenuecat.sync_not_configured': {
+    en: 'RevenueCat sync is not configured (REVENUECAT_API_KEY is unset)',
+    ru: 'Синхронизация с RevenueCat не настроена (REVENUECAT_API_KEY не задан)',
+  },
+  'revenuecat.unreachable': {
+    en: 'RevenueCat is unreachable: the purchases could not be read; retry later',
+    ru: 'RevenueCat недоступен: не удалось прочитать покупки; повторите позже',
+  },
+  'revenuecat.http_error': {
+    en: 'RevenueCat answered HTTP {status}: the purchases could not be read; retry later',
+    ru: 'RevenueCat ответил HTTP {status}: не удалось прочитать покупки; повторите позже',
+  },
+  'revenuecat.no_subscriber': {
+    en: 'RevenueCat answered without a subscriber: the purchases could not be read',
+    ru: 'RevenueCat ответил без данных подписчика: не удалось прочитать покупки',
+  },
+  'provider_event.not_found': { en: 'Provider event not found', ru: 'Событие провайдера не найдено' },
+  'provider_event.already_processed': {
+    en: 'This provider event was processed: nothing to replay',
+    ru: 'Это событие провайдера уже обработано: повторять нечего',
   },
 
   // the HTTP layer

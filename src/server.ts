@@ -13,10 +13,12 @@ async function main() {
   let app: App | undefined;
   let databaseUrl: string | undefined;
   let sweeper: NodeJS.Timeout | undefined;
+  let reconciler: NodeJS.Timeout | undefined;
   let stopping = false;
   const stop = async () => {
     stopping = true;
     if (sweeper) clearInterval(sweeper);
+    if (reconciler) clearInterval(reconciler);
     await app?.close();
     if (embedded) await embedded.stop();
   };
@@ -51,6 +53,15 @@ async function main() {
           }, config.expirySweepIntervalMs)
         : undefined;
     sweeper?.unref();
+    // Every replica schedules it; the lease lets one run at a time, the others skip.
+    const reconcile = app.services.reconciler;
+    reconciler =
+      config.stripe.reconcileIntervalMs > 0 && config.stripe.secretKey
+        ? setInterval(() => {
+            reconcile.run().catch((err) => log.warn({ err }, 'stripe reconciliation failed'));
+          }, config.stripe.reconcileIntervalMs)
+        : undefined;
+    reconciler?.unref();
 
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {

@@ -119,16 +119,35 @@ export interface CreditLotsTable {
   created_at: Generated<Date>;
 }
 
+export type EventProvider = 'stripe' | 'revenuecat';
+export type EventStatus = 'processed' | 'ignored' | 'parked' | 'failed';
+export type EventSource = 'webhook' | 'reconcile' | 'sync';
+
+/** The provider-event inbox (010_provider_event_inbox.sql). */
 export interface WebhookEventsTable {
-  provider: 'stripe' | 'revenuecat';
+  provider: EventProvider;
   event_id: string;
   type: string;
   payload: ColumnType<unknown, string, never>;
-  status: 'processed' | 'ignored' | 'parked';
+  status: EventStatus;
   note: string | null;
   purchase_id: string | null;
   received_at: Generated<Date>;
   processed_at: Timestamp | null;
+  seq: Generated<number>;
+  source: Generated<EventSource>;
+  user_id: string | null;
+  waiting_for: string | null;
+  attempts: Generated<number>;
+}
+
+export interface ProviderSyncStateTable {
+  name: string;
+  high_water: Date | null;
+  lease_owner: string | null;
+  lease_until: Date | null;
+  last_run_at: Date | null;
+  last_result: ColumnType<unknown, string | null, string | null> | null;
 }
 
 export interface Database {
@@ -140,11 +159,13 @@ export interface Database {
   ledger_entries: LedgerEntriesTable;
   credit_lots: CreditLotsTable;
   webhook_events: WebhookEventsTable;
+  provider_sync_state: ProviderSyncStateTable;
 }
 
 export type Db = Kysely<Database>;
 export type LedgerEntryRow = Selectable<LedgerEntriesTable>;
 export type PurchaseRow = Selectable<PurchasesTable>;
+export type ProviderEventRow = Selectable<WebhookEventsTable>;
 
 /**
  * A query run as a named prepared statement: parsed and planned once per connection, not per call. Kysely

@@ -110,3 +110,14 @@ export async function hasPurchases(ex: Executor, packageId: string): Promise<boo
 export async function deletePackage(ex: Executor, id: string) {
   await ex.deleteFrom('credit_packages').where('id', '=', id).execute();
 }
+
+/**
+ * Serializes, until the transaction ends, a RevenueCat purchase of a product with a save of that product's
+ * mapping: a purchase parked as unmapped is always seen by the save that maps it. Ids in sorted order, so two
+ * saves never wait on each other crosswise.
+ */
+export async function lockProductMapping(ex: Executor, ...productIds: string[]) {
+  for (const id of [...productIds].sort()) {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`revenuecat:product:${id}`}, 0))`.execute(ex);
+  }
+}

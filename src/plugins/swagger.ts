@@ -48,6 +48,10 @@ async function docs(app: FastifyInstance) {
         { name: 'accounts', description: 'Balances, ledgers and purchases of any account; debits' },
         { name: 'api-keys', description: 'API keys for backend services' },
         { name: 'webhooks', description: 'Payment provider webhooks' },
+        {
+          name: 'provider-events',
+          description: 'The provider-event inbox: every Stripe and RevenueCat event, its outcome, replays',
+        },
         { name: 'operations', description: 'Health and readiness' },
       ],
     },

@@ -2,9 +2,13 @@ import type Stripe from 'stripe';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { findPackage } from '../db/packages.repository.ts';
-import { insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
+import { findPurchaseByProviderRef, insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
 import { badRequest, conflict, notFound, unavailable } from '../errors.ts';
 import { newId } from './ids.ts';
+import { type Purchase, toPurchase } from './packages.service.ts';
+import type { ProviderInbox } from './provider-inbox.service.ts';
+import type { PurchaseLifecycle } from './purchase-lifecycle.ts';
+import type { StripeHandler } from './stripe-webhook.service.ts';
 
 export interface CheckoutInput {
   userId: string;
@@ -31,7 +35,19 @@ function describeStripeError(err: unknown): string {
  * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
  * Checkout Session that points back at it. The webhook, not this call, grants the credits.
  */
-export function createCheckoutService(db: Db, config: Config, stripe: Stripe | null) {
+export function createCheckoutService(
+  db: Db,
+  config: Config,
+  stripe: Stripe | null,
+  deps: {
+    lifecycle: PurchaseLifecycle;
+    inbox: ProviderInbox;
+    stripeHandler: StripeHandler;
+    /** Stripe could not be read on the return page: logged, the purchase is answered as it is. */
+    onSessionReadError?: (err: unknown, sessionId: string) => void;
+  },
+) {
+  const { lifecycle } = deps;
   const { allowedOrigins } = config.checkout;
 
   /** A redirect from the request must be on an allowed origin (no open redirects); else the configured default. */
@@ -54,6 +70,40 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
   }
 
   return {
+    /**
+     * The purchase of a Checkout Session, for the success page to poll. While it is pending, the session is
+     * read from Stripe first: paid → fulfilled exactly as the webhook would (the same handler, locks and grant
+     * key, so once per session whichever comes first); expired → the purchase expires. Someone else's or an
+     * unknown session: 404.
+     */
+    async session(sessionId: string, viewer: { userId: string; privileged: boolean }): Promise<Purchase> {
+      const found = await findPurchaseByProviderRef(db, 'stripe', sessionId);
+      if (!found || (!viewer.privileged && found.user_id !== viewer.userId))
+        throw notFound('checkout.session_not_found');
+      if (found.status !== 'pending' || !stripe) return toPurchase(found);
+      let session: Stripe.Checkout.Session;
+      try {
+        session = await stripe.checkout.sessions.retrieve(sessionId);
+      } catch (err) {
+        // The success page keeps polling; the webhook or reconciliation fulfils it meanwhile.
+        deps.onSessionReadError?.(err, sessionId);
+        return toPurchase(found);
+      }
+      const type =
+        session.status === 'complete'
+          ? 'checkout.session.completed'
+          : session.status === 'expired'
+            ? 'checkout.session.expired'
+            : null;
+      if (type) {
+        await deps.inbox.run('stripe', (ctx) =>
+          deps.stripeHandler.sessionEvent(ctx, type, session as unknown as Record<string, unknown>, null),
+        );
+      }
+      const now = await findPurchaseByProviderRef(db, 'stripe', sessionId);
+      return toPurchase(now ?? found);
+    },
+
     async create(input: CheckoutInput): Promise<CheckoutSession> {
       if (!stripe) throw unavailable('checkout.not_configured');
       const successUrl = redirectUrl(
@@ -111,7 +161,7 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         if (!session.url) throw new Error('Stripe returned a Checkout Session without a url');
       } catch (err) {
         // No purchase stays pending forever: this one will never be paid.
-        await updatePurchase(db, purchase.id, { status: 'failed' }).catch(() => {});
+        await lifecycle.markFailed(db, purchase.id).catch(() => {});
         const error = unavailable('checkout.stripe_unavailable');
         error.cause = err;
         error.message = `${error.message} [${describeStripeError(err)}]`;

@@ -1,4 +1,5 @@
 import type { Db, PurchaseRow } from '../db/database.ts';
+import type { Executor } from '../db/ledger.repository.ts';
 import {
   deletePackage,
   findPackage,
@@ -8,6 +9,7 @@ import {
   listPackages,
   type PackageRow,
   type PackageValues,
+  lockProductMapping,
   productOwners,
   replaceProductIds,
   updatePackage,
@@ -118,7 +120,21 @@ async function checkProductIds(db: Db, ids: string[] | undefined, packageId?: st
   }
 }
 
-export function createPackagesService(db: Db, ledger: LedgerService) {
+export interface PackagesServiceOptions {
+  /**
+   * Called in the transaction that maps RevenueCat products to a package, holding their mapping locks:
+   * purchases of these products parked as unmapped are granted there.
+   */
+  onProductsMapped?: (trx: Executor, productIds: string[]) => Promise<void>;
+}
+
+export function createPackagesService(db: Db, ledger: LedgerService, opts: PackagesServiceOptions = {}) {
+  async function mapped(trx: Executor, productIds: string[] | undefined) {
+    if (!productIds?.length || !opts.onProductsMapped) return;
+    await lockProductMapping(trx, ...productIds);
+    await opts.onProductsMapped(trx, productIds);
+  }
+
   return {
     async create(input: PackageInput): Promise<Package> {
       checkCurrency(input.currency);
@@ -136,6 +152,7 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
           credit_expiry_days: input.creditExpiryDays ?? null,
         });
         await replaceProductIds(trx, id, input.revenuecatProductIds ?? []);
+        await mapped(trx, input.revenuecatProductIds);
       });
       return this.get(id);
     },
@@ -171,7 +188,10 @@ export function createPackagesService(db: Db, ledger: LedgerService) {
       await db.transaction().execute(async (trx) => {
         if (!(await findPackage(trx, id, true))) throw notFound('package.not_found');
         await updatePackage(trx, id, values);
-        if (input.revenuecatProductIds) await replaceProductIds(trx, id, input.revenuecatProductIds);
+        if (input.revenuecatProductIds) {
+          await replaceProductIds(trx, id, input.revenuecatProductIds);
+          await mapped(trx, input.revenuecatProductIds);
+        }
       });
       return this.get(id);
     },

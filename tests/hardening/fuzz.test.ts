@@ -1,7 +1,8 @@
 import Stripe from 'stripe';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../src/types.ts';
-import { asAdmin, asUser, createApiKey } from '../helpers/app.ts';
+import { asAdmin, asUser, cleanup, createApiKey } from '../helpers/app.ts';
+import { startFakeRevenuecat } from '../helpers/fake-revenuecat.ts';
 import { stripeEvent, WEBHOOK_SECRET } from '../helpers/fake-stripe.ts';
 import { RC_AUTH, rcBody } from '../helpers/revenuecat.ts';
 import { buildStripeApp, createPackage, type StripeTestApp } from '../stripe/stripe-helpers.ts';
@@ -77,7 +78,15 @@ describe('fuzz pass over the OpenAPI document', () => {
   const known: Record<string, string> = { userId: 'fuzz_user' };
 
   beforeAll(async () => {
-    t = await buildStripeApp({ REVENUECAT_WEBHOOK_AUTH: RC_AUTH, ALLOW_DEV_PURCHASES: 'true' });
+    // Every provider configured (against local fakes), so a 503 can only mean a fault.
+    const revenuecat = await startFakeRevenuecat();
+    cleanup(() => revenuecat.close());
+    t = await buildStripeApp({
+      REVENUECAT_WEBHOOK_AUTH: RC_AUTH,
+      REVENUECAT_API_KEY: revenuecat.apiKey,
+      REVENUECAT_API_URL: revenuecat.url,
+      ALLOW_DEV_PURCHASES: 'true',
+    });
     const pack = await createPackage(t.app, { revenuecatProductIds: ['fuzz_product'] });
     known.id = pack.id;
     known.packageId = pack.id;

@@ -1,7 +1,7 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { callerUserId } from '../../plugins/auth.ts';
 import { errors, ok } from '../../openapi.ts';
-import { anySecurity, bearerSecurity, Id, UserId } from '../../schemas.ts';
+import { anySecurity, bearerSecurity, Id, PurchaseSchema, UserId } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 
 const RedirectUrl = Type.String({
@@ -97,5 +97,41 @@ export default async function checkoutRoutes(app: App) {
       },
     },
     async (request, reply) => reply.ok(await app.services.checkout.create(request.body), 201),
+  );
+
+  app.get(
+    '/credits/checkout/:sessionId',
+    {
+      onRequest: app.authorize(['user']),
+      schema: {
+        operationId: 'getCheckoutSession',
+        tags: ['credits'],
+        summary: 'The purchase of a Checkout Session; fulfils it if Stripe says it is paid',
+        description:
+          'For the success page: poll this (e.g. every 2 s for a minute) instead of waiting for the webhook. ' +
+          'While the purchase is `pending`, the service first reads the Checkout Session from Stripe: paid, it is ' +
+          'fulfilled exactly as the webhook would (once per session, whichever comes first); expired, the purchase ' +
+          "becomes `expired`. If Stripe cannot be read, the purchase is answered as it is. For the purchase's " +
+          "user, and for admin and ops; another user's or an unknown session: 404.",
+        security: bearerSecurity,
+        params: Type.Object({ sessionId: Id }),
+        response: {
+          200: ok(
+            Type.Object({ purchase: PurchaseSchema }),
+            "The session's purchase, fulfilled or expired first when Stripe says so",
+          ),
+          ...errors(401, 403, [404, "No such Checkout Session, or another user's"]),
+        },
+      },
+    },
+    async (request, reply) => {
+      const p = request.principal;
+      const privileged = p?.kind === 'user' && (p.roles.includes('admin') || p.roles.includes('ops'));
+      const purchase = await app.services.checkout.session(request.params.sessionId, {
+        userId: callerUserId(request),
+        privileged,
+      });
+      return reply.ok({ purchase });
+    },
   );
 }

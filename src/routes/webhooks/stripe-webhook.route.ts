@@ -7,11 +7,18 @@ export const StripeWebhookResultSchema = Type.Object({
   eventId: Type.String(),
   type: Type.String(),
   outcome: Type.Union(
-    [Type.Literal('processed'), Type.Literal('ignored'), Type.Literal('parked'), Type.Literal('duplicate')],
+    [
+      Type.Literal('processed'),
+      Type.Literal('ignored'),
+      Type.Literal('parked'),
+      Type.Literal('failed'),
+      Type.Literal('duplicate'),
+    ],
     {
       description:
         'processed: applied; ignored: stored, nothing to do (unknown type, no matching purchase); ' +
-        'parked: stored until the purchase is granted; duplicate: this event id was received before',
+        'parked: stored until the purchase is granted; failed: stored, its handling failed (an operator can ' +
+        'replay it); duplicate: this event id was received before',
     },
   ),
   duplicate: Type.Boolean(),
