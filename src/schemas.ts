@@ -67,26 +67,35 @@ export type Scope = Static<typeof Scope>;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
+/** The kinds of ledger entry; the `ledger_entries.type` column holds the same values. */
+export const LedgerEntryTypeSchema = Type.Union([
+  Type.Literal('grant'),
+  Type.Literal('debit'),
+  Type.Literal('reversal'),
+  Type.Literal('expiry'),
+]);
+export type LedgerEntryType = Static<typeof LedgerEntryTypeSchema>;
+
+export const ProviderSchema = Type.Union([
+  Type.Literal('stripe'),
+  Type.Literal('revenuecat'),
+  Type.Literal('dev'),
+]);
+export type Provider = Static<typeof ProviderSchema>;
+/** Where an entry's credits came from or went: a provider, or `api` (debits). */
+export const LedgerSourceSchema = Type.Union([...ProviderSchema.anyOf, Type.Literal('api')]);
+export type LedgerSource = Static<typeof LedgerSourceSchema>;
+
 export const LedgerEntrySchema = Type.Object(
   {
     id: Type.String(),
     userId: Type.String(),
-    type: Type.Union([
-      Type.Literal('grant'),
-      Type.Literal('debit'),
-      Type.Literal('reversal'),
-      Type.Literal('expiry'),
-    ]),
+    type: LedgerEntryTypeSchema,
     amount: Type.Integer({
       description: 'Signed: positive for grants, negative for debits, reversals and expiries',
     }),
     balanceAfter: Type.Integer(),
-    source: Type.Union([
-      Type.Literal('stripe'),
-      Type.Literal('revenuecat'),
-      Type.Literal('dev'),
-      Type.Literal('api'),
-    ]),
+    source: LedgerSourceSchema,
     purchaseId: Nullable(Type.String()),
     reason: Nullable(Type.String()),
     idempotencyKey: Nullable(Type.String()),
@@ -95,6 +104,7 @@ export const LedgerEntrySchema = Type.Object(
   },
   { $id: 'LedgerEntry' },
 );
+export type LedgerEntry = Static<typeof LedgerEntrySchema>;
 
 export const BalanceSchema = Type.Object(
   {
@@ -107,6 +117,7 @@ export const BalanceSchema = Type.Object(
   },
   { $id: 'Balance' },
 );
+export type Balance = Static<typeof BalanceSchema>;
 
 export const AccountSchema = Type.Object({
   userId: Type.String(),
@@ -146,7 +157,7 @@ export const PurchaseSchema = Type.Object(
     id: Type.String(),
     userId: Type.String(),
     packageId: Type.String(),
-    provider: Type.Union([Type.Literal('stripe'), Type.Literal('revenuecat'), Type.Literal('dev')]),
+    provider: ProviderSchema,
     providerRef: Nullable(Type.String()),
     status: PurchaseStatusSchema,
     credits: Type.Integer(),

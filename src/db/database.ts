@@ -1,5 +1,6 @@
 import { type ColumnType, type Generated, Kysely, PostgresDialect, type Selectable } from 'kysely';
 import pg from 'pg';
+import type { LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
 function parseSafeInteger(value: string): number {
@@ -50,8 +51,7 @@ export type PurchaseStatus =
   | 'refunded'
   | 'partially_refunded'
   | 'disputed';
-export type Provider = 'stripe' | 'revenuecat' | 'dev';
-export type LedgerSource = Provider | 'api';
+export type { LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
 
 export interface PurchasesTable {
   id: string;
@@ -78,8 +78,6 @@ export interface AccountsTable {
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
-
-export type LedgerEntryType = 'grant' | 'debit' | 'reversal' | 'expiry';
 
 export interface LedgerEntriesTable {
   user_id: string;

@@ -1,24 +1,11 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import type { Database, LedgerSource, PreparedQuery } from './database.ts';
+import type { Database, LedgerEntryRow, LedgerSource, PreparedQuery } from './database.ts';
 
 /** Any executor: the pool-backed Kysely, or a transaction the caller owns. */
 export type Executor = Kysely<Database> | Transaction<Database>;
 
-/** An entry as the SQL functions return it: to_jsonb(ledger_entries). */
-export interface EntryJson {
-  id: number;
-  user_id: string;
-  type: 'grant' | 'debit' | 'reversal' | 'expiry';
-  amount: number;
-  balance_after: number;
-  source: LedgerSource;
-  purchase_id: string | null;
-  reason: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
-}
+/** An entry as the SQL functions return it (JSON): the row, its timestamp as text. */
+export type EntryJson = Omit<LedgerEntryRow, 'created_at'> & { created_at: string };
 
 export interface LedgerResult {
   outcome: 'created' | 'replayed' | 'key_reused' | 'insufficient';

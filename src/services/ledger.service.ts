@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Db, LedgerEntryRow, LedgerSource, PreparedQuery } from '../db/database.ts';
+import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
 import {
   callClawback,
   callDebit,
@@ -18,28 +18,11 @@ import {
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
 import { AppError } from '../errors.ts';
+import type { Balance, LedgerEntry, LedgerSource } from '../schemas.ts';
+import { createGroupCommit } from './group-commit.ts';
 import { decodeCursor, toPage } from './pagination.ts';
 
-export interface LedgerEntry {
-  id: string;
-  userId: string;
-  type: 'grant' | 'debit' | 'reversal' | 'expiry';
-  amount: number;
-  balanceAfter: number;
-  source: LedgerSource;
-  purchaseId: string | null;
-  reason: string | null;
-  idempotencyKey: string | null;
-  metadata: Record<string, unknown>;
-  createdAt: string;
-}
-
-export interface Balance {
-  userId: string;
-  balance: number;
-  updatedAt: string | null;
-  expiringSoon: { credits: number; expiresAt: string }[];
-}
+export type { Balance, LedgerEntry };
 
 export interface LedgerOutcome {
   entry: LedgerEntry;
@@ -95,21 +78,28 @@ function outcome(result: LedgerResult, what: string): LedgerOutcome {
   };
 }
 
-export interface GrantInput {
+/** What every credit movement is asked with; each operation adds its own fields. */
+export interface LedgerRequest {
   userId: string;
   amount: number;
+  idempotencyKey: string;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export type DebitInput = LedgerRequest;
+
+export interface GrantInput extends LedgerRequest {
   source: LedgerSource;
   purchaseId: string | null;
-  idempotencyKey: string;
   reason: string;
-  metadata?: Record<string, unknown>;
   expiresAt: Date | null;
 }
 
 export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
-/** The most debits sent in one call. */
-const MAX_DEBIT_BATCH = 64;
+/** The most debits sent in one call: a whole batch request (100 items) fits in one. */
+const MAX_DEBIT_BATCH = 100;
 
 export interface LedgerServiceOptions {
   /** Every entry written (not replays): metrics. */
@@ -126,106 +116,32 @@ export interface LedgerServiceOptions {
   debitCallsInFlight: number;
 }
 
-interface WaitingDebit {
-  args: DebitArgs;
-  resolve(r: LedgerResult): void;
-  reject(e: unknown): void;
-}
-
 /**
  * The one place credits move. Every operation is one SQL function call that locks the account row
  * first (then its lots), expires due lots, and writes the entry; callers may pass their transaction.
  */
 export function createLedgerService(db: Db, prepared: PreparedQuery, options: LedgerServiceOptions) {
   const { onEntry = () => {}, onDebitCall = () => {}, onDebitBatchError = () => {} } = options;
-  const maxInFlight = options.debitCallsInFlight;
   const written = (o: LedgerOutcome) => {
     if (!o.replayed) onEntry(o.entry);
     return o;
   };
 
-  // Debits wait here while maxInFlight calls are running, or while their user is in one: at low load each
-  // goes alone, at once. A user is in at most one call at a time, so a busy account's debits leave together
-  // (one lock hand-over, one commit for all of them) and in the order they arrived.
-  let waiting: WaitingDebit[] = [];
-  const busy = new Set<string>();
-  let inFlight = 0;
-
-  async function send(batch: WaitingDebit[]) {
-    onDebitCall(batch.length);
-    const [only] = batch;
-    if (batch.length === 1 && only) {
-      await callDebit(prepared, only.args).then(only.resolve, only.reject);
-      return;
-    }
-    let results: LedgerResult[] | undefined;
-    try {
-      results = await callDebitMany(
-        prepared,
-        batch.map((b) => b.args),
-      );
-    } catch (err) {
-      // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
-      onDebitBatchError(err, batch.length);
-      for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);
-      return;
-    }
-    batch.forEach((b, i) => {
-      const r = results[i];
-      if (r) b.resolve(r);
-      else b.reject(new Error('credits_debit_many returned too few results'));
-    });
-  }
-
-  /** The oldest waiting debits whose users are in no call, up to MAX_DEBIT_BATCH; the rest keep waiting. */
-  function takeBatch(): WaitingDebit[] {
-    const batch: WaitingDebit[] = [];
-    const rest: WaitingDebit[] = [];
-    for (const w of waiting) {
-      if (batch.length < MAX_DEBIT_BATCH && !busy.has(w.args.userId)) batch.push(w);
-      else rest.push(w);
-    }
-    waiting = rest;
-    return batch;
-  }
-
-  function pump() {
-    while (inFlight < maxInFlight && waiting.length > 0) {
-      const batch = takeBatch();
-      if (batch.length === 0) return;
-      const users = new Set(batch.map((b) => b.args.userId));
-      for (const user of users) busy.add(user);
-      inFlight++;
-      void send(batch)
-        .catch((err) => {
-          for (const b of batch) b.reject(err); // only debits not answered yet: a settled promise ignores it
-        })
-        .finally(() => {
-          for (const user of users) busy.delete(user);
-          inFlight--;
-          pump();
-        });
-    }
-  }
-
-  function runDebit(args: DebitArgs): Promise<LedgerResult> {
-    return new Promise((resolve, reject) => {
-      waiting.push({ args, resolve, reject });
-      pump();
-    });
-  }
+  const debits = createGroupCommit<DebitArgs, LedgerResult>({
+    maxInFlight: options.debitCallsInFlight,
+    maxBatch: MAX_DEBIT_BATCH,
+    keyOf: (a) => a.userId,
+    sendOne: (a) => callDebit(prepared, a),
+    sendMany: (list) => callDebitMany(prepared, list),
+    onCall: onDebitCall,
+    onBatchError: onDebitBatchError,
+  });
 
   return {
     /** Spends credits; 402 when the spendable balance is short, 409 when the key was used for another body. */
-    async debit(input: {
-      userId: string;
-      amount: number;
-      idempotencyKey: string;
-      reason?: string;
-      metadata?: Record<string, unknown>;
-    }): Promise<LedgerOutcome> {
+    async debit(input: DebitInput): Promise<LedgerOutcome> {
       const hash = requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
-      const result = await runDebit({
+      const result = await debits.run({
         userId: input.userId,
         amount: input.amount,
         key: input.idempotencyKey,
@@ -243,7 +159,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Adds credits as a lot; a repeated idempotency key returns the first grant. */
-    async grant(ex: Executor, input: GrantInput): Promise<LedgerOutcome> {
+    async grant(input: GrantInput, ex: Executor = db): Promise<LedgerOutcome> {
       const result = await callGrant(ex, {
         userId: input.userId,
         amount: input.amount,
@@ -258,7 +174,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Takes credits back, the purchase's own lots first, never below zero (the rest is `metadata.uncollected`). */
-    async clawback(ex: Executor, input: ClawbackInput): Promise<LedgerOutcome & { taken: number }> {
+    async clawback(input: ClawbackInput, ex: Executor = db): Promise<LedgerOutcome & { taken: number }> {
       const result = await callClawback(ex, {
         userId: input.userId,
         amount: input.amount,

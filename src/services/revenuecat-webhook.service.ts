@@ -131,15 +131,18 @@ export function createRevenuecatWebhookService(
     if (purchase.status === 'refunded') return handled('ignored', 'purchase already refunded', purchase.id);
     const amount = purchase.credits - purchase.credits_reversed;
     const taken = await withFreshKey(`revenuecat:refund:${purchase.provider_ref}`, (key) =>
-      ledger.clawback(trx, {
-        userId: purchase.user_id,
-        amount,
-        source: PROVIDER,
-        purchaseId: purchase.id,
-        idempotencyKey: key,
-        reason: 'RevenueCat refund',
-        metadata: { eventId: event.id, transactionId: purchase.provider_ref, cancelReason: REFUND_REASON },
-      }),
+      ledger.clawback(
+        {
+          userId: purchase.user_id,
+          amount,
+          source: PROVIDER,
+          purchaseId: purchase.id,
+          idempotencyKey: key,
+          reason: 'RevenueCat refund',
+          metadata: { eventId: event.id, transactionId: purchase.provider_ref, cancelReason: REFUND_REASON },
+        },
+        trx,
+      ),
     );
     if (!taken) return handled('ignored', `more than ${MAX_REFUND_CYCLES} refunds: not applied`, purchase.id);
     const credits = 0 - taken.entry.amount;
@@ -165,16 +168,19 @@ export function createRevenuecatWebhookService(
     const amount = refunded ? 0 - refunded.amount : 0;
     if (amount > 0) {
       const granted = await withFreshKey(`revenuecat:refund-reversed:${purchase.provider_ref}`, (key) =>
-        ledger.grant(trx, {
-          userId: purchase.user_id,
-          amount,
-          source: PROVIDER,
-          purchaseId: purchase.id,
-          idempotencyKey: key,
-          reason: 'RevenueCat refund reversed',
-          metadata: { eventId: event.id, transactionId: purchase.provider_ref },
-          expiresAt: expiryFor(purchase.credit_expiry_days),
-        }),
+        ledger.grant(
+          {
+            userId: purchase.user_id,
+            amount,
+            source: PROVIDER,
+            purchaseId: purchase.id,
+            idempotencyKey: key,
+            reason: 'RevenueCat refund reversed',
+            metadata: { eventId: event.id, transactionId: purchase.provider_ref },
+            expiresAt: expiryFor(purchase.credit_expiry_days),
+          },
+          trx,
+        ),
       );
       if (!granted) {
         return handled('ignored', `more than ${MAX_REFUND_CYCLES} reversals: not applied`, purchase.id);
@@ -234,29 +240,32 @@ export function createRevenuecatWebhookService(
         providerRef: transactionId,
         status: 'completed',
       }));
-    const granted = await ledger.grant(trx, {
-      userId: row.user_id,
-      amount: row.credits,
-      source: PROVIDER,
-      purchaseId: row.id,
-      idempotencyKey: `revenuecat:grant:${transactionId}`,
-      reason: `RevenueCat purchase of ${pkg.name}`,
-      metadata: {
-        eventId: event.id,
-        eventType: event.type,
-        transactionId,
-        productId,
-        packageId: row.package_id,
-        store: event.store ?? null,
-        environment: event.environment ?? null,
-        storePrice: {
-          priceUsd: event.price ?? null,
-          priceInPurchasedCurrency: event.price_in_purchased_currency ?? null,
-          currency: event.currency ?? null,
+    const granted = await ledger.grant(
+      {
+        userId: row.user_id,
+        amount: row.credits,
+        source: PROVIDER,
+        purchaseId: row.id,
+        idempotencyKey: `revenuecat:grant:${transactionId}`,
+        reason: `RevenueCat purchase of ${pkg.name}`,
+        metadata: {
+          eventId: event.id,
+          eventType: event.type,
+          transactionId,
+          productId,
+          packageId: row.package_id,
+          store: event.store ?? null,
+          environment: event.environment ?? null,
+          storePrice: {
+            priceUsd: event.price ?? null,
+            priceInPurchasedCurrency: event.price_in_purchased_currency ?? null,
+            currency: event.currency ?? null,
+          },
         },
+        expiresAt: expiryFor(row.credit_expiry_days),
       },
-      expiresAt: expiryFor(row.credit_expiry_days),
-    });
+      trx,
+    );
     if (granted.replayed)
       return handled('ignored', `transaction ${transactionId} was already granted`, row.id);
     await replayParked(trx, transactionId);

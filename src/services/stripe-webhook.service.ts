@@ -153,16 +153,19 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     const toTake = increment - fromDispute;
     let taken = 0;
     if (toTake > 0) {
-      const result = await ledger.clawback(trx, {
-        userId: p.user_id,
-        amount: toTake,
-        source: 'stripe',
-        purchaseId: p.id,
-        // Per cumulative target: a second delivery of the same refund state takes nothing twice.
-        idempotencyKey: `stripe:refund:${p.id}:${target}`,
-        reason: 'Stripe refund',
-        metadata: { chargeId: str(charge.id), amount, amountRefunded: refunded, targetCredits: target },
-      });
+      const result = await ledger.clawback(
+        {
+          userId: p.user_id,
+          amount: toTake,
+          source: 'stripe',
+          purchaseId: p.id,
+          // Per cumulative target: a second delivery of the same refund state takes nothing twice.
+          idempotencyKey: `stripe:refund:${p.id}:${target}`,
+          reason: 'Stripe refund',
+          metadata: { chargeId: str(charge.id), amount, amountRefunded: refunded, targetCredits: target },
+        },
+        trx,
+      );
       taken = result.taken;
     }
     const status: PurchaseStatus =
@@ -184,15 +187,18 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     const rest = p.credits - p.credits_reversed;
     let taken = 0;
     if (rest > 0) {
-      const result = await ledger.clawback(trx, {
-        userId: p.user_id,
-        amount: rest,
-        source: 'stripe',
-        purchaseId: p.id,
-        idempotencyKey: `stripe:dispute:${p.id}:${disputeId}`,
-        reason: 'Stripe dispute opened',
-        metadata: { disputeId, chargeId: idOf(dispute.charge), disputeReason: str(dispute.reason) },
-      });
+      const result = await ledger.clawback(
+        {
+          userId: p.user_id,
+          amount: rest,
+          source: 'stripe',
+          purchaseId: p.id,
+          idempotencyKey: `stripe:dispute:${p.id}:${disputeId}`,
+          reason: 'Stripe dispute opened',
+          metadata: { disputeId, chargeId: idOf(dispute.charge), disputeReason: str(dispute.reason) },
+        },
+        trx,
+      );
       taken = result.taken;
     }
     const purchase = await update(trx, p, {
@@ -215,17 +221,20 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     // Exactly what the dispute's clawback took (not what it asked for), less what refunds took over since.
     const giveBack = Math.min(entry ? -entry.amount : 0, p.credits_disputed);
     if (giveBack > 0) {
-      await ledger.grant(trx, {
-        userId: p.user_id,
-        amount: giveBack,
-        source: 'stripe',
-        purchaseId: p.id,
-        idempotencyKey: `stripe:dispute-won:${disputeId}`,
-        reason: 'Stripe dispute won',
-        metadata: { disputeId, chargeId: idOf(dispute.charge) },
-        // The credits come back with the expiry they had.
-        expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
-      });
+      await ledger.grant(
+        {
+          userId: p.user_id,
+          amount: giveBack,
+          source: 'stripe',
+          purchaseId: p.id,
+          idempotencyKey: `stripe:dispute-won:${disputeId}`,
+          reason: 'Stripe dispute won',
+          metadata: { disputeId, chargeId: idOf(dispute.charge) },
+          // The credits come back with the expiry they had.
+          expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
+        },
+        trx,
+      );
     }
     const refundedCredits = p.credits_reversed - p.credits_disputed;
     const purchase = await update(trx, p, {
@@ -251,21 +260,24 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     }
     // A `failed` or `expired` purchase may still be paid (e.g. Stripe created the session but our call
     // timed out): Stripe's signed word that it was paid wins.
-    await ledger.grant(trx, {
-      userId: p.user_id,
-      amount: p.credits,
-      source: 'stripe',
-      purchaseId: p.id,
-      idempotencyKey: `stripe:grant:${p.id}`,
-      reason: 'Stripe Checkout purchase',
-      metadata: {
-        packageId: p.package_id,
-        sessionId: str(session.id),
-        paymentIntentId: idOf(session.payment_intent),
-        eventId,
+    await ledger.grant(
+      {
+        userId: p.user_id,
+        amount: p.credits,
+        source: 'stripe',
+        purchaseId: p.id,
+        idempotencyKey: `stripe:grant:${p.id}`,
+        reason: 'Stripe Checkout purchase',
+        metadata: {
+          packageId: p.package_id,
+          sessionId: str(session.id),
+          paymentIntentId: idOf(session.payment_intent),
+          eventId,
+        },
+        expiresAt: expiryFor(p.credit_expiry_days),
       },
-      expiresAt: expiryFor(p.credit_expiry_days),
-    });
+      trx,
+    );
     let purchase = await update(trx, p, { ...refs, status: 'completed', completed_at: new Date() });
 
     // What arrived before the grant, in the order received: events parked on this purchase, and charge
