@@ -13,9 +13,11 @@ import envelopePlugin from './plugins/envelope.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import accountRoutes from './routes/accounts/accounts.route.ts';
+import holdRoutes from './routes/accounts/holds.route.ts';
 import apiKeyRoutes from './routes/api-keys/api-keys.route.ts';
 import checkoutRoutes from './routes/credits/checkout.route.ts';
 import creditRoutes from './routes/credits/credits.route.ts';
+import batchDebitRoutes from './routes/debits/batch-debits.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
@@ -156,6 +158,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(creditRoutes);
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
+      await api.register(holdRoutes);
+      await api.register(batchDebitRoutes);
       await api.register(packageRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },

@@ -39,6 +39,7 @@ export const EnvSchema = Type.Object({
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
   RATE_LIMIT_API_KEY_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+  HOLD_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 10_000 }),
   DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
 });
 type Env = Static<typeof EnvSchema>;
@@ -75,6 +76,8 @@ export interface Config {
   readonly metricsToken: string | undefined;
   readonly rateLimit: { readonly perMinute: number; readonly apiKeyPerMinute: number };
   readonly expirySweepIntervalMs: number;
+  /** How often active holds past their expiry are marked expired and their credits freed; 0 disables. */
+  readonly holdSweepIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -191,5 +194,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       apiKeyPerMinute: env.RATE_LIMIT_API_KEY_PER_MINUTE,
     }),
     expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
+    holdSweepIntervalMs: env.HOLD_SWEEP_INTERVAL_MS,
   });
 }

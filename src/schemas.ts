@@ -73,6 +73,7 @@ export const LedgerEntryTypeSchema = Type.Union([
   Type.Literal('debit'),
   Type.Literal('reversal'),
   Type.Literal('expiry'),
+  Type.Literal('debit_reversal'),
 ]);
 export type LedgerEntryType = Static<typeof LedgerEntryTypeSchema>;
 
@@ -92,11 +93,14 @@ export const LedgerEntrySchema = Type.Object(
     userId: Type.String(),
     type: LedgerEntryTypeSchema,
     amount: Type.Integer({
-      description: 'Signed: positive for grants, negative for debits, reversals and expiries',
+      description:
+        'Signed: positive for grants and debit reversals, negative for debits, reversals (clawbacks) and expiries',
     }),
     balanceAfter: Type.Integer(),
     source: LedgerSourceSchema,
     purchaseId: Nullable(Type.String()),
+    holdId: Nullable(Type.String({ description: 'The hold a capture debited' })),
+    reversesEntryId: Nullable(Type.String({ description: 'The debit a debit_reversal gives back' })),
     reason: Nullable(Type.String()),
     idempotencyKey: Nullable(Type.String()),
     metadata: Type.Record(Type.String(), Type.Unknown()),
@@ -110,6 +114,11 @@ export const BalanceSchema = Type.Object(
   {
     userId: Type.String(),
     balance: Type.Integer({ minimum: 0 }),
+    available: Type.Integer({
+      minimum: 0,
+      description: 'balance - held: what debits and new holds may take',
+    }),
+    held: Type.Integer({ minimum: 0, description: 'What active holds reserve' }),
     updatedAt: Nullable(Timestamp),
     expiringSoon: Type.Array(Type.Object({ credits: Type.Integer(), expiresAt: Timestamp }), {
       description: 'Remaining credits that have an expiry, summed per expiry time, soonest first, at most 10',
@@ -122,6 +131,8 @@ export type Balance = Static<typeof BalanceSchema>;
 export const AccountSchema = Type.Object({
   userId: Type.String(),
   balance: Type.Integer({ minimum: 0 }),
+  available: Type.Integer({ minimum: 0 }),
+  held: Type.Integer({ minimum: 0 }),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -169,6 +180,40 @@ export const PurchaseSchema = Type.Object(
   },
   { $id: 'Purchase' },
 );
+
+export const HoldStatusSchema = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('captured'),
+  Type.Literal('released'),
+  Type.Literal('expired'),
+]);
+export type HoldStatus = Static<typeof HoldStatusSchema>;
+
+export const HoldSchema = Type.Object(
+  {
+    id: Type.String(),
+    userId: Type.String(),
+    amount: Type.Integer({ minimum: 1 }),
+    capturedAmount: Type.Integer({ minimum: 0 }),
+    status: HoldStatusSchema,
+    reason: Nullable(Type.String()),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    capturedAt: Nullable(Timestamp),
+    releasedAt: Nullable(Timestamp),
+    entryId: Nullable(Type.String({ description: 'The debit entry of the capture' })),
+  },
+  { $id: 'Hold' },
+);
+export type Hold = Static<typeof HoldSchema>;
+
+/** After a change: the balance (right after the entry, for a replay), and what holds reserve now. */
+export const BalanceAfterFields = {
+  balance: Type.Integer({ minimum: 0, description: 'The balance right after the operation' }),
+  available: Type.Integer({ minimum: 0, description: 'balance - held' }),
+  held: Type.Integer({ minimum: 0, description: 'What active holds reserve' }),
+};
 
 export const DebitBody = Type.Object(
   {

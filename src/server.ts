@@ -22,12 +22,21 @@ async function main() {
         }, config.expirySweepIntervalMs)
       : undefined;
   sweeper?.unref();
+  // Holds past expiresAt are never capturable either way; the sweep frees their credits for reads and lists.
+  const holdSweeper =
+    config.holdSweepIntervalMs > 0
+      ? setInterval(() => {
+          app.services.ledger.sweepExpiredHolds().catch((err) => app.log.warn({ err }, 'hold sweep failed'));
+        }, config.holdSweepIntervalMs)
+      : undefined;
+  holdSweeper?.unref();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the pool, stop an embedded Postgres.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) app.log.error({ err }, 'shutting down after an error');
     else app.log.info({ signal }, 'shutting down');
     if (sweeper) clearInterval(sweeper);
+    if (holdSweeper) clearInterval(holdSweeper);
     await app.close();
     if (embedded) await embedded.stop();
   });

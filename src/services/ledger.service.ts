@@ -1,35 +1,79 @@
 import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
 import {
+  callCapture,
   callClawback,
   callDebit,
   callDebitMany,
   callGrant,
+  callHold,
+  callRelease,
+  callReverseDebit,
   type DebitArgs,
   type EntryJson,
   type Executor,
+  expireDueHolds,
   expireDueLots,
+  findHold,
   findInconsistentAccounts,
+  type HoldJson,
   type LedgerResult,
   listAccounts,
   listEntries,
+  listHolds,
   readBalance,
   readBalanceAt,
+  usersWithDueHolds,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError } from '../errors.ts';
-import type { Balance, LedgerEntry, LedgerSource } from '../schemas.ts';
+import { AppError, type ErrorCode, conflict, notFound } from '../errors.ts';
+import type { HoldRow } from '../db/database.ts';
+import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource } from '../schemas.ts';
+import { newId } from './ids.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { decodeCursor, toPage } from './pagination.ts';
 
-export type { Balance, LedgerEntry };
+export type { Balance, Hold, LedgerEntry };
 
-export interface LedgerOutcome {
-  entry: LedgerEntry;
+/** The balance after an operation: `balance` right after it (a replay repeats the first one), `held` now. */
+export interface BalanceAfter {
   balance: number;
+  available: number;
+  held: number;
+}
+
+export interface LedgerOutcome extends BalanceAfter {
+  entry: LedgerEntry;
   /** True when the idempotency key had been used with the same request: nothing new was written. */
   replayed: boolean;
 }
+
+export interface HoldOutcome extends BalanceAfter {
+  hold: Hold;
+  replayed: boolean;
+}
+
+export interface CaptureOutcome extends HoldOutcome {
+  entry: LedgerEntry;
+}
+
+/** One item of a batch of debits: what its single debit would have answered. */
+export interface BatchDebitResult {
+  index: number;
+  status: number;
+  code: ErrorCode | null;
+  error: string | null;
+  entry: LedgerEntry | null;
+  balance: number | null;
+  available: number | null;
+  held: number | null;
+}
+
+const balanceAfter = (r: { balance: number; held: number }): BalanceAfter => ({
+  balance: r.balance,
+  held: r.held,
+  available: Math.max(0, r.balance - r.held),
+});
 
 const iso = (value: string | Date) => new Date(value).toISOString();
 
@@ -42,6 +86,8 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
     balanceAfter: e.balance_after,
     source: e.source,
     purchaseId: e.purchase_id,
+    holdId: e.hold_id ?? null,
+    reversesEntryId: e.reverses_entry_id == null ? null : String(e.reverses_entry_id),
     reason: e.reason,
     idempotencyKey: e.idempotency_key,
     metadata: e.metadata,
@@ -73,9 +119,74 @@ function outcome(result: LedgerResult, what: string): LedgerOutcome {
   }
   return {
     entry: toLedgerEntry(result.entry),
-    balance: result.balance,
+    ...balanceAfter(result),
     replayed: result.outcome === 'replayed',
   };
+}
+
+export function toHold(h: HoldJson | HoldRow): Hold {
+  return {
+    id: h.id,
+    userId: h.user_id,
+    amount: h.amount,
+    capturedAmount: h.captured_amount,
+    status: h.status,
+    reason: h.reason,
+    metadata: h.metadata,
+    createdAt: iso(h.created_at),
+    expiresAt: iso(h.expires_at),
+    capturedAt: h.captured_at ? iso(h.captured_at) : null,
+    releasedAt: h.released_at ? iso(h.released_at) : null,
+    entryId: h.entry_id == null ? null : String(h.entry_id),
+  };
+}
+
+const insufficient = (available: number, amount: number) =>
+  new AppError('insufficient_credits', `Insufficient credits: balance ${available}, requested ${amount}`);
+
+/** A debit's answer as an error, or null when it went through (created or replayed). */
+function debitError(result: LedgerResult, amount: number): AppError | null {
+  if (result.outcome === 'insufficient') return insufficient(result.balance, amount);
+  if (result.outcome === 'key_reused') {
+    return new AppError(
+      'idempotency_key_reused',
+      'Debit: the idempotency key was already used for another request',
+    );
+  }
+  return null;
+}
+
+const debitHash = (input: DebitInput) =>
+  requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
+
+const debitArgs = (input: DebitInput): DebitArgs => ({
+  userId: input.userId,
+  amount: input.amount,
+  key: input.idempotencyKey,
+  hash: debitHash(input),
+  reason: input.reason ?? null,
+  metadata: input.metadata,
+});
+
+export interface HoldInput extends LedgerRequest {
+  /** 60..86400; the hold expires this long after it is made. */
+  expiresInSeconds: number;
+}
+
+export interface CaptureInput {
+  userId: string;
+  holdId: string;
+  /** Default: the whole hold. */
+  amount?: number;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ReversalInput extends Omit<LedgerRequest, 'amount'> {
+  /** The debit entry to give back. */
+  entryId: string;
+  /** Default: all that is left to reverse. */
+  amount?: number;
 }
 
 /** What every credit movement is asked with; each operation adds its own fields. */
@@ -138,24 +249,182 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
   });
 
   return {
-    /** Spends credits; 402 when the spendable balance is short, 409 when the key was used for another body. */
+    /** Spends credits; 402 when `available` is short, 409 when the key was used for another body. */
     async debit(input: DebitInput): Promise<LedgerOutcome> {
-      const hash = requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
-      const result = await debits.run({
+      const result = await debits.run(debitArgs(input));
+      const err = debitError(result, input.amount);
+      if (err) throw err;
+      return written(outcome(result, 'Debit'));
+    },
+
+    /**
+     * Debits of any users, each answered exactly as its single debit would be; they go through the group
+     * commit together, so a batch is one transaction where the accounts allow. Validated by the caller.
+     */
+    async debitBatch(items: DebitInput[]): Promise<BatchDebitResult[]> {
+      const settled = await debits.runAll(items.map(debitArgs));
+      return settled.map((s, index): BatchDebitResult => {
+        const item = items[index] as DebitInput;
+        const failed = (err: unknown): BatchDebitResult => {
+          const e = err instanceof AppError ? err : new AppError('internal_error', 'Internal server error');
+          return {
+            index,
+            status: e.statusCode,
+            code: e.code,
+            error: e.message,
+            entry: null,
+            balance: null,
+            available: null,
+            held: null,
+          };
+        };
+        if (s.status === 'rejected') return failed(s.reason);
+        const err = debitError(s.value, item.amount);
+        if (err) {
+          const r = failed(err);
+          if (s.value.outcome === 'insufficient') {
+            return {
+              ...r,
+              available: s.value.balance,
+              held: s.value.held,
+              balance: s.value.balance + s.value.held,
+            };
+          }
+          return r;
+        }
+        const o = written(outcome(s.value, 'Debit'));
+        return {
+          index,
+          status: o.replayed ? 200 : 201,
+          code: null,
+          error: null,
+          entry: o.entry,
+          balance: o.balance,
+          available: o.available,
+          held: o.held,
+        };
+      });
+    },
+
+    /** Reserves credits for later capture; 402 beyond `available`; replays like a debit. */
+    async createHold(input: HoldInput, ex: Executor = db): Promise<HoldOutcome> {
+      const result = await callHold(ex, {
         userId: input.userId,
+        id: newId('hold'),
         amount: input.amount,
+        expiresInSeconds: input.expiresInSeconds,
         key: input.idempotencyKey,
-        hash,
+        hash: requestHash({
+          amount: input.amount,
+          expiresInSeconds: input.expiresInSeconds,
+          reason: input.reason,
+          metadata: input.metadata,
+        }),
         reason: input.reason ?? null,
         metadata: input.metadata,
       });
-      if (result.outcome === 'insufficient') {
+      if (result.outcome === 'insufficient') throw insufficient(result.balance, input.amount);
+      if (result.outcome === 'key_reused') {
         throw new AppError(
-          'insufficient_credits',
-          `Insufficient credits: balance ${result.balance}, requested ${input.amount}`,
+          'idempotency_key_reused',
+          'Hold: the idempotency key was already used for another request',
         );
       }
-      return written(outcome(result, 'Debit'));
+      if (!result.hold) throw new Error(`credits_hold returned no hold (${result.outcome})`);
+      return { hold: toHold(result.hold), ...balanceAfter(result), replayed: result.outcome === 'replayed' };
+    },
+
+    /** Spends what the work cost (default: the whole hold) and frees the rest. At most once. */
+    async captureHold(input: CaptureInput, ex: Executor = db): Promise<CaptureOutcome> {
+      const result = await callCapture(ex, {
+        userId: input.userId,
+        holdId: input.holdId,
+        amount: input.amount ?? null,
+        reason: input.reason ?? null,
+        metadata: input.metadata,
+      });
+      const hold = result.hold ? toHold(result.hold) : null;
+      switch (result.outcome) {
+        case 'not_found':
+          throw notFound('Hold');
+        case 'expired':
+          throw conflict(
+            `Hold ${input.holdId} expired at ${hold?.expiresAt}; its credits are available again`,
+          );
+        case 'conflict':
+          throw conflict(
+            hold?.status === 'captured'
+              ? `Hold ${input.holdId} was already captured for ${hold.capturedAmount}`
+              : `Hold ${input.holdId} is ${hold?.status}, not active`,
+          );
+        case 'too_much':
+          throw new AppError(
+            'validation_failed',
+            `body.amount must be at most the hold's amount (${hold?.amount})`,
+          );
+      }
+      if (!result.entry || !hold)
+        throw new Error(`credits_capture returned ${result.outcome} without a result`);
+      const entry = toLedgerEntry(result.entry);
+      const replayed = result.outcome === 'replayed';
+      if (!replayed) onEntry(entry);
+      return { hold, entry, ...balanceAfter(result), replayed };
+    },
+
+    /** Frees a hold's credits; releasing it again answers it again; a captured or expired hold is 409. */
+    async releaseHold(userId: string, holdId: string, ex: Executor = db): Promise<HoldOutcome> {
+      const result = await callRelease(ex, userId, holdId);
+      if (result.outcome === 'not_found') throw notFound('Hold');
+      const hold = result.hold ? toHold(result.hold) : null;
+      if (!hold) throw new Error(`credits_release returned ${result.outcome} without a hold`);
+      if (result.outcome === 'conflict') throw conflict(`Hold ${holdId} is ${hold.status}, not active`);
+      return { hold, ...balanceAfter(result), replayed: result.outcome === 'replayed' };
+    },
+
+    async hold(userId: string, holdId: string): Promise<Hold> {
+      const row = await findHold(db, userId, holdId);
+      if (!row) throw notFound('Hold');
+      return toHold(row);
+    },
+
+    async holds(userId: string, limit: number, cursor?: string, status?: HoldStatus) {
+      const after = decodeCursor(cursor, ['number']) as [number] | undefined;
+      const rows = await listHolds(db, userId, limit, { status, beforeSeq: after?.[0] });
+      return toPage(rows, limit, toHold, (r) => [r.seq]);
+    },
+
+    /** Gives back up to what a debit took, to the lots it took from; never more than the debit in total. */
+    async reverseDebit(input: ReversalInput, ex: Executor = db): Promise<LedgerOutcome> {
+      if (!/^[1-9]\d{0,14}$/.test(input.entryId)) throw notFound('Debit entry');
+      const result = await callReverseDebit(ex, {
+        userId: input.userId,
+        entryId: Number(input.entryId),
+        amount: input.amount ?? null,
+        key: input.idempotencyKey,
+        hash: requestHash({
+          entryId: input.entryId,
+          amount: input.amount,
+          reason: input.reason,
+          metadata: input.metadata,
+        }),
+        reason: input.reason ?? null,
+        metadata: input.metadata,
+      });
+      if (result.outcome === 'not_found') throw notFound('Debit entry');
+      if (result.outcome === 'conflict') {
+        throw conflict(
+          input.amount === undefined
+            ? `Debit ${input.entryId} has nothing left to reverse`
+            : `Debit ${input.entryId} has less than ${input.amount} left to reverse`,
+        );
+      }
+      if (result.outcome === 'key_reused') {
+        throw new AppError(
+          'idempotency_key_reused',
+          'Debit reversal: the idempotency key was already used for another request',
+        );
+      }
+      return written(outcome(result, 'Debit reversal'));
     },
 
     /** Adds credits as a lot; a repeated idempotency key returns the first grant. */
@@ -191,18 +460,24 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     async balance(userId: string, at?: Date): Promise<Balance> {
       if (at) {
         const row = await readBalanceAt(db, userId, at);
+        // Holds leave no entries: a past balance is the ledger's, with nothing held.
+        const balance = row?.balance_after ?? 0;
         return {
           userId,
-          balance: row?.balance_after ?? 0,
+          balance,
+          available: balance,
+          held: 0,
           updatedAt: row ? row.created_at.toISOString() : null,
           expiringSoon: [],
         };
       }
       const row = await readBalance(prepared, userId);
-      if (!row) return { userId, balance: 0, updatedAt: null, expiringSoon: [] };
+      if (!row) return { userId, balance: 0, available: 0, held: 0, updatedAt: null, expiringSoon: [] };
       return {
         userId,
         balance: row.balance,
+        available: Math.max(0, row.balance - row.held),
+        held: row.held,
         updatedAt: row.updated_at ? row.updated_at.toISOString() : null,
         expiringSoon: row.expiring.map((x) => ({ credits: x.credits, expiresAt: iso(x.expiresAt) })),
       };
@@ -223,6 +498,8 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         (r) => ({
           userId: r.user_id,
           balance: r.balance,
+          available: r.balance - r.held,
+          held: r.held,
           createdAt: r.created_at.toISOString(),
           updatedAt: r.updated_at.toISOString(),
         }),
@@ -238,6 +515,18 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       let total = 0;
       for (const userId of await usersWithDueLots(db, batch)) {
         total += await db.transaction().execute((trx) => expireDueLots(trx, userId));
+      }
+      return total;
+    },
+
+    /**
+     * Marks active holds past their expiry `expired` and frees their credits, a user per transaction. Safe
+     * with several replicas: each runs under the account's row lock and finds nothing when another was first.
+     */
+    async sweepExpiredHolds(batch = 100): Promise<number> {
+      let total = 0;
+      for (const userId of await usersWithDueHolds(db, batch)) {
+        total += await db.transaction().execute((trx) => expireDueHolds(trx, userId));
       }
       return total;
     },

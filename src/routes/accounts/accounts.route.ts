@@ -1,8 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import {
   AccountSchema,
+  BalanceAfterFields,
   BalanceSchema,
   DebitBody,
+  Metadata,
+  PositiveAmount,
   Envelope,
   errorResponses,
   LedgerEntrySchema,
@@ -14,6 +17,22 @@ import {
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 import { BalanceQuery } from '../credits/credits.route.ts';
+
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }),
+});
+
+/** A debit's (or a reversal's) answer: the entry, and the balance after it. */
+export const EntryResult = Type.Object({ entry: LedgerEntrySchema, ...BalanceAfterFields });
+
+const ReversalBody = Type.Object(
+  {
+    amount: Type.Optional(PositiveAmount),
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+    metadata: Type.Optional(Metadata),
+  },
+  { additionalProperties: false },
+);
 
 /** Any account's balance, ledger and debits: operators and backend services. */
 export default async function accountRoutes(app: App) {
@@ -109,11 +128,11 @@ export default async function accountRoutes(app: App) {
           'More than the spendable balance: 402 `insufficient_credits`, nothing written.',
         security,
         params: UserIdParams,
-        headers: Type.Object({ 'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }) }),
+        headers: IdempotencyHeaders,
         body: DebitBody,
         response: {
-          200: Envelope(Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() })),
-          201: Envelope(Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() })),
+          200: Envelope(EntryResult),
+          201: Envelope(EntryResult),
           ...errorResponses,
         },
       },
@@ -126,8 +145,47 @@ export default async function accountRoutes(app: App) {
         reason: request.body.reason,
         metadata: request.body.metadata,
       });
-      if (result.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.ok({ entry: result.entry, balance: result.balance }, result.replayed ? 200 : 201);
+      const { replayed, ...data } = result;
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.ok(data, replayed ? 200 : 201);
+    },
+  );
+
+  app.post(
+    '/accounts/:userId/debits/:entryId/reversals',
+    {
+      onRequest: app.authorize(['admin', 'credits:debit']),
+      schema: {
+        operationId: 'reverseDebit',
+        tags: ['accounts'],
+        summary: 'Give back credits a debit took (idempotent)',
+        description:
+          'Writes a `debit_reversal` entry (positive amount, `reversesEntryId` = the debit) of `amount`, by default ' +
+          'all that is left to reverse. The credits return to the lots the debit took them from; any whose lot ' +
+          'has expired meanwhile expire at once (an `expiry` entry in the same transaction). A debit is never ' +
+          'reversed beyond its amount, whatever the concurrency: 409 `conflict`. `entryId` must be a `debit` of ' +
+          'that user (404 otherwise). Replay rules of `Idempotency-Key` as for debits.',
+        security,
+        params: Type.Object({
+          userId: UserIdParams.properties.userId,
+          entryId: Type.String({ maxLength: 64 }),
+        }),
+        headers: IdempotencyHeaders,
+        body: ReversalBody,
+        response: { 200: Envelope(EntryResult), 201: Envelope(EntryResult), ...errorResponses },
+      },
+    },
+    async (request, reply) => {
+      const { replayed, ...data } = await app.services.ledger.reverseDebit({
+        userId: request.params.userId,
+        entryId: request.params.entryId,
+        amount: request.body?.amount,
+        idempotencyKey: request.headers['idempotency-key'],
+        reason: request.body?.reason,
+        metadata: request.body?.metadata,
+      });
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.ok(data, replayed ? 200 : 201);
     },
   );
 }
