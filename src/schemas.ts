@@ -54,6 +54,10 @@ export function Page<T extends TSchema>(item: T) {
 }
 
 export const UserIdParams = Type.Object({ userId: UserId });
+/** Debits, holds and reversals: the client's key for safe retries. */
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }),
+});
 export const IdParams = Type.Object({ id: Id });
 
 export const Scope = Type.Union([

@@ -7,6 +7,7 @@ import {
   Metadata,
   PositiveAmount,
   Envelope,
+  IdempotencyHeaders,
   errorResponses,
   LedgerEntrySchema,
   Page,
@@ -17,10 +18,7 @@ import {
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 import { BalanceQuery } from '../credits/credits.route.ts';
-
-export const IdempotencyHeaders = Type.Object({
-  'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }),
-});
+import { emptyBodyIsEmptyObject } from '../optional-body.ts';
 
 /** A debit's (or a reversal's) answer: the entry, and the balance after it. */
 export const EntryResult = Type.Object({ entry: LedgerEntrySchema, ...BalanceAfterFields });
@@ -155,6 +153,7 @@ export default async function accountRoutes(app: App) {
     '/accounts/:userId/debits/:entryId/reversals',
     {
       onRequest: app.authorize(['admin', 'credits:debit']),
+      preValidation: emptyBodyIsEmptyObject,
       schema: {
         operationId: 'reverseDebit',
         tags: ['accounts'],

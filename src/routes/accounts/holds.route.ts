@@ -7,6 +7,7 @@ import {
   HoldSchema,
   HoldStatusSchema,
   Id,
+  IdempotencyHeaders,
   LedgerEntrySchema,
   Metadata,
   Page,
@@ -16,7 +17,7 @@ import {
   UserIdParams,
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
-import { IdempotencyHeaders } from './accounts.route.ts';
+import { emptyBodyIsEmptyObject } from '../optional-body.ts';
 
 const HoldParams = Type.Object({ userId: UserId, holdId: Id });
 
@@ -147,6 +148,7 @@ export default async function holdRoutes(app: App) {
     '/accounts/:userId/holds/:holdId/capture',
     {
       onRequest: spend,
+      preValidation: emptyBodyIsEmptyObject,
       schema: {
         operationId: 'captureHold',
         tags: ['holds'],
