@@ -15,6 +15,9 @@ alter table credit_lots add constraint credit_lots_held_check check (held >= 0 a
 
 alter table ledger_entries add column hold_id text;
 alter table ledger_entries add column reverses_entry_id bigint;
+-- The lot a debit took all its credits from, when it was one (the common case: one insert fewer per debit);
+-- a debit that took from several lots has debit_lots rows instead.
+alter table ledger_entries add column lot_id bigint;
 alter table ledger_entries drop constraint ledger_entries_type_check;
 alter table ledger_entries add constraint ledger_entries_type_check
   check (type in ('grant', 'debit', 'reversal', 'expiry', 'debit_reversal'));
@@ -53,8 +56,9 @@ create table holds (
   check ((status = 'captured' and captured_amount between 1 and amount) or (status <> 'captured' and captured_amount = 0))
 );
 create index holds_user_seq on holds (user_id, seq);
+-- Active holds by user and expiry: the lazy expiry's probe and (read in full: only active holds) the sweeper's
+-- work list. One partial index, not two: every capture or release moves a hold out of it.
 create index holds_active on holds (user_id, expires_at) where status = 'active';
-create index holds_due on holds (expires_at) where status = 'active';
 
 -- What each active hold reserved from each lot (removed once the hold ends).
 create table hold_lots (
@@ -67,7 +71,8 @@ create table hold_lots (
   foreign key (user_id, lot_id) references credit_lots (user_id, id)
 );
 
--- Which lots each debit (or capture) took from, and how much of that has been given back.
+-- Which lots a debit (or capture) took from when it took from several (or was a capture), and how much of
+-- that has been given back. A debit from one lot names it in ledger_entries.lot_id instead.
 create table debit_lots (
   user_id text not null,
   entry_id bigint not null,
@@ -230,8 +235,8 @@ begin
 end $$;
 
 -- Spends credits: never beyond `available`, never an expired lot, soonest-expiring lots first, then the
--- oldest. The common case (no holds, nothing due, one lot covers it) runs five statements: lock, replay probe,
--- lot read, lot update, account update + entry insert + the lot it took from.
+-- oldest. The common case (no hold due, the first lot in spend order covers the debit and is not due) takes
+-- one UPDATE of that lot and names it on the entry; anything else goes through the lot loop.
 drop function credits_debit(text, bigint, text, text, text, jsonb, text);
 create function credits_debit(p_user text, p_amount bigint, p_key text, p_hash text, p_reason text,
                               p_metadata jsonb, p_source text default 'api')
@@ -239,9 +244,10 @@ returns ledger_outcome language plpgsql as $$
 declare
   bal bigint;
   hld bigint;
-  prior record;
+  prior ledger_entries;
   t record;
   ts timestamptz;
+  lot bigint;
   new_entry ledger_entries;
 begin
   select balance, held into bal, hld from accounts where user_id = p_user for update;
@@ -264,21 +270,36 @@ begin
     perform credits_expire_holds(p_user, ts);
     select balance, held into bal, hld from accounts where user_id = p_user;
   end if;
-  t := credits_take_lots(p_user, p_amount, ts, bal, hld);
-  if t.taken = 0 then
-    if t.bal <> bal then
-      update accounts set balance = t.bal, updated_at = ts where user_id = p_user;
-    end if;
-    return ('insufficient', t.bal - hld, hld, null, null)::ledger_outcome;
+  if bal - hld >= p_amount then
+    -- The first lot with spendable credits: due lots sort first, so when it is not due, none is.
+    update credit_lots set remaining = remaining - p_amount
+    where user_id = p_user
+      and id = (select id from credit_lots where user_id = p_user and not empty and remaining > held
+                order by expires_at, id limit 1)
+      and remaining - held >= p_amount and (expires_at is null or expires_at > ts)
+    returning id into lot;
   end if;
-  bal := t.bal - p_amount;
+  if lot is null then
+    t := credits_take_lots(p_user, p_amount, ts, bal, hld);
+    if t.taken = 0 then
+      if t.bal <> bal then
+        update accounts set balance = t.bal, updated_at = ts where user_id = p_user;
+      end if;
+      return ('insufficient', t.bal - hld, hld, null, null)::ledger_outcome;
+    end if;
+    bal := t.bal;
+    if cardinality(t.lot_ids) = 1 then lot := t.lot_ids[1]; end if;
+  end if;
+  bal := bal - p_amount;
   update accounts set balance = bal, updated_at = ts where user_id = p_user;
   insert into ledger_entries (user_id, type, amount, balance_after, source, reason, idempotency_key, request_hash,
-                              metadata, created_at)
-  values (p_user, 'debit', -p_amount, bal, p_source, p_reason, p_key, p_hash, coalesce(p_metadata, '{}'), ts)
+                              metadata, lot_id, created_at)
+  values (p_user, 'debit', -p_amount, bal, p_source, p_reason, p_key, p_hash, coalesce(p_metadata, '{}'), lot, ts)
   returning * into new_entry;
-  insert into debit_lots (user_id, entry_id, lot_id, amount)
-  select p_user, new_entry.id, x.lot, x.amount from unnest(t.lot_ids, t.amounts) x(lot, amount);
+  if lot is null then
+    insert into debit_lots (user_id, entry_id, lot_id, amount)
+    select p_user, new_entry.id, x.lot, x.amount from unnest(t.lot_ids, t.amounts) x(lot, amount);
+  end if;
   return ('created', bal, hld, to_jsonb(new_entry), null)::ledger_outcome;
 end $$;
 
@@ -404,7 +425,8 @@ begin
   return ('created', bal, early.held, to_jsonb(new_entry), null)::ledger_outcome;
 end $$;
 
--- Reserves credits for a hold: never beyond `available`; from lots in spend order.
+-- Reserves credits for a hold: never beyond `available`; from lots in spend order. Like a debit, the common
+-- case (the first lot covers it) is one UPDATE of that lot, and due lots met on the way expire inline.
 create function credits_hold(p_user text, p_id text, p_amount bigint, p_expires_in interval, p_key text,
                              p_hash text, p_reason text, p_metadata jsonb)
 returns ledger_outcome language plpgsql as $$
@@ -414,6 +436,7 @@ declare
   prior holds;
   t record;
   ts timestamptz;
+  lot bigint;
   h holds;
 begin
   select balance, held into bal, hld from accounts where user_id = p_user for update;
@@ -430,22 +453,39 @@ begin
     end if;
   end if;
   ts := clock_timestamp();
-  perform credits_settle(p_user, hld, ts);
-  select balance, held into bal, hld from accounts where user_id = p_user;
-  if bal - hld < p_amount then
-    return ('insufficient', bal - hld, hld, null, null)::ledger_outcome;
+  if hld > 0 and exists (select 1 from holds where user_id = p_user and status = 'active' and expires_at <= ts) then
+    perform credits_expire_holds(p_user, ts);
+    select balance, held into bal, hld from accounts where user_id = p_user;
   end if;
-  t := credits_take_lots(p_user, p_amount, ts, bal, hld, true);
-  if t.taken <> p_amount then
-    raise exception 'credit lots of % do not cover the balance', p_user;
+  if bal - hld >= p_amount then
+    update credit_lots set held = held + p_amount
+    where user_id = p_user
+      and id = (select id from credit_lots where user_id = p_user and not empty and remaining > held
+                order by expires_at, id limit 1)
+      and remaining - held >= p_amount and (expires_at is null or expires_at > ts)
+    returning id into lot;
+  end if;
+  if lot is null then
+    t := credits_take_lots(p_user, p_amount, ts, bal, hld, true);
+    if t.taken = 0 then
+      if t.bal <> bal then
+        update accounts set balance = t.bal, updated_at = ts where user_id = p_user;
+      end if;
+      return ('insufficient', t.bal - hld, hld, null, null)::ledger_outcome;
+    end if;
+    bal := t.bal;
   end if;
   hld := hld + p_amount;
-  update accounts set held = hld, updated_at = ts where user_id = p_user;
+  update accounts set balance = bal, held = hld, updated_at = ts where user_id = p_user;
   insert into holds (user_id, id, amount, reason, metadata, idempotency_key, request_hash, created_at, expires_at)
   values (p_user, p_id, p_amount, p_reason, coalesce(p_metadata, '{}'), p_key, p_hash, ts, ts + p_expires_in)
   returning * into h;
-  insert into hold_lots (user_id, hold_id, lot_id, amount)
-  select p_user, p_id, x.lot, x.amount from unnest(t.lot_ids, t.amounts) x(lot, amount);
+  if lot is not null then
+    insert into hold_lots (user_id, hold_id, lot_id, amount) values (p_user, p_id, lot, p_amount);
+  else
+    insert into hold_lots (user_id, hold_id, lot_id, amount)
+    select p_user, p_id, x.lot, x.amount from unnest(t.lot_ids, t.amounts) x(lot, amount);
+  end if;
   return ('created', bal, hld, null, credits_hold_json(h))::ledger_outcome;
 end $$;
 
@@ -478,33 +518,49 @@ end $$;
 create function credits_capture(p_user text, p_hold text, p_amount bigint, p_reason text, p_metadata jsonb)
 returns ledger_outcome language plpgsql as $$
 declare
-  early ledger_outcome;
   h holds;
   amt bigint;
   bal bigint;
-  ts timestamptz := clock_timestamp();
+  hld bigint;
+  due boolean;
+  ts timestamptz;
   new_entry ledger_entries;
 begin
-  early := credits_lock_hold(p_user, p_hold, ts);
-  if early.outcome <> 'locked' then return early; end if;
-  h := jsonb_populate_record(null::holds, early.hold);
+  select balance, held into bal, hld from accounts where user_id = p_user for update;
+  if not found then
+    return ('not_found', 0, 0, null, null)::ledger_outcome;
+  end if;
+  ts := clock_timestamp();
+  -- Lazy expiry: this hold too, when its time is up (then it is never captured).
+  if hld > 0 and exists (select 1 from holds where user_id = p_user and status = 'active' and expires_at <= ts) then
+    perform credits_expire_holds(p_user, ts);
+    select balance, held into bal, hld from accounts where user_id = p_user;
+  end if;
+  select * into h from holds where user_id = p_user and id = p_hold;
+  if not found then
+    return ('not_found', bal, hld, null, null)::ledger_outcome;
+  end if;
   amt := coalesce(p_amount, h.amount);
   if h.status = 'captured' then
     if h.captured_amount = amt then
       select * into new_entry from ledger_entries where user_id = p_user and id = h.entry_id;
-      return ('replayed', new_entry.balance_after, early.held, to_jsonb(new_entry), early.hold)::ledger_outcome;
+      return ('replayed', new_entry.balance_after, hld, to_jsonb(new_entry), credits_hold_json(h))::ledger_outcome;
     end if;
-    return ('conflict', early.balance, early.held, null, early.hold)::ledger_outcome;
+    return ('conflict', bal, hld, null, credits_hold_json(h))::ledger_outcome;
   end if;
   if h.status <> 'active' then
-    return (case when h.status = 'expired' then 'expired' else 'conflict' end, early.balance, early.held, null,
-            early.hold)::ledger_outcome;
+    return (case when h.status = 'expired' then 'expired' else 'conflict' end, bal, hld, null,
+            credits_hold_json(h))::ledger_outcome;
   end if;
   if amt > h.amount then
-    return ('too_much', early.balance, early.held, null, early.hold)::ledger_outcome;
+    return ('too_much', bal, hld, null, credits_hold_json(h))::ledger_outcome;
   end if;
-  bal := early.balance - amt;
-  update accounts set balance = bal, held = held - h.amount, updated_at = ts where user_id = p_user;
+  due := amt < h.amount and exists (
+    select 1 from hold_lots hl join credit_lots l on l.user_id = hl.user_id and l.id = hl.lot_id
+    where hl.user_id = p_user and hl.hold_id = p_hold and l.expires_at <= ts);
+  bal := bal - amt;
+  hld := hld - h.amount;
+  update accounts set balance = bal, held = hld, updated_at = ts where user_id = p_user;
   insert into ledger_entries (user_id, type, amount, balance_after, source, reason, metadata, hold_id, created_at)
   values (p_user, 'debit', -amt, bal, 'api', coalesce(p_reason, h.reason), h.metadata || coalesce(p_metadata, '{}'),
           p_hold, ts)
@@ -528,10 +584,12 @@ begin
   update holds set status = 'captured', captured_amount = amt, captured_at = ts, entry_id = new_entry.id
   where user_id = p_user and id = p_hold
   returning * into h;
-  -- The freed part of a lot already past its expiry expires now (after the capture's entry).
-  perform credits_expire_due(p_user);
-  select balance, held into bal, early.held from accounts where user_id = p_user;
-  return ('created', bal, early.held, to_jsonb(new_entry), credits_hold_json(h))::ledger_outcome;
+  if due then
+    -- The freed part of a lot already past its expiry expires now (after the capture's entry).
+    perform credits_expire_due(p_user);
+    select balance into bal from accounts where user_id = p_user;
+  end if;
+  return ('created', bal, hld, to_jsonb(new_entry), credits_hold_json(h))::ledger_outcome;
 end $$;
 
 -- Releases a hold: frees what it reserved. Releasing a released hold answers it again (replayed); a captured
@@ -561,8 +619,8 @@ end $$;
 
 -- Gives back up to what a debit took: a debit_reversal entry, the credits returned to the lots they came
 -- from (latest-expiring first, so what is given back lasts longest), and an expiry entry at once for any
--- returned to a lot past its expiry. A debit written before lots were recorded gets its credits back as a
--- new lot that never expires. Never more than the debit in total: 'conflict' beyond it.
+-- returned to a lot past its expiry. A debit written before lots were recorded (no lot_id, no debit_lots)
+-- gets its credits back as a new lot that never expires. Never more than the debit in total: 'conflict' beyond it.
 create function credits_reverse_debit(p_user text, p_entry bigint, p_amount bigint, p_key text, p_hash text,
                                       p_reason text, p_metadata jsonb)
 returns ledger_outcome language plpgsql as $$
@@ -600,11 +658,16 @@ begin
           p_entry, debit.hold_id, ts)
   returning * into new_entry;
   left_to_give := amt;
-  legacy := true;
+  legacy := debit.lot_id is null;
+  if debit.lot_id is not null then
+    -- Took everything from one lot: what is left to reverse is all in that lot.
+    update credit_lots set remaining = remaining + amt where user_id = p_user and id = debit.lot_id;
+    left_to_give := 0;
+  end if;
   for dl in
     select d.lot_id, d.amount - d.reversed as open from debit_lots d
     join credit_lots l on l.user_id = d.user_id and l.id = d.lot_id
-    where d.user_id = p_user and d.entry_id = p_entry
+    where d.user_id = p_user and d.entry_id = p_entry and left_to_give > 0
     order by l.expires_at desc nulls first, l.id desc
   loop
     legacy := false;

@@ -267,9 +267,8 @@ describe('capturing a hold', () => {
     expect((await entryRows(t.pg, 'h_lotexp')).map((e) => [e.type, e.amount, e.balance_after])).toEqual([
       ['grant', 10, 10],
       ['grant', 3, 13],
-      ['expiry', -4, 9], // the lot's unheld credits, expired when the capture settled the account
-      ['debit', -5, 4],
-      ['expiry', -1, 3], // the hold's uncaptured credit, freed onto an expired lot
+      ['debit', -5, 8],
+      ['expiry', -5, 3], // the lot's unheld 4 and the hold's uncaptured 1, freed onto an expired lot
     ]);
     expect((await lotRows(t.pg, 'h_lotexp')).map((l) => l.remaining)).toEqual([0, 3]);
     expect(await inconsistentAccounts(app)).toEqual([]);
