@@ -66,13 +66,13 @@ create table hold_lots (
   hold_id text not null,
   lot_id bigint not null,
   amount bigint not null check (amount > 0),
-  primary key (user_id, hold_id, lot_id),
-  foreign key (user_id, hold_id) references holds (user_id, id),
-  foreign key (user_id, lot_id) references credit_lots (user_id, id)
+  -- No foreign keys: only the functions below write these rows, and a foreign key check locks the lot's row
+  -- (FOR KEY SHARE) on every hold. ledger:verify checks that lots' held amounts match.
+  primary key (user_id, hold_id, lot_id)
 );
 
--- Which lots a debit (or capture) took from when it took from several (or was a capture), and how much of
--- that has been given back. A debit from one lot names it in ledger_entries.lot_id instead.
+-- Which lots a debit (or capture) took from when it took from several, and how much of that has been given
+-- back. A debit from one lot names it in ledger_entries.lot_id instead.
 create table debit_lots (
   user_id text not null,
   entry_id bigint not null,
@@ -524,6 +524,8 @@ declare
   hld bigint;
   due boolean;
   ts timestamptz;
+  lot_ids bigint[];
+  amounts bigint[];
   new_entry ledger_entries;
 begin
   select balance, held into bal, hld from accounts where user_id = p_user for update;
@@ -561,10 +563,6 @@ begin
   bal := bal - amt;
   hld := hld - h.amount;
   update accounts set balance = bal, held = hld, updated_at = ts where user_id = p_user;
-  insert into ledger_entries (user_id, type, amount, balance_after, source, reason, metadata, hold_id, created_at)
-  values (p_user, 'debit', -amt, bal, 'api', coalesce(p_reason, h.reason), h.metadata || coalesce(p_metadata, '{}'),
-          p_hold, ts)
-  returning * into new_entry;
   -- Take amt from the hold's lots in spend order, and free everything the hold reserved.
   with reserved as (
     select hl.lot_id, hl.amount,
@@ -578,8 +576,16 @@ begin
     where l.user_id = p_user and l.id = r.lot_id
     returning l.id, greatest(0, least(r.amount, amt - r.before)) as taken
   )
-  insert into debit_lots (user_id, entry_id, lot_id, amount)
-  select p_user, new_entry.id, id, taken from took where taken > 0;
+  select array_agg(id), array_agg(taken) into lot_ids, amounts from took where taken > 0;
+  insert into ledger_entries (user_id, type, amount, balance_after, source, reason, metadata, hold_id, lot_id,
+                              created_at)
+  values (p_user, 'debit', -amt, bal, 'api', coalesce(p_reason, h.reason), h.metadata || coalesce(p_metadata, '{}'),
+          p_hold, case when cardinality(lot_ids) = 1 then lot_ids[1] end, ts)
+  returning * into new_entry;
+  if cardinality(lot_ids) > 1 then
+    insert into debit_lots (user_id, entry_id, lot_id, amount)
+    select p_user, new_entry.id, x.lot, x.amount from unnest(lot_ids, amounts) x(lot, amount);
+  end if;
   delete from hold_lots where user_id = p_user and hold_id = p_hold;
   update holds set status = 'captured', captured_amount = amt, captured_at = ts, entry_id = new_entry.id
   where user_id = p_user and id = p_hold

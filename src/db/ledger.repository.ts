@@ -230,8 +230,9 @@ export async function expireDueLots(ex: Executor, userId: string): Promise<numbe
 
 /** Users with lots past their expiry that still hold credits (the sweeper's work list). */
 export async function usersWithDueLots(ex: Executor, limit: number): Promise<string[]> {
+  // Held credits never expire while held: a due lot that holds only them is not work for the sweeper.
   const { rows } = await sql<{ user_id: string }>`select distinct user_id from credit_lots
-    where not empty and expires_at <= now() limit ${limit}`.execute(ex);
+    where not empty and expires_at <= now() and remaining > held limit ${limit}`.execute(ex);
   return rows.map((r) => r.user_id);
 }
 

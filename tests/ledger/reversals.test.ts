@@ -179,6 +179,19 @@ describe('a debit reversal', () => {
     expect(await inconsistentAccounts(app)).toEqual([]);
   });
 
+  it('reverses a capture that took from several lots back to those lots', async () => {
+    await grant(app, 'r_hold2', 3, { expiresAt: new Date(Date.now() + HOUR) });
+    await grant(app, 'r_hold2', 10);
+    const hold = await createHold(app, key, 'r_hold2', { amount: 6 }); // 3 + 3
+    const capture = await captureHold(app, key, 'r_hold2', hold.json().data.hold.id, { amount: 5 }); // 3 + 2
+    expect((await lotRows(t.pg, 'r_hold2')).map((l) => l.remaining)).toEqual([0, 8]);
+    const res = await reverseDebit(app, key, 'r_hold2', capture.json().data.entry.id, { amount: 4 });
+    expect(res.statusCode).toBe(201);
+    // Latest-expiring first: 2 back to the never-expiring lot, then 2 to the other.
+    expect((await lotRows(t.pg, 'r_hold2')).map((l) => l.remaining)).toEqual([2, 10]);
+    expect(await inconsistentAccounts(app)).toEqual([]);
+  });
+
   it('of a debit written before lots were recorded returns its credits as a lot that never expires', async () => {
     await grant(app, 'r_legacy', 10);
     const entryId = await debitOf('r_legacy', 4);

@@ -118,12 +118,13 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['admin', 'credits:debit']),
       schema: {
+        operationId: 'createDebit',
         tags: ['accounts'],
         summary: 'Spend credits (idempotent)',
         description:
           'Spends `amount` credits, soonest-expiring first. The same `Idempotency-Key` with the same body answers ' +
           'the first result again (200, `Idempotent-Replayed: true`); with another body, 409 `idempotency_key_reused`. ' +
-          'More than the spendable balance: 402 `insufficient_credits`, nothing written.',
+          'More than `available` (the balance less what holds reserve): 402 `insufficient_credits`, nothing written.',
         security,
         params: UserIdParams,
         headers: IdempotencyHeaders,
