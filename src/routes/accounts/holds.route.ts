@@ -19,17 +19,21 @@ import {
 import type { App } from '../../types.ts';
 import { emptyBodyIsEmptyObject } from '../optional-body.ts';
 
+const DEFAULT_HOLD_SECONDS = 900;
+
 const HoldParams = Type.Object({ userId: UserId, holdId: Id });
 
 const HoldBody = Type.Object(
   {
     amount: PositiveAmount,
-    expiresInSeconds: Type.Integer({
-      minimum: 60,
-      maximum: 86_400,
-      default: 900,
-      description: 'The hold expires (its credits are freed) this long after it is made',
-    }),
+    expiresInSeconds: Type.Optional(
+      Type.Integer({
+        minimum: 60,
+        maximum: 86_400,
+        default: DEFAULT_HOLD_SECONDS,
+        description: 'The hold expires (its credits are freed) this long after it is made',
+      }),
+    ),
     reason: Type.Optional(Type.String({ maxLength: 500 })),
     metadata: Type.Optional(Metadata),
   },
@@ -90,7 +94,7 @@ export default async function holdRoutes(app: App) {
       const { replayed, ...data } = await app.services.ledger.createHold({
         userId: request.params.userId,
         amount: request.body.amount,
-        expiresInSeconds: request.body.expiresInSeconds,
+        expiresInSeconds: request.body.expiresInSeconds ?? DEFAULT_HOLD_SECONDS,
         idempotencyKey: request.headers['idempotency-key'],
         reason: request.body.reason,
         metadata: request.body.metadata,
