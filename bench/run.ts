@@ -10,6 +10,9 @@
  * 3. pgbench on the same Postgres (16 clients): the debit's SQL shape at its leanest (conditional balance
  *    update + ledger insert) spread and hot, and the service's own `credits_debit` function spread and hot.
  * 4. A bare Fastify route answering an envelope, in a child process.
+ * 5. When PgBouncer is installed: a second service process whose DATABASE_URL goes through a PgBouncer in
+ *    transaction mode (DATABASE_POOLER=transaction, as many server connections as the direct pool), and
+ *    the spread debits again through it, in the same rounds as the direct ones.
  * BENCH_ROUNDS > 1 repeats 2-4 that many times, interleaved, and keeps each scenario's median round.
  * Prints a table and one JSON line, and writes the report to bench/reports/<timestamp>.json.
  * Traffic goes to 127.0.0.1 only; every wait is bounded.
@@ -27,6 +30,7 @@ import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { findInconsistentAccounts } from '../src/db/ledger.repository.ts';
 import { migrate } from '../src/db/migrator.ts';
 import { createApiKeysService } from '../src/services/api-keys.service.ts';
+import { startPgBouncer } from '../tests/helpers/pgbouncer.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -112,7 +116,7 @@ async function freshDatabase(cfg: BenchConfig) {
 
 /** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
 async function seed(url: string, cfg: BenchConfig) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 }); // seeding and vacuum may run long
   try {
     await database.pool.query(
       `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
@@ -141,7 +145,7 @@ async function seed(url: string, cfg: BenchConfig) {
 }
 
 async function verifyLedger(url: string) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 });
   try {
     return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
   } finally {
@@ -329,7 +333,9 @@ async function main() {
   const allRows: Row[] = [];
   const notes: string[] = [];
   let server: ChildProcess | undefined;
+  let pooledServer: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
+  let bouncer: Awaited<ReturnType<typeof startPgBouncer>>;
 
   console.log(
     `bench: ${cfg.accounts} accounts, ${cfg.connections} connections, ${cfg.duration} s per scenario`,
@@ -364,6 +370,33 @@ async function main() {
       `${base}/readyz`,
       path.join(tmp, 'server.log'),
     );
+    bouncer = await startPgBouncer(database.url, cfg.poolSize);
+    let pooledBase: string | undefined;
+    if (bouncer) {
+      const pooledUrl = new URL(database.url);
+      pooledUrl.host = bouncer.address;
+      const pooledPort = await freePort();
+      pooledBase = `http://127.0.0.1:${pooledPort}`;
+      pooledServer = await startChild(
+        ['src/server.ts'],
+        {
+          NODE_ENV: 'production',
+          HOST: '127.0.0.1',
+          PORT: String(pooledPort),
+          DATABASE_URL: pooledUrl.toString(),
+          DATABASE_MIGRATION_URL: database.url,
+          DATABASE_POOLER: 'transaction',
+          DATABASE_POOL_SIZE: String(cfg.poolSize),
+          ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
+          JWT_SECRET: randomBytes(32).toString('hex'),
+          LOG_LEVEL: cfg.logLevel,
+        },
+        `${pooledBase}/readyz`,
+        path.join(tmp, 'server-pgbouncer.log'),
+      );
+    } else {
+      notes.push('pgbouncer not installed: the debits-through-PgBouncer row is missing');
+    }
     const barePort = await freePort();
     const bareBase = `http://127.0.0.1:${barePort}`;
     bare = await startChild(
@@ -445,6 +478,16 @@ async function main() {
       return { method: 'POST', path: '/api/v1/debits/batch', headers, body: JSON.stringify({ items }) };
     };
 
+    // Keys shaped like the ones issued before the checksum, so each would need a lookup if not limited.
+    const invented = (): RawRequest => {
+      n++;
+      return {
+        method: 'GET',
+        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/balance`,
+        headers: { 'x-api-key': `ck_${randomBytes(32).toString('base64url')}` },
+      };
+    };
+
     // [name, url, load, warm-up load, operations per request]
     const scenarios: [
       string,
@@ -454,6 +497,17 @@ async function main() {
       number,
     ][] = [
       ['service: debits, 2,000 accounts', base, spread('a'), spread('wa'), 1],
+      ...(pooledBase
+        ? ([
+            [
+              'service via PgBouncer (transaction mode): debits, 2,000 accounts',
+              pooledBase,
+              spread('p'),
+              spread('wp'),
+              1,
+            ],
+          ] as [string, string, () => RawRequest, () => RawRequest, number][])
+        : []),
       ['service: debits, one hot account', base, hot('b'), hot('wb'), 1],
       [
         'service: hold+capture pairs/s, 2,000 accounts',
@@ -488,6 +542,16 @@ async function main() {
         allRows.push(row);
         console.log(`  ${name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
       }
+      // The same balance reads while another client floods invented keys from the same address: the flood
+      // is answered 429 before any lookup (AUTH_FAILURES_PER_MINUTE), the reads' key is known and passes.
+      const [floodReads, flood] = await Promise.all([
+        cannon('service: balance reads during an invented-key flood', base, cfg, reads),
+        cannon('invented API keys (flood; 401 then 429 expected)', base, cfg, invented),
+      ]);
+      for (const row of [floodReads, flood]) {
+        allRows.push(row);
+        console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
+      }
       if (bin) {
         for (const [name, script] of [
           ['pgbench: update+insert, spread', 'debit-spread.pgbench'],
@@ -509,6 +573,8 @@ async function main() {
     }
     await stopChild(server);
     server = undefined;
+    if (pooledServer) await stopChild(pooledServer);
+    pooledServer = undefined;
     await stopChild(bare);
     bare = undefined;
 
@@ -519,12 +585,15 @@ async function main() {
     console.log(`  ${notes[notes.length - 1]}`);
   } finally {
     if (server) await stopChild(server);
+    if (pooledServer) await stopChild(pooledServer);
     if (bare) await stopChild(bare);
+    await bouncer?.stop();
     await database.drop().catch((err) => console.error('bench: could not drop the database:', err));
   }
 
   const rows = medians(allRows);
   const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
+  const pooledDebits = by('service via PgBouncer');
   const [debits, hotRow, balance, pgSpread, pgHot, fnSpread, fnHot, bareRow] = [
     by('service: debits, 2'),
     by('service: debits, one'),
@@ -560,8 +629,12 @@ async function main() {
     pgbenchHoldPairVsDebitHot: ratio(pgPairsHot, fnHot),
     // debits per second through batches of 100 against single debits
     batchVsSingleDebits: ratio(batches, debits),
+    // the same debits through PgBouncer in transaction mode against direct
+    pgbouncerVsDirect: ratio(pooledDebits, debits),
   };
-  const service = [debits, hotRow, balance, pairs, pairsHot, batches].filter((r): r is Row => !!r);
+  const service = [debits, hotRow, balance, pairs, pairsHot, batches, pooledDebits].filter(
+    (r): r is Row => !!r,
+  );
   const goals = {
     debitsVsPgbench: { goal: 0.5, met: ratios.debitsVsPgbench !== null && ratios.debitsVsPgbench >= 0.5 },
     hotVsPgbench: { goal: 0.7, met: ratios.hotVsPgbench !== null && ratios.hotVsPgbench >= 0.7 },

@@ -19,6 +19,11 @@ export interface GroupCommitOptions<A, R> {
   onCall?(size: number): void;
   /** A call that failed as a whole (its requests are then retried one by one): logs. */
   onBatchError?(err: unknown, size: number): void;
+  /**
+   * True for an error after which retrying one by one is pointless (the database is unreachable): the call's
+   * requests all fail with it at once instead.
+   */
+  failsWhole?(err: unknown): boolean;
 }
 
 interface Waiting<A, R> {
@@ -40,6 +45,7 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
   const { maxInFlight, maxBatch, keyOf, sendOne, sendMany } = options;
   const onCall = options.onCall ?? (() => {});
   const onBatchError = options.onBatchError ?? (() => {});
+  const failsWhole = options.failsWhole ?? (() => false);
   if (!(maxInFlight >= 1) || !(maxBatch >= 1)) throw new RangeError('maxInFlight and maxBatch must be >= 1');
 
   let waiting: Waiting<A, R>[] = [];
@@ -57,6 +63,10 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
     try {
       results = await sendMany(batch.map((b) => b.args));
     } catch (err) {
+      if (failsWhole(err)) {
+        for (const b of batch) b.reject(err);
+        return;
+      }
       // The call rolled back as a whole; one failing request must not fail the others: one by one.
       onBatchError(err, batch.length);
       for (const b of batch) await sendOne(b.args).then(b.resolve, b.reject);

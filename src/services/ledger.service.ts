@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
+import { fromDatabaseError, isDatabaseUnavailable } from '../db/errors.ts';
 import {
   callCapture,
   callClawback,
@@ -26,12 +27,18 @@ import {
   usersWithDueHolds,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError, type ErrorCode, conflict, notFound } from '../errors.ts';
+import { AppError, type ErrorCode, badRequest, conflict, notFound } from '../errors.ts';
 import type { HoldRow } from '../db/database.ts';
+import { msg } from '../messages.ts';
 import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource } from '../schemas.ts';
 import { newId } from './ids.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { decodeCursor, toPage } from './pagination.ts';
+import { purchasesById } from './packages.service.ts';
+import { MAX_JSON_DEPTH } from './text.ts';
+
+/** `?expand=` values of ledger reads. */
+export type LedgerExpand = 'purchase';
 
 export type { Balance, Hold, LedgerEntry };
 
@@ -62,7 +69,8 @@ export interface BatchDebitResult {
   index: number;
   status: number;
   code: ErrorCode | null;
-  error: string | null;
+  /** The item's error, rendered in the request's language by the route. */
+  error: AppError | null;
   entry: LedgerEntry | null;
   balance: number | null;
   available: number | null;
@@ -95,28 +103,42 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
   };
 }
 
-/** JSON with sorted keys, so two bodies that mean the same thing hash the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+/**
+ * JSON with sorted keys, so two bodies that mean the same thing hash the same. Bodies are validated
+ * (metadata is flat) before they get here; the depth bound keeps the recursion safe whatever a caller passes.
+ */
+function canonical(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw badRequest('request.too_deep', { field: 'body', depth: MAX_JSON_DEPTH });
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value ?? null);
 }
 
 export const requestHash = (body: unknown) => createHash('sha256').update(canonical(body)).digest('hex');
 
-function outcome(result: LedgerResult, what: string): LedgerOutcome {
+const OPERATIONS = {
+  Debit: msg('ledger.operation.debit'),
+  Grant: msg('ledger.operation.grant'),
+  Clawback: msg('ledger.operation.clawback'),
+  Hold: msg('ledger.operation.hold'),
+  'Debit reversal': msg('ledger.operation.debit_reversal'),
+};
+type Operation = keyof typeof OPERATIONS;
+
+const keyReused = (what: Operation) =>
+  new AppError(
+    'idempotency_key_reused',
+    msg('ledger.idempotency_key_reused', { operation: OPERATIONS[what] }),
+  );
+
+function outcome(result: LedgerResult, what: Operation): LedgerOutcome {
   if (!result.entry) throw new Error(`${what} returned no entry (${result.outcome})`);
-  if (result.outcome === 'key_reused') {
-    throw new AppError(
-      'idempotency_key_reused',
-      `${what}: the idempotency key was already used for another request`,
-    );
-  }
+  if (result.outcome === 'key_reused') throw keyReused(what);
   return {
     entry: toLedgerEntry(result.entry),
     ...balanceAfter(result),
@@ -142,17 +164,15 @@ export function toHold(h: HoldJson | HoldRow): Hold {
 }
 
 const insufficient = (available: number, amount: number) =>
-  new AppError('insufficient_credits', `Insufficient credits: balance ${available}, requested ${amount}`);
+  new AppError(
+    'insufficient_credits',
+    msg('ledger.insufficient_credits', { balance: available, requested: amount }),
+  );
 
 /** A debit's answer as an error, or null when it went through (created or replayed). */
 function debitError(result: LedgerResult, amount: number): AppError | null {
   if (result.outcome === 'insufficient') return insufficient(result.balance, amount);
-  if (result.outcome === 'key_reused') {
-    return new AppError(
-      'idempotency_key_reused',
-      'Debit: the idempotency key was already used for another request',
-    );
-  }
+  if (result.outcome === 'key_reused') return keyReused('Debit');
   return null;
 }
 
@@ -246,6 +266,8 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     sendMany: (list) => callDebitMany(prepared, list),
     onCall: onDebitCall,
     onBatchError: onDebitBatchError,
+    // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
+    failsWhole: isDatabaseUnavailable,
   });
 
   return {
@@ -263,15 +285,21 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
      */
     async debitBatch(items: DebitInput[]): Promise<BatchDebitResult[]> {
       const settled = await debits.runAll(items.map(debitArgs));
+      // The database could not be reached: the batch fails as a whole (503), as a single debit would.
+      const down = settled.find((s) => s.status === 'rejected' && isDatabaseUnavailable(s.reason));
+      if (down?.status === 'rejected') throw down.reason;
       return settled.map((s, index): BatchDebitResult => {
         const item = items[index] as DebitInput;
         const failed = (err: unknown): BatchDebitResult => {
-          const e = err instanceof AppError ? err : new AppError('internal_error', 'Internal server error');
+          const e =
+            err instanceof AppError
+              ? err
+              : (fromDatabaseError(err) ?? new AppError('internal_error', msg('service.internal_error')));
           return {
             index,
             status: e.statusCode,
             code: e.code,
-            error: e.message,
+            error: e,
             entry: null,
             balance: null,
             available: null,
@@ -324,12 +352,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         metadata: input.metadata,
       });
       if (result.outcome === 'insufficient') throw insufficient(result.balance, input.amount);
-      if (result.outcome === 'key_reused') {
-        throw new AppError(
-          'idempotency_key_reused',
-          'Hold: the idempotency key was already used for another request',
-        );
-      }
+      if (result.outcome === 'key_reused') throw keyReused('Hold');
       if (!result.hold) throw new Error(`credits_hold returned no hold (${result.outcome})`);
       return { hold: toHold(result.hold), ...balanceAfter(result), replayed: result.outcome === 'replayed' };
     },
@@ -346,22 +369,15 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       const hold = result.hold ? toHold(result.hold) : null;
       switch (result.outcome) {
         case 'not_found':
-          throw notFound('Hold');
+          throw notFound('hold.not_found');
         case 'expired':
-          throw conflict(
-            `Hold ${input.holdId} expired at ${hold?.expiresAt}; its credits are available again`,
-          );
+          throw conflict('hold.expired', { holdId: input.holdId, expiresAt: hold?.expiresAt ?? '' });
         case 'conflict':
-          throw conflict(
-            hold?.status === 'captured'
-              ? `Hold ${input.holdId} was already captured for ${hold.capturedAmount}`
-              : `Hold ${input.holdId} is ${hold?.status}, not active`,
-          );
+          throw hold?.status === 'captured'
+            ? conflict('hold.already_captured', { holdId: input.holdId, amount: hold.capturedAmount })
+            : conflict('hold.not_active', { holdId: input.holdId, status: hold?.status ?? '' });
         case 'too_much':
-          throw new AppError(
-            'validation_failed',
-            `body.amount must be at most the hold's amount (${hold?.amount})`,
-          );
+          throw badRequest('hold.capture_too_much', { amount: hold?.amount ?? 0 });
       }
       if (!result.entry || !hold)
         throw new Error(`credits_capture returned ${result.outcome} without a result`);
@@ -374,16 +390,16 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     /** Frees a hold's credits; releasing it again answers it again; a captured or expired hold is 409. */
     async releaseHold(userId: string, holdId: string, ex: Executor = db): Promise<HoldOutcome> {
       const result = await callRelease(ex, userId, holdId);
-      if (result.outcome === 'not_found') throw notFound('Hold');
+      if (result.outcome === 'not_found') throw notFound('hold.not_found');
       const hold = result.hold ? toHold(result.hold) : null;
       if (!hold) throw new Error(`credits_release returned ${result.outcome} without a hold`);
-      if (result.outcome === 'conflict') throw conflict(`Hold ${holdId} is ${hold.status}, not active`);
+      if (result.outcome === 'conflict') throw conflict('hold.not_active', { holdId, status: hold.status });
       return { hold, ...balanceAfter(result), replayed: result.outcome === 'replayed' };
     },
 
     async hold(userId: string, holdId: string): Promise<Hold> {
       const row = await findHold(db, userId, holdId);
-      if (!row) throw notFound('Hold');
+      if (!row) throw notFound('hold.not_found');
       return toHold(row);
     },
 
@@ -395,7 +411,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
 
     /** Gives back up to what a debit took, to the lots it took from; never more than the debit in total. */
     async reverseDebit(input: ReversalInput, ex: Executor = db): Promise<LedgerOutcome> {
-      if (!/^[1-9]\d{0,14}$/.test(input.entryId)) throw notFound('Debit entry');
+      if (!/^[1-9]\d{0,14}$/.test(input.entryId)) throw notFound('debit.not_found');
       const result = await callReverseDebit(ex, {
         userId: input.userId,
         entryId: Number(input.entryId),
@@ -410,20 +426,13 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         reason: input.reason ?? null,
         metadata: input.metadata,
       });
-      if (result.outcome === 'not_found') throw notFound('Debit entry');
+      if (result.outcome === 'not_found') throw notFound('debit.not_found');
       if (result.outcome === 'conflict') {
-        throw conflict(
-          input.amount === undefined
-            ? `Debit ${input.entryId} has nothing left to reverse`
-            : `Debit ${input.entryId} has less than ${input.amount} left to reverse`,
-        );
+        throw input.amount === undefined
+          ? conflict('reversal.nothing_left', { entryId: input.entryId })
+          : conflict('reversal.too_much', { entryId: input.entryId, amount: input.amount });
       }
-      if (result.outcome === 'key_reused') {
-        throw new AppError(
-          'idempotency_key_reused',
-          'Debit reversal: the idempotency key was already used for another request',
-        );
-      }
+      if (result.outcome === 'key_reused') throw keyReused('Debit reversal');
       return written(outcome(result, 'Debit reversal'));
     },
 
@@ -483,10 +492,23 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       };
     },
 
-    async entries(userId: string, limit: number, cursor?: string) {
+    /** Entries newest first; `expand` of `purchase` puts each entry's purchase (or null) beside `purchaseId`. */
+    async entries(userId: string, limit: number, cursor?: string, expand: readonly LedgerExpand[] = []) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
       const rows = await listEntries(db, userId, limit, after?.[0]);
-      return toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      if (!expand.includes('purchase')) return page;
+      const purchases = await purchasesById(
+        db,
+        page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : [])),
+      );
+      return {
+        items: page.items.map((e) => ({
+          ...e,
+          purchase: (e.purchaseId && purchases.get(e.purchaseId)) || null,
+        })),
+        nextCursor: page.nextCursor,
+      };
     },
 
     async accounts(limit: number, cursor?: string) {

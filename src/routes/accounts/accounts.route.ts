@@ -1,18 +1,22 @@
 import { Type } from '@sinclair/typebox';
+import { errors, ok } from '../../openapi.ts';
 import {
   AccountSchema,
   BalanceAfterFields,
   BalanceSchema,
   DebitBody,
+  Id,
+  IdempotencyHeaders,
   Metadata,
   PositiveAmount,
-  Envelope,
-  IdempotencyHeaders,
-  errorResponses,
   LedgerEntrySchema,
+  LedgerPageQuery,
   Page,
   PageQuery,
+  PurchaseExpandQuery,
+  PurchasePageQuery,
   PurchaseSchema,
+  UserId,
   UserIdParams,
   anySecurity,
 } from '../../schemas.ts';
@@ -29,7 +33,10 @@ const ReversalBody = Type.Object(
     reason: Type.Optional(Type.String({ maxLength: 500 })),
     metadata: Type.Optional(Metadata),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ amount: 3, reason: 'Generation failed', metadata: { jobId: 'job_8431' } }],
+  },
 );
 
 /** Any account's balance, ledger and debits: operators and backend services. */
@@ -41,11 +48,18 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['admin', 'ops', 'balances:read']),
       schema: {
+        operationId: 'listAccounts',
         tags: ['accounts'],
-        summary: 'Accounts with their balances, by user id',
+        summary: 'List accounts with their balances',
+        description:
+          'Every account (a user who has had credits) with its balance, by user id, paginated. ' +
+          'Admins, ops, and API keys with `balances:read`.',
         security,
         querystring: PageQuery,
-        response: { 200: Envelope(Page(AccountSchema)), ...errorResponses },
+        response: {
+          200: ok(Page(AccountSchema), 'A page of accounts; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -57,12 +71,16 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'balances:read']),
       schema: {
+        operationId: 'getAccountBalance',
         tags: ['accounts'],
-        summary: "A user's balance; `?at=` gives the balance at a past time",
+        summary: "Get a user's balance",
+        description:
+          "A user's balance (the user themselves, admins, ops, API keys with `balances:read`); `?at=` gives the " +
+          'balance at a past time. A user who never had credits has balance 0.',
         security,
         params: UserIdParams,
         querystring: BalanceQuery,
-        response: { 200: Envelope(BalanceSchema), ...errorResponses },
+        response: { 200: ok(BalanceSchema, 'The balance'), ...errors(401, 403) },
       },
     },
     async (request, reply) => {
@@ -76,17 +94,29 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
       schema: {
+        operationId: 'listAccountLedgerEntries',
         tags: ['accounts'],
-        summary: "A user's ledger entries, newest first",
+        summary: "List a user's ledger entries",
+        description:
+          "Every change of a user's balance, newest first, paginated (the user themselves, admins, ops, API keys " +
+          'with `ledger:read`). `?expand=purchase` adds the purchase each entry belongs to.',
         security,
         params: UserIdParams,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(LedgerEntrySchema)), ...errorResponses },
+        querystring: LedgerPageQuery,
+        response: {
+          200: ok(Page(LedgerEntrySchema), 'A page of entries; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
       reply.ok(
-        await app.services.ledger.entries(request.params.userId, request.query.limit, request.query.cursor),
+        await app.services.ledger.entries(
+          request.params.userId,
+          request.query.limit,
+          request.query.cursor,
+          request.query.expand,
+        ),
       ),
   );
 
@@ -95,12 +125,19 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
       schema: {
+        operationId: 'listAccountPurchases',
         tags: ['accounts'],
-        summary: "A user's purchases, newest first",
+        summary: "List a user's purchases",
+        description:
+          "A user's purchases, newest first, paginated (the user themselves, admins, ops, API keys with " +
+          "`ledger:read`). `?expand=package` adds each purchase's package as it is now.",
         security,
         params: UserIdParams,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(PurchaseSchema)), ...errorResponses },
+        querystring: PurchasePageQuery,
+        response: {
+          200: ok(Page(PurchaseSchema), 'A page of purchases; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -109,6 +146,37 @@ export default async function accountRoutes(app: App) {
           request.params.userId,
           request.query.limit,
           request.query.cursor,
+          request.query.expand,
+        ),
+      ),
+  );
+
+  app.get(
+    '/accounts/:userId/purchases/:purchaseId',
+    {
+      onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
+      schema: {
+        operationId: 'getAccountPurchase',
+        tags: ['accounts'],
+        summary: "Get one of a user's purchases",
+        description:
+          "One of a user's purchases (the user themselves, admins, ops, API keys with `ledger:read`); a purchase " +
+          'of another user answers 404. `?expand=package` adds its package as it is now.',
+        security,
+        params: Type.Object({ userId: UserId, purchaseId: Id }),
+        querystring: PurchaseExpandQuery,
+        response: {
+          200: ok(PurchaseSchema, 'The purchase'),
+          ...errors(401, 403, [404, 'No such purchase of this user']),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.ok(
+        await app.services.packages.purchase(
+          request.params.userId,
+          request.params.purchaseId,
+          request.query.expand,
         ),
       ),
   );
@@ -120,7 +188,7 @@ export default async function accountRoutes(app: App) {
       schema: {
         operationId: 'createDebit',
         tags: ['accounts'],
-        summary: 'Spend credits (idempotent)',
+        summary: "Spend a user's credits (idempotent)",
         description:
           'Spends `amount` credits, soonest-expiring first. The same `Idempotency-Key` with the same body answers ' +
           'the first result again (200, `Idempotent-Replayed: true`); with another body, 409 `idempotency_key_reused`. ' +
@@ -130,9 +198,20 @@ export default async function accountRoutes(app: App) {
         headers: IdempotencyHeaders,
         body: DebitBody,
         response: {
-          200: Envelope(EntryResult),
-          201: Envelope(EntryResult),
-          ...errorResponses,
+          200: ok(
+            EntryResult,
+            'A replay: the first result for this Idempotency-Key, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(EntryResult, 'The debit entry, the balance after it, and what holds reserve'),
+          ...errors(
+            401,
+            [402, 'More than the available balance; nothing was written'],
+            403,
+            [409, '`idempotency_key_reused`: this Idempotency-Key was used with another body'],
+            413,
+            415,
+          ),
         },
       },
     },
@@ -172,7 +251,25 @@ export default async function accountRoutes(app: App) {
         }),
         headers: IdempotencyHeaders,
         body: ReversalBody,
-        response: { 200: Envelope(EntryResult), 201: Envelope(EntryResult), ...errorResponses },
+        response: {
+          200: ok(
+            EntryResult,
+            'A replay: the first result for this Idempotency-Key, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(EntryResult, 'The debit_reversal entry and the balance after it'),
+          ...errors(
+            401,
+            403,
+            [404, 'No such debit of this user'],
+            [
+              409,
+              '`conflict`: the debit is already reversed in full; `idempotency_key_reused`: this Idempotency-Key was used with another body',
+            ],
+            413,
+            415,
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -187,5 +284,44 @@ export default async function accountRoutes(app: App) {
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.ok(data, replayed ? 200 : 201);
     },
+  );
+
+  app.post(
+    '/accounts/:userId/revenuecat/sync',
+    {
+      onRequest: app.authorize(['self', 'admin']),
+      schema: {
+        operationId: 'syncRevenuecatPurchases',
+        tags: ['accounts'],
+        summary: "Grant the user's RevenueCat purchases that the webhook missed",
+        description:
+          "Reads the user's one-time purchases from RevenueCat (`GET /v1/subscribers/{userId}` at " +
+          'REVENUECAT_API_URL with REVENUECAT_API_KEY) and grants every transaction of a mapped product not yet ' +
+          "granted. The grant is keyed by the store transaction id, as the webhook's is, so a sync and a webhook " +
+          'grant once between them. Sandbox transactions follow REVENUECAT_ALLOW_SANDBOX; a product no package ' +
+          'maps yet is stored as parked and granted when a package maps it. 503 when REVENUECAT_API_KEY is unset ' +
+          'or RevenueCat cannot be read. For the user themself and admins.',
+        security,
+        params: UserIdParams,
+        response: {
+          200: ok(
+            Type.Object({
+              granted: Type.Array(PurchaseSchema, { description: 'Purchases this sync granted' }),
+              alreadyGranted: Type.Integer({ description: 'Transactions granted before (webhook or sync)' }),
+              ignored: Type.Integer({
+                description: 'Transactions that grant nothing (sandbox not allowed, no transaction id)',
+              }),
+              parked: Type.Integer({ description: 'Transactions of products no package maps yet' }),
+            }),
+            'What the sync did: the purchases it granted, and counts of what it left alone',
+          ),
+          ...errors(401, 403, [
+            503,
+            'REVENUECAT_API_KEY is unset, or RevenueCat cannot be read; retry later',
+          ]),
+        },
+      },
+    },
+    async (request, reply) => reply.ok(await app.services.revenuecatSync.sync(request.params.userId)),
   );
 }

@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { badRequest } from '../../errors.ts';
+import { languageOf } from '../../messages.ts';
 import {
   anySecurity,
   Envelope,
@@ -71,13 +72,15 @@ export default async function batchDebitRoutes(app: App) {
         const key = JSON.stringify([item.userId, item.idempotencyKey]);
         const first = seen.get(key);
         if (first !== undefined) {
-          throw badRequest(
-            `body.items.${i}.idempotencyKey repeats body.items.${first}.idempotencyKey for user ${item.userId}`,
-          );
+          throw badRequest('batch.key_repeated', { index: i, first, userId: item.userId });
         }
         seen.set(key, i);
       });
-      return reply.ok({ items: await app.services.ledger.debitBatch(items) });
+      const language = languageOf(request.headers['accept-language']);
+      const results = await app.services.ledger.debitBatch(items);
+      return reply.ok({
+        items: results.map((r) => ({ ...r, error: r.error ? r.error.render(language).join('; ') : null })),
+      });
     },
   );
 }
