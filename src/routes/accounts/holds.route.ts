@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
+import { errors, ok } from '../../openapi.ts';
 import {
   anySecurity,
   BalanceAfterFields,
-  Envelope,
-  errorResponses,
   HoldSchema,
   HoldStatusSchema,
   Id,
@@ -37,7 +36,12 @@ const HoldBody = Type.Object(
     reason: Type.Optional(Type.String({ maxLength: 500 })),
     metadata: Type.Optional(Metadata),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      { amount: 20, expiresInSeconds: 600, reason: 'Image generation', metadata: { jobId: 'job_8431' } },
+    ],
+  },
 );
 
 const CaptureBody = Type.Object(
@@ -52,13 +56,15 @@ const CaptureBody = Type.Object(
     reason: Type.Optional(Type.String({ maxLength: 500 })),
     metadata: Type.Optional(Metadata),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ amount: 12, reason: 'Image generation: 12 steps', metadata: { jobId: 'job_8431' } }],
+  },
 );
 
-const HoldsQuery = Type.Object(
-  { ...PageQuery.properties, status: Type.Optional(HoldStatusSchema) },
-  { additionalProperties: false },
-);
+const HoldsQuery = Type.Composite([PageQuery, Type.Object({ status: Type.Optional(HoldStatusSchema) })], {
+  additionalProperties: false,
+});
 
 const HoldResult = Type.Object({ hold: HoldSchema, ...BalanceAfterFields });
 const CaptureResult = Type.Object({ hold: HoldSchema, entry: LedgerEntrySchema, ...BalanceAfterFields });
@@ -87,7 +93,22 @@ export default async function holdRoutes(app: App) {
         params: UserIdParams,
         headers: IdempotencyHeaders,
         body: HoldBody,
-        response: { 200: Envelope(HoldResult), 201: Envelope(HoldResult), ...errorResponses },
+        response: {
+          200: ok(
+            HoldResult,
+            'A replay: the hold this Idempotency-Key made, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(HoldResult, 'The hold, active, and the balance with what it reserves'),
+          ...errors(
+            401,
+            [402, 'More than the available balance; nothing was reserved'],
+            403,
+            [409, '`idempotency_key_reused`: this Idempotency-Key was used with another body'],
+            413,
+            415,
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -111,12 +132,15 @@ export default async function holdRoutes(app: App) {
       schema: {
         operationId: 'listHolds',
         tags: ['holds'],
-        summary: "A user's holds, newest first",
+        summary: "List a user's holds, newest first",
         description: 'Paginated; `?status=` keeps the holds in that state.',
         security,
         params: UserIdParams,
         querystring: HoldsQuery,
-        response: { 200: Envelope(Page(HoldSchema)), ...errorResponses },
+        response: {
+          200: ok(Page(HoldSchema), 'A page of holds; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -137,11 +161,14 @@ export default async function holdRoutes(app: App) {
       schema: {
         operationId: 'getHold',
         tags: ['holds'],
-        summary: 'One hold',
+        summary: 'Get one hold',
         description: 'A hold of that user; 404 for an unknown id or another user’s hold.',
         security,
         params: HoldParams,
-        response: { 200: Envelope(HoldSchema), ...errorResponses },
+        response: {
+          200: ok(HoldSchema, 'The hold'),
+          ...errors(401, 403, [404, 'No such hold of this user']),
+        },
       },
     },
     async (request, reply) =>
@@ -156,7 +183,7 @@ export default async function holdRoutes(app: App) {
       schema: {
         operationId: 'captureHold',
         tags: ['holds'],
-        summary: 'Spend what the work cost; free the rest',
+        summary: 'Capture a hold: spend what the work cost, free the rest',
         description:
           'Writes one `debit` entry of `amount` (default: the whole hold) with `holdId` set, from the credits the ' +
           'hold reserved (even if their lot expired during the hold), and frees the rest at once. A hold is ' +
@@ -166,7 +193,23 @@ export default async function holdRoutes(app: App) {
         security,
         params: HoldParams,
         body: CaptureBody,
-        response: { 200: Envelope(CaptureResult), 201: Envelope(CaptureResult), ...errorResponses },
+        response: {
+          200: ok(
+            CaptureResult,
+            'A replay: the first capture of this hold, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(CaptureResult, 'The captured hold, its debit entry, and the balance after it'),
+          ...errors(
+            401,
+            [400, "`amount` is beyond the hold's amount, or the body fails the schema"],
+            403,
+            [404, 'No such hold of this user'],
+            [409, 'The hold was captured for another amount, released, or has expired'],
+            413,
+            415,
+          ),
+        },
       },
     },
     async (request, reply) => {
@@ -189,14 +232,24 @@ export default async function holdRoutes(app: App) {
       schema: {
         operationId: 'releaseHold',
         tags: ['holds'],
-        summary: 'Free a hold’s credits',
+        summary: 'Release a hold: free its credits',
         description:
           'Frees everything the hold reserved (credits whose lot has expired meanwhile expire at once). Releasing ' +
           'a released hold answers it again (`Idempotent-Replayed: true`); a captured or expired hold is 409 ' +
           '`conflict`.',
         security,
         params: HoldParams,
-        response: { 200: Envelope(HoldResult), ...errorResponses },
+        response: {
+          200: ok(HoldResult, 'The released hold (again for a replay, with `Idempotent-Replayed: true`)', [
+            'Idempotent-Replayed',
+          ]),
+          ...errors(
+            401,
+            403,
+            [404, 'No such hold of this user'],
+            [409, 'The hold was captured or has expired'],
+          ),
+        },
       },
     },
     async (request, reply) => {

@@ -1,15 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { badRequest } from '../../errors.ts';
 import { languageOf } from '../../messages.ts';
-import {
-  anySecurity,
-  Envelope,
-  errorResponses,
-  LedgerEntrySchema,
-  Metadata,
-  PositiveAmount,
-  UserId,
-} from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { anySecurity, LedgerEntrySchema, Metadata, PositiveAmount, UserId } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.Integer> | ReturnType<typeof Type.String>>(t: T) =>
@@ -28,7 +21,17 @@ const BatchItem = Type.Object(
 
 const BatchBody = Type.Object(
   { items: Type.Array(BatchItem, { minItems: 1, maxItems: 100 }) },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        items: [
+          { userId: 'user_1', amount: 5, idempotencyKey: 'job_8431', reason: 'Image generation' },
+          { userId: 'user_2', amount: 2, idempotencyKey: 'job_8432', metadata: { model: 'small' } },
+        ],
+      },
+    ],
+  },
 );
 
 const BatchItemResult = Type.Object({
@@ -37,7 +40,9 @@ const BatchItemResult = Type.Object({
     description: '201 debited, 200 replayed, 402, 409, ... as the single debit would answer',
   }),
   code: Type.Union([Type.String(), Type.Null()], { description: 'The error code when the item failed' }),
-  error: Type.Union([Type.String(), Type.Null()], { description: 'The error message when the item failed' }),
+  error: Type.Union([Type.String(), Type.Null()], {
+    description: "The error message when the item failed, in the request's language (Accept-Language)",
+  }),
   entry: Type.Union([LedgerEntrySchema, Type.Null()]),
   balance: Nullable(Type.Integer()),
   available: Nullable(Type.Integer()),
@@ -62,7 +67,23 @@ export default async function batchDebitRoutes(app: App) {
           'is a 400 naming the item, and nothing is debited.',
         security: anySecurity,
         body: BatchBody,
-        response: { 200: Envelope(Type.Object({ items: Type.Array(BatchItemResult) })), ...errorResponses },
+        response: {
+          200: ok(
+            Type.Object({ items: Type.Array(BatchItemResult) }),
+            "One result per item, in request order: each is what that item's single debit would answer",
+          ),
+          ...errors(
+            [
+              400,
+              'The batch is malformed (an item fails the schema, or repeats a user and idempotencyKey); nothing was debited',
+            ],
+            401,
+            403,
+            413,
+            415,
+            [503, 'The database is unavailable: the whole batch failed; retry it with the same keys'],
+          ),
+        },
       },
     },
     async (request, reply) => {
