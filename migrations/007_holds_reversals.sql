@@ -4,14 +4,19 @@
 --   credit_lots.held = sum of what the active holds reserved from that lot <= credit_lots.remaining;
 --   a debit's debit_reversal entries never add up to more than the debit.
 -- Lock order everywhere: the account row, then its lots (and holds, which only change under the account lock).
+--
+-- Runs after 005 (which re-created 003's functions: every one of them is replaced below) and 006 (safe-integer
+-- CHECKs, kept as they are). As in 006, constraints added to the existing tables are NOT VALID: enforced for
+-- every row written from now on without scanning the ledger under an ACCESS EXCLUSIVE lock (the new columns
+-- are 0 or null on every existing row, which satisfies them). New tables bound their amounts to 2^53-1 too.
 
 alter table accounts add column held bigint not null default 0;
-alter table accounts add constraint accounts_held_check check (held >= 0 and held <= balance);
+alter table accounts add constraint accounts_held_check check (held >= 0 and held <= balance) not valid;
 
 -- spendable = remaining - held. Expiry never takes held credits: a due lot keeps its held part until the
 -- hold is captured (spent) or freed (then it expires at once).
 alter table credit_lots add column held bigint not null default 0;
-alter table credit_lots add constraint credit_lots_held_check check (held >= 0 and held <= remaining);
+alter table credit_lots add constraint credit_lots_held_check check (held >= 0 and held <= remaining) not valid;
 
 alter table ledger_entries add column hold_id text;
 alter table ledger_entries add column reverses_entry_id bigint;
@@ -20,14 +25,14 @@ alter table ledger_entries add column reverses_entry_id bigint;
 alter table ledger_entries add column lot_id bigint;
 alter table ledger_entries drop constraint ledger_entries_type_check;
 alter table ledger_entries add constraint ledger_entries_type_check
-  check (type in ('grant', 'debit', 'reversal', 'expiry', 'debit_reversal'));
+  check (type in ('grant', 'debit', 'reversal', 'expiry', 'debit_reversal')) not valid;
 alter table ledger_entries drop constraint ledger_entries_check;
 alter table ledger_entries add constraint ledger_entries_amount_check
   check ((type = 'grant' and amount > 0) or (type in ('debit', 'expiry') and amount < 0)
     or (type = 'reversal' and amount <= 0)
-    or (type = 'debit_reversal' and amount > 0 and reverses_entry_id is not null));
+    or (type = 'debit_reversal' and amount > 0 and reverses_entry_id is not null)) not valid;
 alter table ledger_entries add constraint ledger_entries_reverses_fkey
-  foreign key (user_id, reverses_entry_id) references ledger_entries (user_id, id);
+  foreign key (user_id, reverses_entry_id) references ledger_entries (user_id, id) not valid;
 create index ledger_entries_reversals on ledger_entries (user_id, reverses_entry_id)
   where reverses_entry_id is not null;
 
@@ -36,7 +41,7 @@ create table holds (
   id text not null,
   -- Insertion order, for listing newest first with a keyset cursor (ids are random).
   seq bigint generated always as identity,
-  amount bigint not null check (amount > 0),
+  amount bigint not null check (amount > 0 and amount <= 9007199254740991),
   captured_amount bigint not null default 0,
   status text not null default 'active' check (status in ('active', 'captured', 'released', 'expired')),
   reason text,
@@ -65,7 +70,7 @@ create table hold_lots (
   user_id text not null,
   hold_id text not null,
   lot_id bigint not null,
-  amount bigint not null check (amount > 0),
+  amount bigint not null check (amount > 0 and amount <= 9007199254740991),
   -- No foreign keys: only the functions below write these rows, and a foreign key check locks the lot's row
   -- (FOR KEY SHARE) on every hold. ledger:verify checks that lots' held amounts match.
   primary key (user_id, hold_id, lot_id)
@@ -77,7 +82,7 @@ create table debit_lots (
   user_id text not null,
   entry_id bigint not null,
   lot_id bigint not null,
-  amount bigint not null check (amount > 0),
+  amount bigint not null check (amount > 0 and amount <= 9007199254740991),
   reversed bigint not null default 0,
   primary key (user_id, entry_id, lot_id),
   check (reversed >= 0 and reversed <= amount)
