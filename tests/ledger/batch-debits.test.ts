@@ -160,4 +160,38 @@ describe('POST /debits/batch', () => {
     for (const u of users) expect((await balanceOf(app, u)).balance).toBe(0);
     expect(await inconsistentAccounts(app)).toEqual([]);
   });
+
+  it("answers each failed item's error, and a repeated key, in the request's language", async () => {
+    await grant(app, 'b_ru', 2);
+    const headers = { 'x-api-key': key, 'accept-language': 'ru', 'content-type': 'application/json' };
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/v1/debits/batch',
+      headers,
+      payload: { items: [{ userId: 'b_ru', amount: 5, idempotencyKey: 'b-ru-short' }] },
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['content-language']).toBe('ru');
+    expect(res.json().data.items[0]).toMatchObject({
+      status: 402,
+      code: 'insufficient_credits',
+      error: 'Недостаточно кредитов: баланс 2, запрошено 5',
+    });
+    const repeated = await app.inject({
+      method: 'POST',
+      url: '/api/v1/debits/batch',
+      headers,
+      payload: {
+        items: [
+          { userId: 'b_ru', amount: 1, idempotencyKey: 'b-ru-twice' },
+          { userId: 'b_ru', amount: 1, idempotencyKey: 'b-ru-twice' },
+        ],
+      },
+    });
+    expect(repeated.statusCode).toBe(400);
+    expect(repeated.json().errors).toEqual([
+      'body.items.1.idempotencyKey повторяет body.items.0.idempotencyKey для пользователя b_ru',
+    ]);
+    expect((await balanceOf(app, 'b_ru')).balance).toBe(2);
+  });
 });

@@ -157,6 +157,40 @@ describe('group commit scheduler', () => {
     expect(scheduler.state).toEqual({ waiting: 0, inFlight: 0 });
   });
 
+  it('a call failing with an error marked failsWhole (database unavailable) fails all its requests, no retry', async () => {
+    const calls: string[] = [];
+    const errors: number[] = [];
+    const down = Object.assign(new Error('Connection terminated'), { down: true });
+    const scheduler = createGroupCommit<Req, string>({
+      maxInFlight: 1,
+      maxBatch: 10,
+      keyOf: (r) => r.user,
+      sendOne: async (r) => {
+        calls.push(`one ${r.user}`);
+        await tick();
+        return `ok ${r.user}`;
+      },
+      sendMany: async (list) => {
+        calls.push(`many ${list.length}`);
+        throw down;
+      },
+      onBatchError: (_e, size) => errors.push(size),
+      failsWhole: (err) => (err as { down?: boolean }).down === true,
+    });
+    const results = await Promise.allSettled([
+      scheduler.run({ user: 'first', n: 0 }),
+      scheduler.run({ user: 'a', n: 1 }),
+      scheduler.run({ user: 'b', n: 2 }),
+      scheduler.run({ user: 'c', n: 3 }),
+    ]);
+    expect(calls).toEqual(['one first', 'many 3']);
+    expect(errors).toEqual([]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'rejected', 'rejected']);
+    for (const r of results.slice(1)) expect((r as PromiseRejectedResult).reason).toBe(down);
+    await tick();
+    expect(scheduler.state).toEqual({ waiting: 0, inFlight: 0 });
+  });
+
   it('a grouped call that answers too few results rejects the unanswered ones only', async () => {
     const scheduler = createGroupCommit<Req, string>({
       maxInFlight: 1,
