@@ -10,7 +10,7 @@ const app = Fastify({ logger: false });
 app.get('/bare', { schema: { response: { 200: Envelope(BalanceSchema) } } }, async () => ({
   isSuccess: true,
   statusCode: 200,
-  data: { userId: 'bench_1', balance: 1000, updatedAt: null, expiringSoon: [] },
+  data: { userId: 'bench_1', balance: 1000, available: 1000, held: 0, updatedAt: null, expiringSoon: [] },
   errors: [],
   timestamp: new Date().toISOString(),
 }));

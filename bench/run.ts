@@ -23,7 +23,7 @@ import { existsSync, openSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import autocannon, { type RawRequest, type Result } from 'autocannon';
+import autocannon, { type RawRequest, type RequestSpec, type Result } from 'autocannon';
 import pg from 'pg';
 import { createDatabase } from '../src/db/database.ts';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
@@ -189,24 +189,31 @@ async function stopChild(child: ChildProcess) {
 
 // ---------------------------------------------------------------------------------------------- load
 
+/**
+ * One load scenario: `load` is a request maker, or a sequence of requests each connection repeats (a hold,
+ * then its capture). `perRequest` turns requests into operations: 1/2 for a pair, 100 for a batch of 100.
+ */
 async function cannon(
   name: string,
   base: string,
   cfg: BenchConfig,
-  request: () => RawRequest,
+  load: (() => RawRequest) | RequestSpec[],
   duration = cfg.duration,
+  perRequest = 1,
 ): Promise<Row> {
+  const requests =
+    typeof load === 'function' ? [{ setupRequest: (req: RawRequest) => ({ ...req, ...load() }) }] : load;
   const result: Result = await autocannon({
     url: base,
     connections: cfg.connections,
     duration,
     timeout: 10,
-    requests: [{ setupRequest: (req) => ({ ...req, ...request() }) }],
+    requests,
   });
   const total = result['2xx'] + result.non2xx;
   return {
     name,
-    rps: total / result.duration,
+    rps: (total * perRequest) / result.duration,
     p50: result.latency.p50,
     p99: result.latency.p99,
     non2xx: result.non2xx,
@@ -428,6 +435,49 @@ async function main() {
       };
     };
     const bareRequest = (): RawRequest => ({ method: 'GET', path: '/bare' });
+    /** A hold of 1, then its capture: each connection repeats the pair; the capture reads the hold's id. */
+    const holdPair = (prefix: string, user: () => string): RequestSpec[] => [
+      {
+        setupRequest: (req, context) => {
+          n++;
+          context.user = user();
+          return {
+            ...req,
+            method: 'POST',
+            path: `/api/v1/accounts/${context.user}/holds`,
+            headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
+            body: '{"amount":1}',
+          };
+        },
+        onResponse: (_status, body, context) => {
+          try {
+            context.hold = (JSON.parse(body) as { data?: { hold?: { id?: string } } }).data?.hold?.id;
+          } catch {
+            context.hold = undefined;
+          }
+        },
+      },
+      {
+        setupRequest: (req, context) => ({
+          ...req,
+          method: 'POST',
+          path: `/api/v1/accounts/${context.user}/holds/${context.hold ?? 'none'}/capture`,
+          headers,
+          body: '{}',
+        }),
+      },
+    ];
+    const spreadUser = () => `bench_${(n % cfg.accounts) + 1}`;
+    const batch = (prefix: string) => (): RawRequest => {
+      n++;
+      const items = Array.from({ length: 100 }, (_, i) => ({
+        userId: `bench_${((n * 100 + i) % cfg.accounts) + 1}`,
+        amount: 1,
+        idempotencyKey: `${runId}-${prefix}-${n}-${i}`,
+      }));
+      return { method: 'POST', path: '/api/v1/debits/batch', headers, body: JSON.stringify({ items }) };
+    };
+
     // Keys shaped like the ones issued before the checksum, so each would need a lookup if not limited.
     const invented = (): RawRequest => {
       n++;
@@ -438,8 +488,15 @@ async function main() {
       };
     };
 
-    const scenarios: [string, string, () => RawRequest, () => RawRequest][] = [
-      ['service: debits, 2,000 accounts', base, spread('a'), spread('wa')],
+    // [name, url, load, warm-up load, operations per request]
+    const scenarios: [
+      string,
+      string,
+      (() => RawRequest) | RequestSpec[],
+      (() => RawRequest) | RequestSpec[],
+      number,
+    ][] = [
+      ['service: debits, 2,000 accounts', base, spread('a'), spread('wa'), 1],
       ...(pooledBase
         ? ([
             [
@@ -447,11 +504,27 @@ async function main() {
               pooledBase,
               spread('p'),
               spread('wp'),
+              1,
             ],
-          ] as [string, string, () => RawRequest, () => RawRequest][])
+          ] as [string, string, () => RawRequest, () => RawRequest, number][])
         : []),
-      ['service: debits, one hot account', base, hot('b'), hot('wb')],
-      ['service: balance reads (API key)', base, reads, reads],
+      ['service: debits, one hot account', base, hot('b'), hot('wb'), 1],
+      [
+        'service: hold+capture pairs/s, 2,000 accounts',
+        base,
+        holdPair('c', spreadUser),
+        holdPair('wc', spreadUser),
+        0.5,
+      ],
+      [
+        'service: hold+capture pairs/s, one hot account',
+        base,
+        holdPair('d', () => 'bench_hot'),
+        holdPair('wd', () => 'bench_hot'),
+        0.5,
+      ],
+      ['service: batch debits of 100 (debits/s), 2,000 accounts', base, batch('e'), batch('we'), 100],
+      ['service: balance reads (API key)', base, reads, reads, 1],
     ];
     const bin = await pgbenchBinary(cfg);
     if (!bin) {
@@ -463,9 +536,9 @@ async function main() {
     // the service and its references alike; the report keeps each scenario's median round.
     for (let roundNo = 1; roundNo <= cfg.rounds; roundNo++) {
       if (cfg.rounds > 1) console.log(`round ${roundNo} of ${cfg.rounds}`);
-      for (const [name, url, request, warm] of scenarios) {
+      for (const [name, url, request, warm, perRequest] of scenarios) {
         if (cfg.warmup > 0 && roundNo === 1) await cannon('warmup', url, cfg, warm, cfg.warmup);
-        const row = await cannon(name, url, cfg, request);
+        const row = await cannon(name, url, cfg, request, cfg.duration, perRequest);
         allRows.push(row);
         console.log(`  ${name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
       }
@@ -485,6 +558,8 @@ async function main() {
           ['pgbench: update+insert, hot', 'debit-hot.pgbench'],
           ['pgbench: credits_debit(), spread', 'credits-debit-spread.pgbench'],
           ['pgbench: credits_debit(), hot', 'credits-debit-hot.pgbench'],
+          ['pgbench: hold+capture pairs, spread', 'hold-capture-spread.pgbench'],
+          ['pgbench: hold+capture pairs, hot', 'hold-capture-hot.pgbench'],
         ] as const) {
           const row = await pgbench(name, bin, database.url, script, cfg, tmp);
           allRows.push(row);
@@ -529,6 +604,13 @@ async function main() {
     by('pgbench: credits_debit(), hot'),
     by('bare'),
   ];
+  const [pairs, pairsHot, batches, pgPairs, pgPairsHot] = [
+    by('service: hold+capture pairs/s, 2'),
+    by('service: hold+capture pairs/s, one'),
+    by('service: batch debits'),
+    by('pgbench: hold+capture pairs, spread'),
+    by('pgbench: hold+capture pairs, hot'),
+  ];
   const ratio = (a?: Row, b?: Row) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 3) : null);
   const ratios = {
     debitsVsPgbench: ratio(debits, pgSpread),
@@ -538,14 +620,30 @@ async function main() {
     hotVsPgbenchHot: ratio(hotRow, pgHot),
     debitsVsCreditsDebitFn: ratio(debits, fnSpread),
     hotVsCreditsDebitFnHot: ratio(hotRow, fnHot),
+    // credits_debit() against the lean update+insert, both through pgbench on the same database
+    creditsDebitFnVsPgbench: ratio(fnSpread, pgSpread),
+    // a hold+capture pair against one debit (goal: a pair costs at most 2 debits)
+    holdPairVsDebit: ratio(pairs, debits),
+    holdPairVsDebitHot: ratio(pairsHot, hotRow),
+    pgbenchHoldPairVsDebit: ratio(pgPairs, fnSpread),
+    pgbenchHoldPairVsDebitHot: ratio(pgPairsHot, fnHot),
+    // debits per second through batches of 100 against single debits
+    batchVsSingleDebits: ratio(batches, debits),
     // the same debits through PgBouncer in transaction mode against direct
     pgbouncerVsDirect: ratio(pooledDebits, debits),
   };
-  const service = [debits, hotRow, balance, pooledDebits].filter((r): r is Row => !!r);
+  const service = [debits, hotRow, balance, pairs, pairsHot, batches, pooledDebits].filter(
+    (r): r is Row => !!r,
+  );
   const goals = {
     debitsVsPgbench: { goal: 0.5, met: ratios.debitsVsPgbench !== null && ratios.debitsVsPgbench >= 0.5 },
     hotVsPgbench: { goal: 0.7, met: ratios.hotVsPgbench !== null && ratios.hotVsPgbench >= 0.7 },
     balanceVsBare: { goal: 0.15, met: ratios.balanceVsBare !== null && ratios.balanceVsBare >= 0.15 },
+    creditsDebitFnVsPgbench: {
+      goal: 0.6,
+      met: ratios.creditsDebitFnVsPgbench !== null && ratios.creditsDebitFnVsPgbench >= 0.6,
+    },
+    holdPairVsDebit: { goal: 0.5, met: ratios.holdPairVsDebit !== null && ratios.holdPairVsDebit >= 0.5 },
     p99Under50ms: { goal: 50, met: service.every((r) => r.p99 < 50) },
     noNon2xx: { goal: 0, met: service.every((r) => r.non2xx === 0 && r.errors === 0) },
   };

@@ -51,6 +51,7 @@ export const EnvSchema = Type.Object({
   AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 0, default: 60 }),
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
+  HOLD_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 10_000 }),
   DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
 });
 type Env = Static<typeof EnvSchema>;
@@ -105,6 +106,8 @@ export interface Config {
   /** A request's headers and body must arrive within this (408 otherwise). */
   readonly requestTimeoutMs: number;
   readonly expirySweepIntervalMs: number;
+  /** How often active holds past their expiry are marked expired and their credits freed; 0 disables. */
+  readonly holdSweepIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -238,5 +241,6 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
+    holdSweepIntervalMs: env.HOLD_SWEEP_INTERVAL_MS,
   });
 }

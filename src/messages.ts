@@ -74,6 +74,38 @@ export const MESSAGES = {
   'ledger.operation.debit': { en: 'Debit', ru: 'Списание' },
   'ledger.operation.grant': { en: 'Grant', ru: 'Начисление' },
   'ledger.operation.clawback': { en: 'Clawback', ru: 'Возврат' },
+  'ledger.operation.hold': { en: 'Hold', ru: 'Резерв' },
+  'ledger.operation.debit_reversal': { en: 'Debit reversal', ru: 'Отмена списания' },
+  'hold.not_found': { en: 'Hold not found', ru: 'Резерв не найден' },
+  'hold.expired': {
+    en: 'Hold {holdId} expired at {expiresAt}; its credits are available again',
+    ru: 'Срок резерва {holdId} истёк {expiresAt}; его кредиты снова доступны',
+  },
+  'hold.already_captured': {
+    en: 'Hold {holdId} was already captured for {amount}',
+    ru: 'Резерв {holdId} уже списан на сумму {amount}',
+  },
+  'hold.not_active': {
+    en: 'Hold {holdId} is {status}, not active',
+    ru: 'Резерв {holdId} в состоянии {status}, а не active',
+  },
+  'hold.capture_too_much': {
+    en: "body.amount must be at most the hold's amount ({amount})",
+    ru: 'body.amount должно быть не больше суммы резерва ({amount})',
+  },
+  'debit.not_found': { en: 'Debit entry not found', ru: 'Запись о списании не найдена' },
+  'reversal.nothing_left': {
+    en: 'Debit {entryId} has nothing left to reverse',
+    ru: 'По списанию {entryId} больше нечего возвращать',
+  },
+  'reversal.too_much': {
+    en: 'Debit {entryId} has less than {amount} left to reverse',
+    ru: 'По списанию {entryId} осталось вернуть меньше {amount}',
+  },
+  'batch.key_repeated': {
+    en: 'body.items.{index}.idempotencyKey repeats body.items.{first}.idempotencyKey for user {userId}',
+    ru: 'body.items.{index}.idempotencyKey повторяет body.items.{first}.idempotencyKey для пользователя {userId}',
+  },
   'cursor.invalid': {
     en: 'querystring.cursor is not a valid cursor',
     ru: 'querystring.cursor не является корректным курсором',

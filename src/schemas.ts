@@ -102,6 +102,14 @@ export const LedgerPageQuery = Type.Composite([PageQuery, LedgerExpandQuery], {
 });
 
 export const UserIdParams = Type.Object({ userId: UserId });
+/** Debits, holds and reversals: the client's key for safe retries. */
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.String({
+    minLength: 1,
+    maxLength: 255,
+    description: 'Any unique string per operation (a UUID); a retry with the same key is answered once',
+  }),
+});
 export const IdParams = Type.Object({ id: Id });
 
 export const Scope = Type.Union([
@@ -114,6 +122,26 @@ export const Scope = Type.Union([
 export type Scope = Static<typeof Scope>;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+/** The kinds of ledger entry; the `ledger_entries.type` column holds the same values. */
+export const LedgerEntryTypeSchema = Type.Union([
+  Type.Literal('grant'),
+  Type.Literal('debit'),
+  Type.Literal('reversal'),
+  Type.Literal('expiry'),
+  Type.Literal('debit_reversal'),
+]);
+export type LedgerEntryType = Static<typeof LedgerEntryTypeSchema>;
+
+export const ProviderSchema = Type.Union([
+  Type.Literal('stripe'),
+  Type.Literal('revenuecat'),
+  Type.Literal('dev'),
+]);
+export type Provider = Static<typeof ProviderSchema>;
+/** Where an entry's credits came from or went: a provider, or `api` (debits). */
+export const LedgerSourceSchema = Type.Union([...ProviderSchema.anyOf, Type.Literal('api')]);
+export type LedgerSource = Static<typeof LedgerSourceSchema>;
 
 /**
  * A deep copy without `$id`s, to nest a named schema inside another that may carry it too (the dev purchase
@@ -138,6 +166,11 @@ export const BalanceSchema = Type.Object(
   {
     userId: Type.String(),
     balance: Type.Integer({ minimum: 0 }),
+    available: Type.Integer({
+      minimum: 0,
+      description: 'balance - held: what debits and new holds may take',
+    }),
+    held: Type.Integer({ minimum: 0, description: 'What active holds reserve' }),
     updatedAt: Nullable(Timestamp),
     expiringSoon: Type.Array(Type.Object({ credits: Type.Integer(), expiresAt: Timestamp }), {
       description: 'Remaining credits that have an expiry, summed per expiry time, soonest first, at most 10',
@@ -145,10 +178,13 @@ export const BalanceSchema = Type.Object(
   },
   { $id: 'Balance' },
 );
+export type Balance = Static<typeof BalanceSchema>;
 
 export const AccountSchema = Type.Object({
   userId: Type.String(),
   balance: Type.Integer({ minimum: 0 }),
+  available: Type.Integer({ minimum: 0 }),
+  held: Type.Integer({ minimum: 0 }),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -184,7 +220,7 @@ export const PurchaseSchema = Type.Object(
     id: Type.String(),
     userId: Type.String(),
     packageId: Type.String(),
-    provider: Type.Union([Type.Literal('stripe'), Type.Literal('revenuecat'), Type.Literal('dev')]),
+    provider: ProviderSchema,
     providerRef: Nullable(Type.String()),
     status: PurchaseStatusSchema,
     credits: Type.Integer(),
@@ -199,27 +235,54 @@ export const PurchaseSchema = Type.Object(
   { $id: 'Purchase' },
 );
 
+export const HoldStatusSchema = Type.Union([
+  Type.Literal('active'),
+  Type.Literal('captured'),
+  Type.Literal('released'),
+  Type.Literal('expired'),
+]);
+export type HoldStatus = Static<typeof HoldStatusSchema>;
+
+export const HoldSchema = Type.Object(
+  {
+    id: Type.String(),
+    userId: Type.String(),
+    amount: Type.Integer({ minimum: 1 }),
+    capturedAmount: Type.Integer({ minimum: 0 }),
+    status: HoldStatusSchema,
+    reason: Nullable(Type.String()),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    capturedAt: Nullable(Timestamp),
+    releasedAt: Nullable(Timestamp),
+    entryId: Nullable(Type.String({ description: 'The debit entry of the capture' })),
+  },
+  { $id: 'Hold' },
+);
+export type Hold = Static<typeof HoldSchema>;
+
+/** After a change: the balance (right after the entry, for a replay), and what holds reserve now. */
+export const BalanceAfterFields = {
+  balance: Type.Integer({ minimum: 0, description: 'The balance right after the operation' }),
+  available: Type.Integer({ minimum: 0, description: 'balance - held' }),
+  held: Type.Integer({ minimum: 0, description: 'What active holds reserve' }),
+};
+
 export const LedgerEntrySchema = Type.Object(
   {
     id: Type.String(),
     userId: Type.String(),
-    type: Type.Union([
-      Type.Literal('grant'),
-      Type.Literal('debit'),
-      Type.Literal('reversal'),
-      Type.Literal('expiry'),
-    ]),
+    type: LedgerEntryTypeSchema,
     amount: Type.Integer({
-      description: 'Signed: positive for grants, negative for debits, reversals and expiries',
+      description:
+        'Signed: positive for grants and debit reversals, negative for debits, reversals (clawbacks) and expiries',
     }),
     balanceAfter: Type.Integer(),
-    source: Type.Union([
-      Type.Literal('stripe'),
-      Type.Literal('revenuecat'),
-      Type.Literal('dev'),
-      Type.Literal('api'),
-    ]),
+    source: LedgerSourceSchema,
     purchaseId: Nullable(Type.String()),
+    holdId: Nullable(Type.String({ description: 'The hold a capture debited' })),
+    reversesEntryId: Nullable(Type.String({ description: 'The debit a debit_reversal gives back' })),
     reason: Nullable(Type.String()),
     idempotencyKey: Nullable(Type.String()),
     metadata: Type.Record(Type.String(), Type.Unknown()),
@@ -229,6 +292,7 @@ export const LedgerEntrySchema = Type.Object(
   },
   { $id: 'LedgerEntry' },
 );
+export type LedgerEntry = Static<typeof LedgerEntrySchema>;
 
 export const DebitBody = Type.Object(
   {

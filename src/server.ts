@@ -13,11 +13,13 @@ async function main() {
   let app: App | undefined;
   let databaseUrl: string | undefined;
   let sweeper: NodeJS.Timeout | undefined;
+  let holdSweeper: NodeJS.Timeout | undefined;
   let reconciler: NodeJS.Timeout | undefined;
   let stopping = false;
   const stop = async () => {
     stopping = true;
     if (sweeper) clearInterval(sweeper);
+    if (holdSweeper) clearInterval(holdSweeper);
     if (reconciler) clearInterval(reconciler);
     await app?.close();
     if (embedded) await embedded.stop();
@@ -53,6 +55,14 @@ async function main() {
           }, config.expirySweepIntervalMs)
         : undefined;
     sweeper?.unref();
+    // Holds past expiresAt are never capturable either way; the sweep frees their credits for reads and lists.
+    holdSweeper =
+      config.holdSweepIntervalMs > 0
+        ? setInterval(() => {
+            ledger.sweepExpiredHolds().catch((err) => log.warn({ err }, 'hold sweep failed'));
+          }, config.holdSweepIntervalMs)
+        : undefined;
+    holdSweeper?.unref();
     // Every replica schedules it; the lease lets one run at a time, the others skip.
     const reconcile = app.services.reconciler;
     reconciler =

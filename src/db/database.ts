@@ -8,6 +8,7 @@ import {
   type Selectable,
 } from 'kysely';
 import pg from 'pg';
+import type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
@@ -59,8 +60,7 @@ export type PurchaseStatus =
   | 'refunded'
   | 'partially_refunded'
   | 'disputed';
-export type Provider = 'stripe' | 'revenuecat' | 'dev';
-export type LedgerSource = Provider | 'api';
+export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
 
 export interface PurchasesTable {
   id: string;
@@ -84,11 +84,11 @@ export interface PurchasesTable {
 export interface AccountsTable {
   user_id: string;
   balance: Generated<number>;
+  /** What active holds reserve: available = balance - held. */
+  held: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
 }
-
-export type LedgerEntryType = 'grant' | 'debit' | 'reversal' | 'expiry';
 
 export interface LedgerEntriesTable {
   user_id: string;
@@ -103,6 +103,28 @@ export interface LedgerEntriesTable {
   request_hash: string | null;
   metadata: ColumnType<Record<string, unknown>, string | undefined, never>;
   created_at: Generated<Date>;
+  /** The hold a capture's debit came from. */
+  hold_id: string | null;
+  /** The debit a debit_reversal gives back. */
+  reverses_entry_id: number | null;
+}
+
+export interface HoldsTable {
+  user_id: string;
+  id: string;
+  seq: Generated<number>;
+  amount: number;
+  captured_amount: Generated<number>;
+  status: HoldStatus;
+  reason: string | null;
+  metadata: ColumnType<Record<string, unknown>, string | undefined, never>;
+  idempotency_key: string | null;
+  request_hash: string | null;
+  created_at: Generated<Date>;
+  expires_at: Date;
+  captured_at: Date | null;
+  released_at: Date | null;
+  entry_id: number | null;
 }
 
 export interface CreditLotsTable {
@@ -112,6 +134,8 @@ export interface CreditLotsTable {
   source: string;
   amount: number;
   remaining: number;
+  /** Reserved by active holds: spendable = remaining - held. */
+  held: Generated<number>;
   /** Generated: remaining = 0. */
   empty: Generated<boolean>;
   expires_at: Date | null;
@@ -158,12 +182,14 @@ export interface Database {
   accounts: AccountsTable;
   ledger_entries: LedgerEntriesTable;
   credit_lots: CreditLotsTable;
+  holds: HoldsTable;
   webhook_events: WebhookEventsTable;
   provider_sync_state: ProviderSyncStateTable;
 }
 
 export type Db = Kysely<Database>;
 export type LedgerEntryRow = Selectable<LedgerEntriesTable>;
+export type HoldRow = Selectable<HoldsTable>;
 export type PurchaseRow = Selectable<PurchasesTable>;
 export type ProviderEventRow = Selectable<WebhookEventsTable>;
 

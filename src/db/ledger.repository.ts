@@ -1,29 +1,40 @@
 import { type Kysely, sql, type Transaction } from 'kysely';
-import type { Database, LedgerSource, PreparedQuery } from './database.ts';
+import type {
+  Database,
+  HoldRow,
+  HoldStatus,
+  LedgerEntryRow,
+  LedgerSource,
+  PreparedQuery,
+} from './database.ts';
 
 /** Any executor: the pool-backed Kysely, or a transaction the caller owns. */
 export type Executor = Kysely<Database> | Transaction<Database>;
 
-/** An entry as the SQL functions return it: to_jsonb(ledger_entries). */
-export interface EntryJson {
-  id: number;
-  user_id: string;
-  type: 'grant' | 'debit' | 'reversal' | 'expiry';
-  amount: number;
-  balance_after: number;
-  source: LedgerSource;
-  purchase_id: string | null;
-  reason: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  metadata: Record<string, unknown>;
-  created_at: string;
-}
+/** An entry as the SQL functions return it (JSON): the row, its timestamp as text. */
+export type EntryJson = Omit<LedgerEntryRow, 'created_at'> & { created_at: string };
 
+/** A hold as the SQL functions return it (JSON): the row less its internals, timestamps as text. */
+export type HoldJson = Omit<
+  HoldRow,
+  'seq' | 'request_hash' | 'idempotency_key' | 'created_at' | 'expires_at' | 'captured_at' | 'released_at'
+> & { created_at: string; expires_at: string; captured_at: string | null; released_at: string | null };
+
+/** What every money-moving SQL function answers (the ledger_outcome type, 007_holds_reversals.sql). */
 export interface LedgerResult {
-  outcome: 'created' | 'replayed' | 'key_reused' | 'insufficient';
+  outcome:
+    | 'created'
+    | 'replayed'
+    | 'key_reused'
+    | 'insufficient'
+    | 'not_found'
+    | 'conflict'
+    | 'expired'
+    | 'too_much';
   balance: number;
+  held: number;
   entry: EntryJson | null;
+  hold: HoldJson | null;
 }
 
 const json = (value: Record<string, unknown> | undefined) => JSON.stringify(value ?? {});
@@ -52,22 +63,15 @@ export async function callDebit(q: PreparedQuery, a: DebitArgs): Promise<LedgerR
  */
 export async function callDebitMany(q: PreparedQuery, items: DebitArgs[]): Promise<LedgerResult[]> {
   const payload = JSON.stringify(
-    items.map((i) => ({
-      user: i.userId,
-      amount: i.amount,
-      key: i.key,
-      hash: i.hash,
-      reason: i.reason,
-      metadata: i.metadata ?? {},
-    })),
+    items.map((i) => ({ u: i.userId, a: i.amount, k: i.key, h: i.hash, r: i.reason, m: i.metadata ?? {} })),
   );
-  const rows = await q<LedgerResult & { n: number }>(
+  const rows = await q<Omit<LedgerResult, 'hold'> & { n: number }>(
     'credits_debit_many',
-    'select n, outcome, balance, entry from credits_debit_many($1::jsonb)',
+    'select n, outcome, balance, held, entry from credits_debit_many($1::jsonb)',
     [payload],
   );
   const results: LedgerResult[] = [];
-  for (const { n, ...result } of rows) results[n - 1] = result;
+  for (const { n, ...result } of rows) results[n - 1] = { ...result, hold: null };
   return results;
 }
 
@@ -110,6 +114,109 @@ export async function callClawback(
   return rows[0] as LedgerResult;
 }
 
+export async function callHold(
+  ex: Executor,
+  a: {
+    userId: string;
+    id: string;
+    amount: number;
+    expiresInSeconds: number;
+    key: string;
+    hash: string;
+    reason: string | null;
+    metadata?: Record<string, unknown>;
+  },
+): Promise<LedgerResult> {
+  const { rows } = await sql<LedgerResult>`select (r).* from (select credits_hold(${a.userId}, ${a.id},
+    ${a.amount}, make_interval(secs => ${a.expiresInSeconds}), ${a.key}, ${a.hash}, ${a.reason},
+    ${json(a.metadata)}::jsonb) as r) s`.execute(ex);
+  return rows[0] as LedgerResult;
+}
+
+export async function callCapture(
+  ex: Executor,
+  a: {
+    userId: string;
+    holdId: string;
+    amount: number | null;
+    reason: string | null;
+    metadata?: Record<string, unknown>;
+  },
+): Promise<LedgerResult> {
+  const { rows } = await sql<LedgerResult>`select (r).* from (select credits_capture(${a.userId}, ${a.holdId},
+    ${a.amount}::bigint, ${a.reason}, ${a.metadata ? JSON.stringify(a.metadata) : null}::jsonb) as r) s`.execute(
+    ex,
+  );
+  return rows[0] as LedgerResult;
+}
+
+export async function callRelease(ex: Executor, userId: string, holdId: string): Promise<LedgerResult> {
+  const { rows } =
+    await sql<LedgerResult>`select (r).* from (select credits_release(${userId}, ${holdId}) as r) s`.execute(
+      ex,
+    );
+  return rows[0] as LedgerResult;
+}
+
+export async function callReverseDebit(
+  ex: Executor,
+  a: {
+    userId: string;
+    entryId: number;
+    amount: number | null;
+    key: string;
+    hash: string;
+    reason: string | null;
+    metadata?: Record<string, unknown>;
+  },
+): Promise<LedgerResult> {
+  const { rows } = await sql<LedgerResult>`select (r).* from (select credits_reverse_debit(${a.userId},
+    ${a.entryId}::bigint, ${a.amount}::bigint, ${a.key}, ${a.hash}, ${a.reason}, ${json(a.metadata)}::jsonb) as r) s`.execute(
+    ex,
+  );
+  return rows[0] as LedgerResult;
+}
+
+/** A user's holds, newest first (keyset on the insertion order), optionally of one status. */
+export async function listHolds(
+  ex: Executor,
+  userId: string,
+  limit: number,
+  opts: { status?: HoldStatus; beforeSeq?: number },
+) {
+  let q = ex
+    .selectFrom('holds')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .orderBy('seq', 'desc')
+    .limit(limit + 1);
+  if (opts.status) q = q.where('status', '=', opts.status);
+  if (opts.beforeSeq !== undefined) q = q.where('seq', '<', opts.beforeSeq);
+  return q.execute();
+}
+
+export async function findHold(ex: Executor, userId: string, holdId: string) {
+  return ex
+    .selectFrom('holds')
+    .selectAll()
+    .where('user_id', '=', userId)
+    .where('id', '=', holdId)
+    .executeTakeFirst();
+}
+
+/** Users with active holds past their expiry (the hold sweeper's work list). */
+export async function usersWithDueHolds(ex: Executor, limit: number): Promise<string[]> {
+  const { rows } = await sql<{ user_id: string }>`select distinct user_id from holds
+    where status = 'active' and expires_at <= now() limit ${limit}`.execute(ex);
+  return rows.map((r) => r.user_id);
+}
+
+/** Locks the account and marks its holds past expiry `expired`, freeing their credits; returns how many. */
+export async function expireDueHolds(ex: Executor, userId: string): Promise<number> {
+  const { rows } = await sql<{ n: number }>`select credits_expire_holds_of(${userId}) as n`.execute(ex);
+  return rows[0]?.n ?? 0;
+}
+
 /**
  * Locks the account and writes expiry entries for its due lots; returns the credits expired. The SQL
  * function takes the lock: a `for update` here would run the function before the lock, then skip the row.
@@ -123,13 +230,15 @@ export async function expireDueLots(ex: Executor, userId: string): Promise<numbe
 
 /** Users with lots past their expiry that still hold credits (the sweeper's work list). */
 export async function usersWithDueLots(ex: Executor, limit: number): Promise<string[]> {
+  // Held credits never expire while held: a due lot that holds only them is not work for the sweeper.
   const { rows } = await sql<{ user_id: string }>`select distinct user_id from credit_lots
-    where not empty and expires_at <= now() limit ${limit}`.execute(ex);
+    where not empty and expires_at <= now() and remaining > held limit ${limit}`.execute(ex);
   return rows.map((r) => r.user_id);
 }
 
 export interface BalanceRow {
   balance: number;
+  held: number;
   updated_at: Date | null;
   expiring: { credits: number; expiresAt: string }[];
 }
@@ -141,7 +250,7 @@ export interface BalanceRow {
 export async function readBalance(q: PreparedQuery, userId: string): Promise<BalanceRow | undefined> {
   const rows = await q<BalanceRow>(
     'credits_balance',
-    'select balance, updated_at, expiring from credits_balance($1)',
+    'select balance, held, updated_at, expiring from credits_balance($1)',
     [userId],
   );
   return rows[0];
@@ -191,11 +300,20 @@ export interface VerifyRow {
   entries_sum: number;
   lots_sum: number;
   chain_breaks: number;
+  /** accounts.held, and the sum of the active holds it should equal. */
+  held: number;
+  holds_sum: number;
+  /** Lots whose held amount is not what the active holds reserved from them. */
+  lots_held_breaks: number;
+  /** Debits whose debit_reversal entries add up to more than the debit. */
+  over_reversed: number;
 }
 
 /**
- * Every account whose cached balance, sum of entries and sum of remaining lots disagree, or whose
- * balanceAfter chain is broken (an entry's balanceAfter is not the previous one plus its amount).
+ * Every account whose cached balance, sum of entries and sum of remaining lots disagree, whose
+ * balanceAfter chain is broken (an entry's balanceAfter is not the previous one plus its amount), whose held
+ * amounts (on the account and on each lot) are not what its active holds reserve, or with a debit reversed
+ * beyond its amount.
  */
 export async function findInconsistentAccounts(ex: Executor): Promise<VerifyRow[]> {
   const { rows } = await sql<VerifyRow>`
@@ -206,14 +324,37 @@ export async function findInconsistentAccounts(ex: Executor): Promise<VerifyRow[
                    sum(amount) over (partition by user_id order by id rows unbounded preceding) as running
             from ledger_entries) x
       group by user_id),
-    l as (select user_id, sum(remaining)::bigint as lots_sum from credit_lots group by user_id)
+    l as (select user_id, sum(remaining)::bigint as lots_sum from credit_lots group by user_id),
+    h as (select user_id, sum(amount)::bigint as holds_sum from holds where status = 'active' group by user_id),
+    reserved as (
+      select hl.user_id, hl.lot_id, sum(hl.amount)::bigint as amount
+      from hold_lots hl join holds ho on ho.user_id = hl.user_id and ho.id = hl.hold_id and ho.status = 'active'
+      group by hl.user_id, hl.lot_id),
+    lh as (
+      select c.user_id, count(*)::bigint as n from credit_lots c
+      left join reserved r on r.user_id = c.user_id and r.lot_id = c.id
+      where c.held <> coalesce(r.amount, 0)
+      group by c.user_id),
+    rv as (
+      select d.user_id, count(*)::bigint as n from ledger_entries d
+      join (select user_id, reverses_entry_id, sum(amount) as total from ledger_entries
+            where type = 'debit_reversal' group by user_id, reverses_entry_id) x
+        on x.user_id = d.user_id and x.reverses_entry_id = d.id
+      where d.type <> 'debit' or x.total > -d.amount
+      group by d.user_id)
     select a.user_id, a.balance as cached, coalesce(e.entries_sum, 0) as entries_sum,
-           coalesce(l.lots_sum, 0) as lots_sum, coalesce(e.chain_breaks, 0) as chain_breaks
+           coalesce(l.lots_sum, 0) as lots_sum, coalesce(e.chain_breaks, 0) as chain_breaks,
+           a.held, coalesce(h.holds_sum, 0) as holds_sum, coalesce(lh.n, 0) as lots_held_breaks,
+           coalesce(rv.n, 0) as over_reversed
     from accounts a
     left join e on e.user_id = a.user_id
     left join l on l.user_id = a.user_id
+    left join h on h.user_id = a.user_id
+    left join lh on lh.user_id = a.user_id
+    left join rv on rv.user_id = a.user_id
     where a.balance <> coalesce(e.entries_sum, 0) or a.balance <> coalesce(l.lots_sum, 0)
-       or coalesce(e.chain_breaks, 0) > 0
+       or coalesce(e.chain_breaks, 0) > 0 or a.held <> coalesce(h.holds_sum, 0)
+       or coalesce(lh.n, 0) > 0 or coalesce(rv.n, 0) > 0
     order by a.user_id`.execute(ex);
   return rows;
 }

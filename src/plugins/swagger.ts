@@ -45,7 +45,12 @@ async function docs(app: FastifyInstance) {
       tags: [
         { name: 'packages', description: 'Credit packages and purchases' },
         { name: 'credits', description: "The caller's credits: checkout, balance, ledger" },
-        { name: 'accounts', description: 'Balances, ledgers and purchases of any account; debits' },
+        {
+          name: 'accounts',
+          description:
+            'Balances, ledgers and purchases of any account; debits, batch debits and debit reversals',
+        },
+        { name: 'holds', description: 'Reserve credits, then capture what the work cost or release them' },
         { name: 'api-keys', description: 'API keys for backend services' },
         { name: 'webhooks', description: 'Payment provider webhooks' },
         {

@@ -1,59 +1,87 @@
 import { createHash } from 'node:crypto';
-import type { Db, LedgerEntryRow, LedgerSource, PreparedQuery } from '../db/database.ts';
-import { isDatabaseUnavailable } from '../db/errors.ts';
+import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
+import { fromDatabaseError, isDatabaseUnavailable } from '../db/errors.ts';
 import {
+  callCapture,
   callClawback,
   callDebit,
   callDebitMany,
   callGrant,
+  callHold,
+  callRelease,
+  callReverseDebit,
   type DebitArgs,
   type EntryJson,
   type Executor,
+  expireDueHolds,
   expireDueLots,
+  findHold,
   findInconsistentAccounts,
+  type HoldJson,
   type LedgerResult,
   listAccounts,
   listEntries,
+  listHolds,
   readBalance,
   readBalanceAt,
+  usersWithDueHolds,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError, badRequest } from '../errors.ts';
+import { AppError, type ErrorCode, badRequest, conflict, notFound } from '../errors.ts';
+import type { HoldRow } from '../db/database.ts';
 import { msg } from '../messages.ts';
+import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource } from '../schemas.ts';
+import { newId } from './ids.ts';
+import { createGroupCommit } from './group-commit.ts';
 import { decodeCursor, toPage } from './pagination.ts';
 import { purchasesById } from './packages.service.ts';
+import { MAX_JSON_DEPTH } from './text.ts';
 
 /** `?expand=` values of ledger reads. */
 export type LedgerExpand = 'purchase';
-import { MAX_JSON_DEPTH } from './text.ts';
 
-export interface LedgerEntry {
-  id: string;
-  userId: string;
-  type: 'grant' | 'debit' | 'reversal' | 'expiry';
-  amount: number;
-  balanceAfter: number;
-  source: LedgerSource;
-  purchaseId: string | null;
-  reason: string | null;
-  idempotencyKey: string | null;
-  metadata: Record<string, unknown>;
-  createdAt: string;
-}
+export type { Balance, Hold, LedgerEntry };
 
-export interface Balance {
-  userId: string;
+/** The balance after an operation: `balance` right after it (a replay repeats the first one), `held` now. */
+export interface BalanceAfter {
   balance: number;
-  updatedAt: string | null;
-  expiringSoon: { credits: number; expiresAt: string }[];
+  available: number;
+  held: number;
 }
 
-export interface LedgerOutcome {
+export interface LedgerOutcome extends BalanceAfter {
   entry: LedgerEntry;
-  balance: number;
   /** True when the idempotency key had been used with the same request: nothing new was written. */
   replayed: boolean;
 }
+
+export interface HoldOutcome extends BalanceAfter {
+  hold: Hold;
+  replayed: boolean;
+}
+
+export interface CaptureOutcome extends HoldOutcome {
+  entry: LedgerEntry;
+}
+
+/** One item of a batch of debits: what its single debit would have answered. */
+export interface BatchDebitResult {
+  index: number;
+  status: number;
+  code: ErrorCode | null;
+  /** The item's error, rendered in the request's language by the route. */
+  error: AppError | null;
+  entry: LedgerEntry | null;
+  balance: number | null;
+  available: number | null;
+  held: number | null;
+}
+
+const balanceAfter = (r: { balance: number; held: number }): BalanceAfter => ({
+  balance: r.balance,
+  held: r.held,
+  available: Math.max(0, r.balance - r.held),
+});
 
 const iso = (value: string | Date) => new Date(value).toISOString();
 
@@ -66,6 +94,8 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
     balanceAfter: e.balance_after,
     source: e.source,
     purchaseId: e.purchase_id,
+    holdId: e.hold_id ?? null,
+    reversesEntryId: e.reverses_entry_id == null ? null : String(e.reverses_entry_id),
     reason: e.reason,
     idempotencyKey: e.idempotency_key,
     metadata: e.metadata,
@@ -95,38 +125,112 @@ const OPERATIONS = {
   Debit: msg('ledger.operation.debit'),
   Grant: msg('ledger.operation.grant'),
   Clawback: msg('ledger.operation.clawback'),
+  Hold: msg('ledger.operation.hold'),
+  'Debit reversal': msg('ledger.operation.debit_reversal'),
 };
+type Operation = keyof typeof OPERATIONS;
 
-function outcome(result: LedgerResult, what: keyof typeof OPERATIONS): LedgerOutcome {
+const keyReused = (what: Operation) =>
+  new AppError(
+    'idempotency_key_reused',
+    msg('ledger.idempotency_key_reused', { operation: OPERATIONS[what] }),
+  );
+
+function outcome(result: LedgerResult, what: Operation): LedgerOutcome {
   if (!result.entry) throw new Error(`${what} returned no entry (${result.outcome})`);
-  if (result.outcome === 'key_reused') {
-    throw new AppError(
-      'idempotency_key_reused',
-      msg('ledger.idempotency_key_reused', { operation: OPERATIONS[what] }),
-    );
-  }
+  if (result.outcome === 'key_reused') throw keyReused(what);
   return {
     entry: toLedgerEntry(result.entry),
-    balance: result.balance,
+    ...balanceAfter(result),
     replayed: result.outcome === 'replayed',
   };
 }
 
-export interface GrantInput {
+export function toHold(h: HoldJson | HoldRow): Hold {
+  return {
+    id: h.id,
+    userId: h.user_id,
+    amount: h.amount,
+    capturedAmount: h.captured_amount,
+    status: h.status,
+    reason: h.reason,
+    metadata: h.metadata,
+    createdAt: iso(h.created_at),
+    expiresAt: iso(h.expires_at),
+    capturedAt: h.captured_at ? iso(h.captured_at) : null,
+    releasedAt: h.released_at ? iso(h.released_at) : null,
+    entryId: h.entry_id == null ? null : String(h.entry_id),
+  };
+}
+
+const insufficient = (available: number, amount: number) =>
+  new AppError(
+    'insufficient_credits',
+    msg('ledger.insufficient_credits', { balance: available, requested: amount }),
+  );
+
+/** A debit's answer as an error, or null when it went through (created or replayed). */
+function debitError(result: LedgerResult, amount: number): AppError | null {
+  if (result.outcome === 'insufficient') return insufficient(result.balance, amount);
+  if (result.outcome === 'key_reused') return keyReused('Debit');
+  return null;
+}
+
+const debitHash = (input: DebitInput) =>
+  requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
+
+const debitArgs = (input: DebitInput): DebitArgs => ({
+  userId: input.userId,
+  amount: input.amount,
+  key: input.idempotencyKey,
+  hash: debitHash(input),
+  reason: input.reason ?? null,
+  metadata: input.metadata,
+});
+
+export interface HoldInput extends LedgerRequest {
+  /** 60..86400; the hold expires this long after it is made. */
+  expiresInSeconds: number;
+}
+
+export interface CaptureInput {
+  userId: string;
+  holdId: string;
+  /** Default: the whole hold. */
+  amount?: number;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export interface ReversalInput extends Omit<LedgerRequest, 'amount'> {
+  /** The debit entry to give back. */
+  entryId: string;
+  /** Default: all that is left to reverse. */
+  amount?: number;
+}
+
+/** What every credit movement is asked with; each operation adds its own fields. */
+export interface LedgerRequest {
   userId: string;
   amount: number;
+  idempotencyKey: string;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+}
+
+export type DebitInput = LedgerRequest;
+
+export interface GrantInput extends LedgerRequest {
   source: LedgerSource;
   purchaseId: string | null;
-  idempotencyKey: string;
   reason: string;
-  metadata?: Record<string, unknown>;
   expiresAt: Date | null;
 }
 
 export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
-/** The most debits sent in one call. */
-const MAX_DEBIT_BATCH = 64;
+/** The most debits sent in one call: a whole batch request (100 items) fits in one. */
+const MAX_DEBIT_BATCH = 100;
 
 export interface LedgerServiceOptions {
   /** Every entry written (not replays): metrics. */
@@ -143,129 +247,197 @@ export interface LedgerServiceOptions {
   debitCallsInFlight: number;
 }
 
-interface WaitingDebit {
-  args: DebitArgs;
-  resolve(r: LedgerResult): void;
-  reject(e: unknown): void;
-}
-
 /**
  * The one place credits move. Every operation is one SQL function call that locks the account row
  * first (then its lots), expires due lots, and writes the entry; callers may pass their transaction.
  */
 export function createLedgerService(db: Db, prepared: PreparedQuery, options: LedgerServiceOptions) {
   const { onEntry = () => {}, onDebitCall = () => {}, onDebitBatchError = () => {} } = options;
-  const maxInFlight = options.debitCallsInFlight;
   const written = (o: LedgerOutcome) => {
     if (!o.replayed) onEntry(o.entry);
     return o;
   };
 
-  // Debits wait here while maxInFlight calls are running, or while their user is in one: at low load each
-  // goes alone, at once. A user is in at most one call at a time, so a busy account's debits leave together
-  // (one lock hand-over, one commit for all of them) and in the order they arrived.
-  let waiting: WaitingDebit[] = [];
-  const busy = new Set<string>();
-  let inFlight = 0;
-
-  async function send(batch: WaitingDebit[]) {
-    onDebitCall(batch.length);
-    const [only] = batch;
-    if (batch.length === 1 && only) {
-      await callDebit(prepared, only.args).then(only.resolve, only.reject);
-      return;
-    }
-    let results: LedgerResult[] | undefined;
-    try {
-      results = await callDebitMany(
-        prepared,
-        batch.map((b) => b.args),
-      );
-    } catch (err) {
-      // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
-      if (isDatabaseUnavailable(err)) {
-        for (const b of batch) b.reject(err);
-        return;
-      }
-      // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
-      onDebitBatchError(err, batch.length);
-      for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);
-      return;
-    }
-    batch.forEach((b, i) => {
-      const r = results[i];
-      if (r) b.resolve(r);
-      else b.reject(new Error('credits_debit_many returned too few results'));
-    });
-  }
-
-  /** The oldest waiting debits whose users are in no call, up to MAX_DEBIT_BATCH; the rest keep waiting. */
-  function takeBatch(): WaitingDebit[] {
-    const batch: WaitingDebit[] = [];
-    const rest: WaitingDebit[] = [];
-    for (const w of waiting) {
-      if (batch.length < MAX_DEBIT_BATCH && !busy.has(w.args.userId)) batch.push(w);
-      else rest.push(w);
-    }
-    waiting = rest;
-    return batch;
-  }
-
-  function pump() {
-    while (inFlight < maxInFlight && waiting.length > 0) {
-      const batch = takeBatch();
-      if (batch.length === 0) return;
-      const users = new Set(batch.map((b) => b.args.userId));
-      for (const user of users) busy.add(user);
-      inFlight++;
-      void send(batch)
-        .catch((err) => {
-          for (const b of batch) b.reject(err); // only debits not answered yet: a settled promise ignores it
-        })
-        .finally(() => {
-          for (const user of users) busy.delete(user);
-          inFlight--;
-          pump();
-        });
-    }
-  }
-
-  function runDebit(args: DebitArgs): Promise<LedgerResult> {
-    return new Promise((resolve, reject) => {
-      waiting.push({ args, resolve, reject });
-      pump();
-    });
-  }
+  const debits = createGroupCommit<DebitArgs, LedgerResult>({
+    maxInFlight: options.debitCallsInFlight,
+    maxBatch: MAX_DEBIT_BATCH,
+    keyOf: (a) => a.userId,
+    sendOne: (a) => callDebit(prepared, a),
+    sendMany: (list) => callDebitMany(prepared, list),
+    onCall: onDebitCall,
+    onBatchError: onDebitBatchError,
+    // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
+    failsWhole: isDatabaseUnavailable,
+  });
 
   return {
-    /** Spends credits; 402 when the spendable balance is short, 409 when the key was used for another body. */
-    async debit(input: {
-      userId: string;
-      amount: number;
-      idempotencyKey: string;
-      reason?: string;
-      metadata?: Record<string, unknown>;
-    }): Promise<LedgerOutcome> {
-      const hash = requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
-      const result = await runDebit({
-        userId: input.userId,
-        amount: input.amount,
-        key: input.idempotencyKey,
-        hash,
-        reason: input.reason ?? null,
-        metadata: input.metadata,
-      });
-      if (result.outcome === 'insufficient') {
-        throw new AppError(
-          'insufficient_credits',
-          msg('ledger.insufficient_credits', { balance: result.balance, requested: input.amount }),
-        );
-      }
+    /** Spends credits; 402 when `available` is short, 409 when the key was used for another body. */
+    async debit(input: DebitInput): Promise<LedgerOutcome> {
+      const result = await debits.run(debitArgs(input));
+      const err = debitError(result, input.amount);
+      if (err) throw err;
       return written(outcome(result, 'Debit'));
     },
 
+    /**
+     * Debits of any users, each answered exactly as its single debit would be; they go through the group
+     * commit together, so a batch is one transaction where the accounts allow. Validated by the caller.
+     */
+    async debitBatch(items: DebitInput[]): Promise<BatchDebitResult[]> {
+      const settled = await debits.runAll(items.map(debitArgs));
+      // The database could not be reached: the batch fails as a whole (503), as a single debit would.
+      const down = settled.find((s) => s.status === 'rejected' && isDatabaseUnavailable(s.reason));
+      if (down?.status === 'rejected') throw down.reason;
+      return settled.map((s, index): BatchDebitResult => {
+        const item = items[index] as DebitInput;
+        const failed = (err: unknown): BatchDebitResult => {
+          const e =
+            err instanceof AppError
+              ? err
+              : (fromDatabaseError(err) ?? new AppError('internal_error', msg('service.internal_error')));
+          return {
+            index,
+            status: e.statusCode,
+            code: e.code,
+            error: e,
+            entry: null,
+            balance: null,
+            available: null,
+            held: null,
+          };
+        };
+        if (s.status === 'rejected') return failed(s.reason);
+        const err = debitError(s.value, item.amount);
+        if (err) {
+          const r = failed(err);
+          if (s.value.outcome === 'insufficient') {
+            return {
+              ...r,
+              available: s.value.balance,
+              held: s.value.held,
+              balance: s.value.balance + s.value.held,
+            };
+          }
+          return r;
+        }
+        const o = written(outcome(s.value, 'Debit'));
+        return {
+          index,
+          status: o.replayed ? 200 : 201,
+          code: null,
+          error: null,
+          entry: o.entry,
+          balance: o.balance,
+          available: o.available,
+          held: o.held,
+        };
+      });
+    },
+
+    /** Reserves credits for later capture; 402 beyond `available`; replays like a debit. */
+    async createHold(input: HoldInput, ex: Executor = db): Promise<HoldOutcome> {
+      const result = await callHold(ex, {
+        userId: input.userId,
+        id: newId('hold'),
+        amount: input.amount,
+        expiresInSeconds: input.expiresInSeconds,
+        key: input.idempotencyKey,
+        hash: requestHash({
+          amount: input.amount,
+          expiresInSeconds: input.expiresInSeconds,
+          reason: input.reason,
+          metadata: input.metadata,
+        }),
+        reason: input.reason ?? null,
+        metadata: input.metadata,
+      });
+      if (result.outcome === 'insufficient') throw insufficient(result.balance, input.amount);
+      if (result.outcome === 'key_reused') throw keyReused('Hold');
+      if (!result.hold) throw new Error(`credits_hold returned no hold (${result.outcome})`);
+      return { hold: toHold(result.hold), ...balanceAfter(result), replayed: result.outcome === 'replayed' };
+    },
+
+    /** Spends what the work cost (default: the whole hold) and frees the rest. At most once. */
+    async captureHold(input: CaptureInput, ex: Executor = db): Promise<CaptureOutcome> {
+      const result = await callCapture(ex, {
+        userId: input.userId,
+        holdId: input.holdId,
+        amount: input.amount ?? null,
+        reason: input.reason ?? null,
+        metadata: input.metadata,
+      });
+      const hold = result.hold ? toHold(result.hold) : null;
+      switch (result.outcome) {
+        case 'not_found':
+          throw notFound('hold.not_found');
+        case 'expired':
+          throw conflict('hold.expired', { holdId: input.holdId, expiresAt: hold?.expiresAt ?? '' });
+        case 'conflict':
+          throw hold?.status === 'captured'
+            ? conflict('hold.already_captured', { holdId: input.holdId, amount: hold.capturedAmount })
+            : conflict('hold.not_active', { holdId: input.holdId, status: hold?.status ?? '' });
+        case 'too_much':
+          throw badRequest('hold.capture_too_much', { amount: hold?.amount ?? 0 });
+      }
+      if (!result.entry || !hold)
+        throw new Error(`credits_capture returned ${result.outcome} without a result`);
+      const entry = toLedgerEntry(result.entry);
+      const replayed = result.outcome === 'replayed';
+      if (!replayed) onEntry(entry);
+      return { hold, entry, ...balanceAfter(result), replayed };
+    },
+
+    /** Frees a hold's credits; releasing it again answers it again; a captured or expired hold is 409. */
+    async releaseHold(userId: string, holdId: string, ex: Executor = db): Promise<HoldOutcome> {
+      const result = await callRelease(ex, userId, holdId);
+      if (result.outcome === 'not_found') throw notFound('hold.not_found');
+      const hold = result.hold ? toHold(result.hold) : null;
+      if (!hold) throw new Error(`credits_release returned ${result.outcome} without a hold`);
+      if (result.outcome === 'conflict') throw conflict('hold.not_active', { holdId, status: hold.status });
+      return { hold, ...balanceAfter(result), replayed: result.outcome === 'replayed' };
+    },
+
+    async hold(userId: string, holdId: string): Promise<Hold> {
+      const row = await findHold(db, userId, holdId);
+      if (!row) throw notFound('hold.not_found');
+      return toHold(row);
+    },
+
+    async holds(userId: string, limit: number, cursor?: string, status?: HoldStatus) {
+      const after = decodeCursor(cursor, ['number']) as [number] | undefined;
+      const rows = await listHolds(db, userId, limit, { status, beforeSeq: after?.[0] });
+      return toPage(rows, limit, toHold, (r) => [r.seq]);
+    },
+
+    /** Gives back up to what a debit took, to the lots it took from; never more than the debit in total. */
+    async reverseDebit(input: ReversalInput, ex: Executor = db): Promise<LedgerOutcome> {
+      if (!/^[1-9]\d{0,14}$/.test(input.entryId)) throw notFound('debit.not_found');
+      const result = await callReverseDebit(ex, {
+        userId: input.userId,
+        entryId: Number(input.entryId),
+        amount: input.amount ?? null,
+        key: input.idempotencyKey,
+        hash: requestHash({
+          entryId: input.entryId,
+          amount: input.amount,
+          reason: input.reason,
+          metadata: input.metadata,
+        }),
+        reason: input.reason ?? null,
+        metadata: input.metadata,
+      });
+      if (result.outcome === 'not_found') throw notFound('debit.not_found');
+      if (result.outcome === 'conflict') {
+        throw input.amount === undefined
+          ? conflict('reversal.nothing_left', { entryId: input.entryId })
+          : conflict('reversal.too_much', { entryId: input.entryId, amount: input.amount });
+      }
+      if (result.outcome === 'key_reused') throw keyReused('Debit reversal');
+      return written(outcome(result, 'Debit reversal'));
+    },
+
     /** Adds credits as a lot; a repeated idempotency key returns the first grant. */
-    async grant(ex: Executor, input: GrantInput): Promise<LedgerOutcome> {
+    async grant(input: GrantInput, ex: Executor = db): Promise<LedgerOutcome> {
       const result = await callGrant(ex, {
         userId: input.userId,
         amount: input.amount,
@@ -280,7 +452,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Takes credits back, the purchase's own lots first, never below zero (the rest is `metadata.uncollected`). */
-    async clawback(ex: Executor, input: ClawbackInput): Promise<LedgerOutcome & { taken: number }> {
+    async clawback(input: ClawbackInput, ex: Executor = db): Promise<LedgerOutcome & { taken: number }> {
       const result = await callClawback(ex, {
         userId: input.userId,
         amount: input.amount,
@@ -297,18 +469,24 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     async balance(userId: string, at?: Date): Promise<Balance> {
       if (at) {
         const row = await readBalanceAt(db, userId, at);
+        // Holds leave no entries: a past balance is the ledger's, with nothing held.
+        const balance = row?.balance_after ?? 0;
         return {
           userId,
-          balance: row?.balance_after ?? 0,
+          balance,
+          available: balance,
+          held: 0,
           updatedAt: row ? row.created_at.toISOString() : null,
           expiringSoon: [],
         };
       }
       const row = await readBalance(prepared, userId);
-      if (!row) return { userId, balance: 0, updatedAt: null, expiringSoon: [] };
+      if (!row) return { userId, balance: 0, available: 0, held: 0, updatedAt: null, expiringSoon: [] };
       return {
         userId,
         balance: row.balance,
+        available: Math.max(0, row.balance - row.held),
+        held: row.held,
         updatedAt: row.updated_at ? row.updated_at.toISOString() : null,
         expiringSoon: row.expiring.map((x) => ({ credits: x.credits, expiresAt: iso(x.expiresAt) })),
       };
@@ -342,6 +520,8 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         (r) => ({
           userId: r.user_id,
           balance: r.balance,
+          available: r.balance - r.held,
+          held: r.held,
           createdAt: r.created_at.toISOString(),
           updatedAt: r.updated_at.toISOString(),
         }),
@@ -357,6 +537,18 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       let total = 0;
       for (const userId of await usersWithDueLots(db, batch)) {
         total += await db.transaction().execute((trx) => expireDueLots(trx, userId));
+      }
+      return total;
+    },
+
+    /**
+     * Marks active holds past their expiry `expired` and frees their credits, a user per transaction. Safe
+     * with several replicas: each runs under the account's row lock and finds nothing when another was first.
+     */
+    async sweepExpiredHolds(batch = 100): Promise<number> {
+      let total = 0;
+      for (const userId of await usersWithDueHolds(db, batch)) {
+        total += await db.transaction().execute((trx) => expireDueHolds(trx, userId));
       }
       return total;
     },

@@ -243,16 +243,19 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
           providerRef: null,
           status: 'completed',
         });
-        const granted = await ledger.grant(trx, {
-          userId,
-          amount: purchase.credits,
-          source: 'dev',
-          purchaseId: purchase.id,
-          idempotencyKey: `dev:purchase:${purchase.id}`,
-          reason: `Dev purchase of ${pkg.name}`,
-          metadata: { packageId: pkg.id },
-          expiresAt: expiryFor(purchase.credit_expiry_days),
-        });
+        const granted = await ledger.grant(
+          {
+            userId,
+            amount: purchase.credits,
+            source: 'dev',
+            purchaseId: purchase.id,
+            idempotencyKey: `dev:purchase:${purchase.id}`,
+            reason: `Dev purchase of ${pkg.name}`,
+            metadata: { packageId: pkg.id },
+            expiresAt: expiryFor(purchase.credit_expiry_days),
+          },
+          trx,
+        );
         return { purchase: toPurchase(purchase), entry: granted.entry, balance: granted.balance };
       });
     },

@@ -81,16 +81,19 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       grant: GrantFields,
       refs: PurchaseChanges = {},
     ): Promise<PurchaseRow> {
-      await ledger.grant(ex, {
-        userId: p.user_id,
-        amount: p.credits,
-        source: source(p),
-        purchaseId: p.id,
-        idempotencyKey: grant.key,
-        reason: grant.reason,
-        metadata: grant.metadata,
-        expiresAt: expiryFor(p.credit_expiry_days),
-      });
+      await ledger.grant(
+        {
+          userId: p.user_id,
+          amount: p.credits,
+          source: source(p),
+          purchaseId: p.id,
+          idempotencyKey: grant.key,
+          reason: grant.reason,
+          metadata: grant.metadata,
+          expiresAt: expiryFor(p.credit_expiry_days),
+        },
+        ex,
+      );
       return updatePurchase(ex, p.id, { ...refs, status: 'completed', completed_at: new Date() });
     },
 
@@ -119,16 +122,19 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
           providerRef: input.providerRef,
           status: 'completed',
         }));
-      const granted = await ledger.grant(ex, {
-        userId: purchase.user_id,
-        amount: purchase.credits,
-        source: source(purchase),
-        purchaseId: purchase.id,
-        idempotencyKey: grant.key,
-        reason: grant.reason,
-        metadata: grant.metadata,
-        expiresAt: expiryFor(purchase.credit_expiry_days),
-      });
+      const granted = await ledger.grant(
+        {
+          userId: purchase.user_id,
+          amount: purchase.credits,
+          source: source(purchase),
+          purchaseId: purchase.id,
+          idempotencyKey: grant.key,
+          reason: grant.reason,
+          metadata: grant.metadata,
+          expiresAt: expiryFor(purchase.credit_expiry_days),
+        },
+        ex,
+      );
       return { purchase, granted };
     },
 
@@ -168,15 +174,18 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const toTake = increment - fromDispute;
       let taken = 0;
       if (toTake > 0) {
-        const result = await ledger.clawback(ex, {
-          userId: p.user_id,
-          amount: toTake,
-          source: source(p),
-          purchaseId: p.id,
-          idempotencyKey: r.key,
-          reason: r.reason,
-          metadata: r.metadata,
-        });
+        const result = await ledger.clawback(
+          {
+            userId: p.user_id,
+            amount: toTake,
+            source: source(p),
+            purchaseId: p.id,
+            idempotencyKey: r.key,
+            reason: r.reason,
+            metadata: r.metadata,
+          },
+          ex,
+        );
         taken = result.taken;
       }
       const status: PurchaseStatus =
@@ -203,15 +212,18 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const rest = p.credits - p.credits_reversed;
       let taken = 0;
       if (rest > 0) {
-        const result = await ledger.clawback(ex, {
-          userId: p.user_id,
-          amount: rest,
-          source: source(p),
-          purchaseId: p.id,
-          idempotencyKey: d.key,
-          reason: d.reason,
-          metadata: d.metadata,
-        });
+        const result = await ledger.clawback(
+          {
+            userId: p.user_id,
+            amount: rest,
+            source: source(p),
+            purchaseId: p.id,
+            idempotencyKey: d.key,
+            reason: d.reason,
+            metadata: d.metadata,
+          },
+          ex,
+        );
         taken = result.taken;
       }
       const purchase = await updatePurchase(ex, p.id, {
@@ -237,17 +249,20 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const entry = await findEntryByIdempotencyKey(ex, p.user_id, d.openedKey);
       const giveBack = Math.min(entry ? -entry.amount : 0, p.credits_disputed);
       if (giveBack > 0) {
-        await ledger.grant(ex, {
-          userId: p.user_id,
-          amount: giveBack,
-          source: source(p),
-          purchaseId: p.id,
-          idempotencyKey: d.key,
-          reason: d.reason,
-          metadata: d.metadata,
-          // The credits come back with the expiry they had.
-          expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
-        });
+        await ledger.grant(
+          {
+            userId: p.user_id,
+            amount: giveBack,
+            source: source(p),
+            purchaseId: p.id,
+            idempotencyKey: d.key,
+            reason: d.reason,
+            metadata: d.metadata,
+            // The credits come back with the expiry they had.
+            expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
+          },
+          ex,
+        );
       }
       const refundedCredits = p.credits_reversed - p.credits_disputed;
       const purchase = await updatePurchase(ex, p.id, {
@@ -266,15 +281,18 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
     ): Promise<{ requested: number; taken: number } | null> {
       const amount = p.credits - p.credits_reversed;
       const taken = await withFreshKey(r.keyBase, (key) =>
-        ledger.clawback(ex, {
-          userId: p.user_id,
-          amount,
-          source: source(p),
-          purchaseId: p.id,
-          idempotencyKey: key,
-          reason: r.reason,
-          metadata: r.metadata,
-        }),
+        ledger.clawback(
+          {
+            userId: p.user_id,
+            amount,
+            source: source(p),
+            purchaseId: p.id,
+            idempotencyKey: key,
+            reason: r.reason,
+            metadata: r.metadata,
+          },
+          ex,
+        ),
       );
       if (!taken) return null;
       // creditsReversed counts what was asked back; what the balance could not cover is the entry's
@@ -293,16 +311,19 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const amount = refunded ? 0 - refunded.amount : 0;
       if (amount > 0) {
         const granted = await withFreshKey(r.keyBase, (key) =>
-          ledger.grant(ex, {
-            userId: p.user_id,
-            amount,
-            source: source(p),
-            purchaseId: p.id,
-            idempotencyKey: key,
-            reason: r.reason,
-            metadata: r.metadata,
-            expiresAt: expiryFor(p.credit_expiry_days),
-          }),
+          ledger.grant(
+            {
+              userId: p.user_id,
+              amount,
+              source: source(p),
+              purchaseId: p.id,
+              idempotencyKey: key,
+              reason: r.reason,
+              metadata: r.metadata,
+              expiresAt: expiryFor(p.credit_expiry_days),
+            },
+            ex,
+          ),
         );
         if (!granted) return null;
       }

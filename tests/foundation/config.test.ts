@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       metricsToken: undefined,
       rateLimit: { perMinute: 600, apiKeyPerMinute: 0 },
       debitCallsInFlight: 4,
+      holdSweepIntervalMs: 10_000,
       revenuecat: { webhookAuth: undefined, allowSandbox: false },
       databaseMigrationUrl: undefined,
       databaseQueryTimeoutMs: 10_000,
@@ -69,6 +70,13 @@ describe('loadConfig', () => {
     expect(config.corsOrigins).toEqual(['https://a.example.com', 'https://b.example.com']);
     expect(config.allowDevPurchases).toBe(true);
     expect(config.stripe.apiUrl).toBe('http://127.0.0.1:12111');
+  });
+
+  it('reads HOLD_SWEEP_INTERVAL_MS (0 turns the sweeper off) and refuses a bad one, naming it', () => {
+    expect(loadConfig({ HOLD_SWEEP_INTERVAL_MS: '0' }).holdSweepIntervalMs).toBe(0);
+    expect(loadConfig({ HOLD_SWEEP_INTERVAL_MS: '2500' }).holdSweepIntervalMs).toBe(2500);
+    expectRefused({ HOLD_SWEEP_INTERVAL_MS: '-1' }, 'HOLD_SWEEP_INTERVAL_MS');
+    expectRefused({ HOLD_SWEEP_INTERVAL_MS: 'soon' }, 'HOLD_SWEEP_INTERVAL_MS');
   });
 
   it('listens on 0.0.0.0 in production and wherever HOST says', () => {

@@ -62,7 +62,7 @@ describe('the response envelope', () => {
     expect(res.json()).toEqual({
       isSuccess: true,
       statusCode: 200,
-      data: { userId: 'u_ok', balance: 0, updatedAt: null, expiringSoon: [] },
+      data: { userId: 'u_ok', balance: 0, available: 0, held: 0, updatedAt: null, expiringSoon: [] },
       errors: [],
       timestamp: expect.stringMatching(ISO),
     });

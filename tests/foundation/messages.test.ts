@@ -128,6 +128,20 @@ describe('Accept-Language on real answers', () => {
         status: 403,
         ru: 'Нет доступа к этому ресурсу',
       },
+      {
+        method: 'GET',
+        url: '/api/v1/accounts/lang_user/holds/hold_missing',
+        headers: asUser('lang_user'),
+        status: 404,
+        ru: 'Резерв не найден',
+      },
+      {
+        method: 'POST',
+        url: '/api/v1/accounts/lang_user/holds/hold_missing/release',
+        headers: asAdmin(),
+        status: 404,
+        ru: 'Резерв не найден',
+      },
     ] as const;
     for (const c of cases) {
       const inRussian = await t.app.inject({

@@ -71,24 +71,30 @@ describe('keyset pagination: one cursor kind, exact to the microsecond, on every
 
   it('ledger and accounts page without loss too', async () => {
     for (let i = 0; i < 5; i++) {
-      await t.app.services.ledger.grant(t.app.db, {
-        userId: `page_acct_${i}`,
-        amount: 1,
-        source: 'dev',
-        purchaseId: null,
-        idempotencyKey: `page-${i}`,
-        reason: 'page',
-        expiresAt: null,
-      });
-      await t.app.services.ledger.grant(t.app.db, {
-        userId: 'page_acct_0',
-        amount: 1,
-        source: 'dev',
-        purchaseId: null,
-        idempotencyKey: `page-0-${i}`,
-        reason: 'page',
-        expiresAt: null,
-      });
+      await t.app.services.ledger.grant(
+        {
+          userId: `page_acct_${i}`,
+          amount: 1,
+          source: 'dev',
+          purchaseId: null,
+          idempotencyKey: `page-${i}`,
+          reason: 'page',
+          expiresAt: null,
+        },
+        t.app.db,
+      );
+      await t.app.services.ledger.grant(
+        {
+          userId: 'page_acct_0',
+          amount: 1,
+          source: 'dev',
+          purchaseId: null,
+          idempotencyKey: `page-0-${i}`,
+          reason: 'page',
+          expiresAt: null,
+        },
+        t.app.db,
+      );
     }
     const accounts = await pageThrough(t, '/api/v1/accounts', asAdmin(), 2);
     expect(accounts.filter((u) => u.startsWith('page_acct_'))).toEqual(

@@ -147,15 +147,18 @@ describe('metadata is flat: at most 50 keys of 1..40 characters, scalar values',
   beforeAll(async () => {
     t = await buildTestApp();
     debitKey = await createApiKey(t.app, ['credits:debit']);
-    await t.app.services.ledger.grant(t.app.db, {
-      userId: 'meta_user',
-      amount: 1000,
-      source: 'dev',
-      purchaseId: null,
-      idempotencyKey: 'meta-grant',
-      reason: 'test',
-      expiresAt: null,
-    });
+    await t.app.services.ledger.grant(
+      {
+        userId: 'meta_user',
+        amount: 1000,
+        source: 'dev',
+        purchaseId: null,
+        idempotencyKey: 'meta-grant',
+        reason: 'test',
+        expiresAt: null,
+      },
+      t.app.db,
+    );
   });
 
   const debit = (metadata: unknown) =>

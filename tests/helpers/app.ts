@@ -119,15 +119,18 @@ export async function grant(
   amount: number,
   opts: { expiresAt?: Date | null; key?: string } = {},
 ) {
-  return app.services.ledger.grant(app.db, {
-    userId,
-    amount,
-    source: 'dev',
-    purchaseId: null,
-    idempotencyKey: opts.key ?? `test-grant-${randomBytes(8).toString('hex')}`,
-    reason: 'test grant',
-    expiresAt: opts.expiresAt ?? null,
-  });
+  return app.services.ledger.grant(
+    {
+      userId,
+      amount,
+      source: 'dev',
+      purchaseId: null,
+      idempotencyKey: opts.key ?? `test-grant-${randomBytes(8).toString('hex')}`,
+      reason: 'test grant',
+      expiresAt: opts.expiresAt ?? null,
+    },
+    app.db,
+  );
 }
 
 /** `url` through the test PgBouncer (transaction mode); undefined when PgBouncer is not installed. */

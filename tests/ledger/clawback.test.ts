@@ -35,25 +35,31 @@ function grantPurchase(
   purchaseId: string | null,
   expiresAt: Date | null = null,
 ) {
-  return app.services.ledger.grant(app.db, {
-    userId,
-    amount,
-    source: 'stripe',
-    purchaseId,
-    idempotencyKey: `grant-${randomBytes(6).toString('hex')}`,
-    reason: 'purchase',
-    expiresAt,
-  });
+  return app.services.ledger.grant(
+    {
+      userId,
+      amount,
+      source: 'stripe',
+      purchaseId,
+      idempotencyKey: `grant-${randomBytes(6).toString('hex')}`,
+      reason: 'purchase',
+      expiresAt,
+    },
+    app.db,
+  );
 }
 
 function clawback(input: Partial<ClawbackInput> & { userId: string; amount: number }) {
-  return app.services.ledger.clawback(app.db, {
-    source: 'stripe',
-    purchaseId: null,
-    idempotencyKey: `claw-${randomBytes(6).toString('hex')}`,
-    reason: 'refund',
-    ...input,
-  });
+  return app.services.ledger.clawback(
+    {
+      source: 'stripe',
+      purchaseId: null,
+      idempotencyKey: `claw-${randomBytes(6).toString('hex')}`,
+      reason: 'refund',
+      ...input,
+    },
+    app.db,
+  );
 }
 
 describe('clawback', () => {

@@ -82,6 +82,8 @@ describe('the caller’s own credits', () => {
     expect(balance.json().data).toEqual({
       userId: 'brand_new',
       balance: 0,
+      available: 0,
+      held: 0,
       updatedAt: null,
       expiringSoon: [],
     });

@@ -49,14 +49,17 @@ beforeAll(async () => {
     await grant(app, u, 5, { expiresAt: new Date(Date.now() - 1000) });
     expect((await debit(app, key, u, { amount: 7 })).statusCode).toBe(201);
   }
-  await app.services.ledger.clawback(app.db, {
-    userId: 'v_clean',
-    amount: 50,
-    source: 'stripe',
-    purchaseId: null,
-    idempotencyKey: 'v-claw',
-    reason: 'refund',
-  });
+  await app.services.ledger.clawback(
+    {
+      userId: 'v_clean',
+      amount: 50,
+      source: 'stripe',
+      purchaseId: null,
+      idempotencyKey: 'v-claw',
+      reason: 'refund',
+    },
+    app.db,
+  );
 });
 
 describe('npm run ledger:verify', () => {

@@ -2,9 +2,13 @@ import { Type } from '@sinclair/typebox';
 import { errors, ok } from '../../openapi.ts';
 import {
   AccountSchema,
+  BalanceAfterFields,
   BalanceSchema,
   DebitBody,
   Id,
+  IdempotencyHeaders,
+  Metadata,
+  PositiveAmount,
   LedgerEntrySchema,
   LedgerPageQuery,
   Page,
@@ -18,8 +22,22 @@ import {
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 import { BalanceQuery } from '../credits/credits.route.ts';
+import { emptyBodyIsEmptyObject } from '../optional-body.ts';
 
-const DebitResult = Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() });
+/** A debit's (or a reversal's) answer: the entry, and the balance after it. */
+export const EntryResult = Type.Object({ entry: LedgerEntrySchema, ...BalanceAfterFields });
+
+const ReversalBody = Type.Object(
+  {
+    amount: Type.Optional(PositiveAmount),
+    reason: Type.Optional(Type.String({ maxLength: 500 })),
+    metadata: Type.Optional(Metadata),
+  },
+  {
+    additionalProperties: false,
+    examples: [{ amount: 3, reason: 'Generation failed', metadata: { jobId: 'job_8431' } }],
+  },
+);
 
 /** Any account's balance, ledger and debits: operators and backend services. */
 export default async function accountRoutes(app: App) {
@@ -174,24 +192,18 @@ export default async function accountRoutes(app: App) {
         description:
           'Spends `amount` credits, soonest-expiring first. The same `Idempotency-Key` with the same body answers ' +
           'the first result again (200, `Idempotent-Replayed: true`); with another body, 409 `idempotency_key_reused`. ' +
-          'More than the spendable balance: 402 `insufficient_credits`, nothing written.',
+          'More than `available` (the balance less what holds reserve): 402 `insufficient_credits`, nothing written.',
         security,
         params: UserIdParams,
-        headers: Type.Object({
-          'idempotency-key': Type.String({
-            minLength: 1,
-            maxLength: 255,
-            description: 'Any unique string per debit (a UUID); a retry with the same key is answered once',
-          }),
-        }),
+        headers: IdempotencyHeaders,
         body: DebitBody,
         response: {
           200: ok(
-            DebitResult,
+            EntryResult,
             'A replay: the first result for this Idempotency-Key, again (`Idempotent-Replayed: true`)',
             ['Idempotent-Replayed'],
           ),
-          201: ok(DebitResult, 'The debit entry and the balance after it'),
+          201: ok(EntryResult, 'The debit entry, the balance after it, and what holds reserve'),
           ...errors(
             401,
             [402, 'More than the available balance; nothing was written'],
@@ -211,8 +223,66 @@ export default async function accountRoutes(app: App) {
         reason: request.body.reason,
         metadata: request.body.metadata,
       });
-      if (result.replayed) reply.header('idempotent-replayed', 'true');
-      return reply.ok({ entry: result.entry, balance: result.balance }, result.replayed ? 200 : 201);
+      const { replayed, ...data } = result;
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.ok(data, replayed ? 200 : 201);
+    },
+  );
+
+  app.post(
+    '/accounts/:userId/debits/:entryId/reversals',
+    {
+      onRequest: app.authorize(['admin', 'credits:debit']),
+      preValidation: emptyBodyIsEmptyObject,
+      schema: {
+        operationId: 'reverseDebit',
+        tags: ['accounts'],
+        summary: 'Give back credits a debit took (idempotent)',
+        description:
+          'Writes a `debit_reversal` entry (positive amount, `reversesEntryId` = the debit) of `amount`, by default ' +
+          'all that is left to reverse. The credits return to the lots the debit took them from; any whose lot ' +
+          'has expired meanwhile expire at once (an `expiry` entry in the same transaction). A debit is never ' +
+          'reversed beyond its amount, whatever the concurrency: 409 `conflict`. `entryId` must be a `debit` of ' +
+          'that user (404 otherwise). Replay rules of `Idempotency-Key` as for debits.',
+        security,
+        params: Type.Object({
+          userId: UserIdParams.properties.userId,
+          entryId: Type.String({ maxLength: 64 }),
+        }),
+        headers: IdempotencyHeaders,
+        body: ReversalBody,
+        response: {
+          200: ok(
+            EntryResult,
+            'A replay: the first result for this Idempotency-Key, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(EntryResult, 'The debit_reversal entry and the balance after it'),
+          ...errors(
+            401,
+            403,
+            [404, 'No such debit of this user'],
+            [
+              409,
+              '`conflict`: the debit is already reversed in full; `idempotency_key_reused`: this Idempotency-Key was used with another body',
+            ],
+            413,
+            415,
+          ),
+        },
+      },
+    },
+    async (request, reply) => {
+      const { replayed, ...data } = await app.services.ledger.reverseDebit({
+        userId: request.params.userId,
+        entryId: request.params.entryId,
+        amount: request.body?.amount,
+        idempotencyKey: request.headers['idempotency-key'],
+        reason: request.body?.reason,
+        metadata: request.body?.metadata,
+      });
+      if (replayed) reply.header('idempotent-replayed', 'true');
+      return reply.ok(data, replayed ? 200 : 201);
     },
   );
 
