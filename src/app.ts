@@ -16,18 +16,23 @@ import accountRoutes from './routes/accounts/accounts.route.ts';
 import apiKeyRoutes from './routes/api-keys/api-keys.route.ts';
 import checkoutRoutes from './routes/credits/checkout.route.ts';
 import creditRoutes from './routes/credits/credits.route.ts';
+import eventRoutes from './routes/events/events.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
 import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
+import webhookEndpointRoutes from './routes/webhook-endpoints/webhook-endpoints.route.ts';
 import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
 import { createApiKeysService } from './services/api-keys.service.ts';
 import { createCheckoutService } from './services/checkout.service.ts';
+import { createEventsService } from './services/events.service.ts';
 import { createLedgerService } from './services/ledger.service.ts';
 import { createPackagesService } from './services/packages.service.ts';
 import { createRevenuecatWebhookService } from './services/revenuecat-webhook.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
 import { createStripeWebhookService } from './services/stripe-webhook.service.ts';
+import { createDeliveryWorker } from './services/webhook-delivery.ts';
+import { createWebhookEndpointsService } from './services/webhook-endpoints.service.ts';
 import type { App } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -49,6 +54,13 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     stripeWebhooks: createStripeWebhookService(db, config, ledger),
     revenuecatWebhook: createRevenuecatWebhookService(db, ledger, {
       allowSandbox: config.revenuecat.allowSandbox,
+    }),
+    events: createEventsService(db),
+    webhookEndpoints: createWebhookEndpointsService(db, config),
+    /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
+    webhookWorker: createDeliveryWorker(db, {
+      ...config.webhooks,
+      log: app.log.child({ component: 'webhook-worker' }),
     }),
   };
 }
@@ -124,6 +136,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(envelopePlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate('services', createServices(database, config, app));
+  // Before the pool closes: attempts in flight are aborted and recorded.
+  app.addHook('preClose', async () => app.services.webhookWorker.stop());
   await app.register(authPlugin, { config, apiKeys: app.services.apiKeys });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: [...config.corsOrigins], credentials: true });
@@ -157,6 +171,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
       await api.register(packageRoutes);
+      await api.register(webhookEndpointRoutes);
+      await api.register(eventRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },
     { prefix: '/api/v1' },

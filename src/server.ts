@@ -22,6 +22,8 @@ async function main() {
         }, config.expirySweepIntervalMs)
       : undefined;
   sweeper?.unref();
+  // Every replica runs a delivery worker (WEBHOOK_POLL_INTERVAL_MS=0: none in this process).
+  app.services.webhookWorker.start();
 
   // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the pool, stop an embedded Postgres.
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
