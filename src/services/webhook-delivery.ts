@@ -99,8 +99,9 @@ function post(
  * sends them, and records each outcome with the next attempt's time from the retry schedule.
  */
 export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
-  // Longer than any attempt can take, so a lease never runs out while its attempt is still being sent.
-  const leaseMs = opts.timeoutMs * 3 + 10_000;
+  // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
+  // lease never runs out while its attempt is still being sent.
+  const leaseMs = opts.timeoutMs + 5_000;
   let stopping: AbortController | null = null;
   let loop: Promise<void> | null = null;
   const inFlight = new Set<Promise<void>>();
