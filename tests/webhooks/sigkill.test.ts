@@ -65,7 +65,7 @@ describe('events survive a SIGKILL between the commit and the delivery', () => {
       body: JSON.stringify({ url: `http://127.0.0.1:${receiverPort}/hooks`, events: ['credits.debited'] }),
     });
     expect(created.status).toBe(201);
-    const { secret } = (await created.json()).data;
+    const { secret } = ((await created.json()) as { data: { secret: string } }).data;
 
     const debit = await fetch(`${base}/accounts/killed_user/debits`, {
       method: 'POST',
@@ -75,7 +75,7 @@ describe('events survive a SIGKILL between the commit and the delivery', () => {
     expect(debit.status).toBe(201);
     first.kill('SIGKILL'); // right after the commit, before any delivery could reach the receiver
     await new Promise((resolve) => first.once('exit', resolve));
-    const entryId = (await debit.json()).data.entry.id as string;
+    const entryId = ((await debit.json()) as { data: { entry: { id: string } } }).data.entry.id;
 
     // The change and its event committed together.
     const { rows } = await pool.query(
