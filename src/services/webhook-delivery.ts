@@ -31,6 +31,8 @@ export interface DeliveryWorkerOptions {
 
 /** Events dispatched (fanned out to deliveries) per statement. */
 const DISPATCH_BATCH = 500;
+/** How long a stop waits for attempts in flight before it aborts them. */
+const STOP_GRACE_MS = 3_000;
 /** Attempt outcomes are written together, at most this long after the first of them. */
 const RECORD_EVERY_MS = 20;
 
@@ -61,18 +63,18 @@ function post(
   body: string,
   headers: Record<string, string>,
   opts: DeliveryWorkerOptions,
+  agents: { http: http.Agent; https: https.Agent },
   signal: AbortSignal,
 ) {
   return new Promise<Response>((resolve) => {
-    const client = url.protocol === 'https:' ? https : http;
-    const req = client.request(
+    const secure = url.protocol === 'https:';
+    const req = (secure ? https : http).request(
       url,
       {
         method: 'POST',
         headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
-        lookup: guardedLookup(opts.allowPrivateUrls) as never,
         signal: AbortSignal.any([signal, AbortSignal.timeout(opts.timeoutMs)]),
-        agent: false,
+        agent: secure ? agents.https : agents.http,
       },
       (res) => {
         res.resume(); // the receiver's body is not kept
@@ -102,7 +104,19 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
   // lease never runs out while its attempt is still being sent.
   const leaseMs = opts.timeoutMs + 5_000;
+  // Keep-alive: a busy endpoint gets a few reused connections, not one connection (and TLS handshake) per
+  // event. New connections resolve through the guarded lookup, so they reach only allowed addresses.
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: opts.concurrency,
+    maxFreeSockets: opts.concurrency,
+    timeout: 60_000,
+    lookup: guardedLookup(opts.allowPrivateUrls) as never,
+  };
+  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
   let stopping: AbortController | null = null;
+  // Aborts the attempts in flight; separate from `stopping` so a stop first lets them finish for a moment.
+  let aborting = new AbortController();
   let loop: Promise<void> | null = null;
   const inFlight = new Set<Promise<void>>();
   let slotFreed: (() => void) | null = null;
@@ -171,6 +185,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
           'webhook-signature': signWebhook(secrets, eventId(d.event.id), timestamp, body),
         },
         opts,
+        agents,
         signal,
       );
     }
@@ -205,7 +220,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     const free = opts.concurrency - inFlight.size;
     if (free > 0 && !signal.aborted) {
       const claimed = await claimDeliveries(db, free, leaseMs);
-      for (const d of claimed) launch(d, signal);
+      for (const d of claimed) launch(d, aborting.signal);
       if (claimed.length === free) more = true;
     }
     return more;
@@ -240,13 +255,26 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
       stopping = new AbortController();
       loop = run(stopping.signal);
     },
-    /** Stops claiming, aborts attempts in flight (they count as failed and are retried) and records them. */
+    /**
+     * Stops claiming, gives the attempts in flight a moment to end, then aborts the rest (they count as failed
+     * attempts and are retried; the receiver may have had them: at least once), and records them all.
+     */
     async stop() {
       if (!loop || !stopping) return;
       stopping.abort();
       await loop;
+      const grace = new AbortController();
+      await Promise.race([
+        Promise.all(inFlight),
+        sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal),
+      ]);
+      grace.abort();
+      aborting.abort();
       await Promise.all(inFlight);
+      aborting = new AbortController();
       await flush();
+      agents.http.destroy();
+      agents.https.destroy();
       loop = null;
       stopping = null;
     },

@@ -69,6 +69,12 @@ describe('webhooks: a purchase → debit → refund story', () => {
       () => receiver.requests.filter((r) => r.status === 204).length >= expected.length,
       'the story to be delivered',
     );
+    await waitFor(async () => {
+      const { rows } = await t.pg.query(
+        `select count(*)::int as n from webhook_deliveries where status = 'delivered'`,
+      );
+      return rows[0].n === expected.length;
+    }, 'the deliveries to be recorded');
     // Nothing more arrives: the worker has caught up and sent each delivery once.
     await t.app.services.webhookWorker.stop();
     expect(receiver.requests.every((r) => r.verified)).toBe(true);
