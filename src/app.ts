@@ -37,7 +37,7 @@ import type { App } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-function createServices(database: DatabaseHandle, config: Config, app: App) {
+function createServices(database: DatabaseHandle, config: Config, app: App, requestsInFlight: () => number) {
   const { db } = database;
   const ledger = createLedgerService(db, database.prepared, {
     debitCallsInFlight: config.debitCallsInFlight,
@@ -61,6 +61,8 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     webhookWorker: createDeliveryWorker(db, {
       ...config.webhooks,
       log: app.log.child({ component: 'webhook-worker' }),
+      requestsInFlight,
+      onAttempt: (outcome) => app.metrics.webhookAttempts.inc({ outcome }),
     }),
   };
 }
@@ -129,13 +131,22 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('config', config);
   app.decorate('db', database.db);
   app.addHook('onClose', async () => database.close());
+  // Requests being served now: the webhook worker yields to them under load.
+  let requestsInFlight = 0;
+  app.addHook('onRequest', async (_request, reply) => {
+    requestsInFlight++;
+    reply.raw.once('close', () => requestsInFlight--);
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
 
   await app.register(envelopePlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
-  app.decorate('services', createServices(database, config, app));
+  app.decorate(
+    'services',
+    createServices(database, config, app, () => requestsInFlight),
+  );
   // Before the pool closes: attempts in flight are aborted and recorded.
   app.addHook('preClose', async () => app.services.webhookWorker.stop());
   await app.register(authPlugin, { config, apiKeys: app.services.apiKeys });

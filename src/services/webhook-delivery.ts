@@ -1,6 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
 import type { FastifyBaseLogger } from 'fastify';
 import type { Db } from '../db/database.ts';
 import {
@@ -25,12 +26,16 @@ export interface DeliveryWorkerOptions {
   allowPrivateUrls: boolean;
   httpsOnly: boolean;
   log: FastifyBaseLogger;
+  /** How many requests the process is serving now: the worker yields to them when the event loop is saturated. */
+  requestsInFlight?: () => number;
   /** Each attempt's outcome: metrics. */
   onAttempt?: (outcome: 'delivered' | 'retry' | 'failed') => void;
 }
 
 /** Events dispatched (fanned out to deliveries) per statement. */
 const DISPATCH_BATCH = 500;
+/** Event loop utilization from which the worker counts the process as busy serving requests. */
+const BUSY_UTILIZATION = 0.8;
 /** How long a stop waits for attempts in flight before it aborts them. */
 const STOP_GRACE_MS = 3_000;
 /** Attempt outcomes are written together, at most this long after the first of them. */
@@ -213,11 +218,11 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   }
 
   /** One pass: dispatch new events, claim what the free slots can take. True when there may be more to do. */
-  async function pass(signal: AbortSignal): Promise<boolean> {
+  async function pass(signal: AbortSignal, limit = opts.concurrency): Promise<boolean> {
     let more = false;
     const dispatched = await dispatchEvents(db, DISPATCH_BATCH);
     if (dispatched === DISPATCH_BATCH) more = true;
-    const free = opts.concurrency - inFlight.size;
+    const free = limit - inFlight.size;
     if (free > 0 && !signal.aborted) {
       const claimed = await claimDeliveries(db, free, leaseMs);
       for (const d of claimed) launch(d, aborting.signal);
@@ -226,22 +231,43 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     return more;
   }
 
+  /** Resolves once at most `n` attempts are in flight (or on abort). */
+  function inFlightAtMost(n: number, signal: AbortSignal) {
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (inFlight.size <= n || signal.aborted) {
+          slotFreed = null;
+          resolve();
+        }
+      };
+      slotFreed = check;
+      signal.addEventListener('abort', check, { once: true });
+      check();
+    });
+  }
+
   async function run(signal: AbortSignal) {
+    let elu = performance.eventLoopUtilization();
     while (!signal.aborted) {
+      // Deliveries yield to requests: while this process's event loop is saturated and requests are waiting
+      // (a burst of debits), the worker runs a quarter of its attempts and pauses between passes; the backlog
+      // waits in the table and drains at full speed once the load eases. Webhooks are asynchronous; debits are not.
+      const since = performance.eventLoopUtilization(elu);
+      elu = performance.eventLoopUtilization();
+      const busy = since.utilization >= BUSY_UTILIZATION && (opts.requestsInFlight?.() ?? 0) > 0;
+      const limit = busy ? Math.max(1, Math.ceil(opts.concurrency / 4)) : opts.concurrency;
       let more = false;
       try {
-        more = await pass(signal);
+        more = await pass(signal, limit);
       } catch (err) {
         opts.log.warn({ err }, 'webhook worker pass failed');
       }
       if (signal.aborted) break;
-      if (inFlight.size >= opts.concurrency) {
-        // Full: go on when a slot frees up.
-        await new Promise<void>((resolve) => {
-          slotFreed = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
-        });
-        slotFreed = null;
+      if (busy) {
+        await sleep(opts.pollIntervalMs, signal);
+      } else if (inFlight.size >= limit) {
+        // Full: go on when half the slots are free, so each pass claims a batch rather than one delivery.
+        await inFlightAtMost(Math.floor(limit / 2), signal);
       } else if (!more) {
         await sleep(opts.pollIntervalMs, signal);
       }
