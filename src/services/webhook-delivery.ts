@@ -88,6 +88,7 @@ function post(
       },
     );
     req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal.aborted) return resolve({ statusCode: null, error: 'aborted: the worker was stopping' });
       const timedOut = err.name === 'AbortError' || err.name === 'TimeoutError';
       resolve({
         statusCode: null,
@@ -237,6 +238,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
       const check = () => {
         if (inFlight.size <= n || signal.aborted) {
           slotFreed = null;
+          signal.removeEventListener('abort', check);
           resolve();
         }
       };
