@@ -153,36 +153,6 @@ export async function scheduleDeliveryNow(ex: Executor, id: number) {
     .execute();
 }
 
-/**
- * Creates the deliveries of up to `limit` undispatched events, one per enabled endpoint subscribed to the
- * event's type (and that existed when it happened), and marks the events dispatched. SKIP LOCKED: replicas
- * dispatching at once take different events. Returns how many events it took.
- */
-export async function dispatchEvents(db: Db, limit: number): Promise<number> {
-  const { rows } = await sql<{ n: number }>`
-    with picked as (
-      select id, type, endpoint_id, created_at from events
-      where dispatched_at is null
-      order by id
-      limit ${limit}
-      for update skip locked
-    ), fanned as (
-      insert into webhook_deliveries (endpoint_id, event_id)
-      select e.id, p.id
-      from picked p
-      join webhook_endpoints e
-        on not e.disabled
-       and e.created_at <= p.created_at
-       and (p.endpoint_id is null or p.endpoint_id = e.id)
-       and (e.events @> array[p.type] or e.events @> array['*'])
-      on conflict (endpoint_id, event_id) do nothing
-    ), marked as (
-      update events ev set dispatched_at = now() from picked where ev.id = picked.id
-    )
-    select count(*)::int as n from picked`.execute(db);
-  return rows[0]?.n ?? 0;
-}
-
 export interface ClaimedDelivery {
   id: number;
   attempts: number;
@@ -194,25 +164,89 @@ export interface ClaimedDelivery {
   event: Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>;
 }
 
+type ClaimedRow = {
+  id: number;
+  attempts: number;
+  endpoint_id: string;
+  url: string;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: Date | null;
+  event_id: number;
+  event_type: string;
+  event_data: Record<string, unknown>;
+  event_created_at: Date;
+};
+
+const toClaimed = (r: ClaimedRow): ClaimedDelivery => ({
+  id: r.id,
+  attempts: r.attempts,
+  endpoint_id: r.endpoint_id,
+  url: r.url,
+  secret: r.secret,
+  previous_secret: r.previous_secret,
+  previous_secret_until: r.previous_secret_until,
+  event: { id: r.event_id, type: r.event_type, data: r.event_data, created_at: r.event_created_at },
+});
+
+/**
+ * Dispatches undispatched events: creates their deliveries, one per enabled endpoint subscribed to the event's
+ * type (and that existed when it happened), already claimed for their first attempt (attempt 1, a lease of
+ * `leaseMs`), and marks the events dispatched, in one statement. It takes as many events as `slots` free
+ * attempt slots can send (slots / endpoints, at least one while a slot is free), or up to `maxEvents` when no
+ * endpoint is enabled (nothing to send: the events are only marked). SKIP LOCKED: replicas dispatching at once
+ * take different events. The caller sends the deliveries returned at once.
+ */
+export async function dispatchAndClaim(
+  db: Db,
+  opts: { maxEvents: number; slots: number; leaseMs: number },
+): Promise<{ events: number; claimed: ClaimedDelivery[] }> {
+  const { rows } = await sql<{ events: number } & ({ id: null } | ClaimedRow)>`
+    with budget as (
+      select count(*)::int as endpoints from webhook_endpoints where not disabled
+    ), picked as (
+      select id, type, endpoint_id, data, created_at from events
+      where dispatched_at is null
+      order by id
+      limit (select case when endpoints = 0 then ${opts.maxEvents}::int
+                         when ${opts.slots}::int <= 0 then 0
+                         else least(${opts.maxEvents}::int, greatest(1, ${opts.slots}::int / endpoints)) end
+             from budget)
+      for update skip locked
+    ), fanned as (
+      insert into webhook_deliveries (endpoint_id, event_id, attempts, last_attempt_at, lease_until, next_attempt_at)
+      select e.id, p.id, 1, now(), now() + ${opts.leaseMs} * interval '1 millisecond',
+             now() + ${opts.leaseMs} * interval '1 millisecond'
+      from picked p
+      join webhook_endpoints e
+        on not e.disabled
+       and e.created_at <= p.created_at
+       and (p.endpoint_id is null or p.endpoint_id = e.id)
+       and (e.events @> array[p.type] or e.events @> array['*'])
+      on conflict (endpoint_id, event_id) do nothing
+      returning id, endpoint_id, event_id, attempts
+    ), marked as (
+      update events ev set dispatched_at = now() from picked where ev.id = picked.id
+    )
+    select c.events, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
+           p.id as event_id, p.type as event_type, p.data as event_data, p.created_at as event_created_at
+    from (select count(*)::int as events from picked) c
+    left join (fanned f join picked p on p.id = f.event_id join webhook_endpoints e on e.id = f.endpoint_id) on true`.execute(
+    db,
+  );
+  return {
+    events: rows[0]?.events ?? 0,
+    claimed: rows.filter((r): r is { events: number } & ClaimedRow => r.id !== null).map(toClaimed),
+  };
+}
+
 /**
  * Claims up to `limit` due deliveries of enabled endpoints for `leaseMs`: counts the attempt and moves
  * next_attempt_at to the lease's end, so no other replica takes them until the attempt is recorded or the
  * lease has run out (a replica that died). SKIP LOCKED: replicas claiming at once take different rows.
  */
 export async function claimDeliveries(db: Db, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
-  const { rows } = await sql<{
-    id: number;
-    attempts: number;
-    endpoint_id: string;
-    url: string;
-    secret: string;
-    previous_secret: string | null;
-    previous_secret_until: Date | null;
-    event_id: number;
-    event_type: string;
-    event_data: Record<string, unknown>;
-    event_created_at: Date;
-  }>`
+  const { rows } = await sql<ClaimedRow>`
     with due as (
       select d.id from webhook_deliveries d
       where d.status = 'pending' and d.next_attempt_at <= now()
@@ -232,16 +266,7 @@ export async function claimDeliveries(db: Db, limit: number, leaseMs: number): P
               ev.id as event_id, ev.type as event_type, ev.data as event_data, ev.created_at as event_created_at`.execute(
     db,
   );
-  return rows.map((r) => ({
-    id: r.id,
-    attempts: r.attempts,
-    endpoint_id: r.endpoint_id,
-    url: r.url,
-    secret: r.secret,
-    previous_secret: r.previous_secret,
-    previous_secret_until: r.previous_secret_until,
-    event: { id: r.event_id, type: r.event_type, data: r.event_data, created_at: r.event_created_at },
-  }));
+  return rows.map(toClaimed);
 }
 
 export interface AttemptResult {

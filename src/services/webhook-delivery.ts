@@ -8,7 +8,7 @@ import {
   type AttemptResult,
   type ClaimedDelivery,
   claimDeliveries,
-  dispatchEvents,
+  dispatchAndClaim,
   recordAttempts,
 } from '../db/webhooks.repository.ts';
 import { eventId, toEvent } from './events.service.ts';
@@ -218,18 +218,23 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     inFlight.add(p);
   }
 
-  /** One pass: dispatch new events, claim what the free slots can take. True when there may be more to do. */
+  /**
+   * One pass: claim due retries, then dispatch new events with their first attempts, as many as the free
+   * slots can take. True when there may be more to do.
+   */
   async function pass(signal: AbortSignal, limit = opts.concurrency): Promise<boolean> {
-    let more = false;
-    const dispatched = await dispatchEvents(db, DISPATCH_BATCH);
-    if (dispatched === DISPATCH_BATCH) more = true;
-    const free = limit - inFlight.size;
-    if (free > 0 && !signal.aborted) {
+    let free = limit - inFlight.size;
+    let retries = 0;
+    if (free > 0) {
       const claimed = await claimDeliveries(db, free, leaseMs);
       for (const d of claimed) launch(d, aborting.signal);
-      if (claimed.length === free) more = true;
+      retries = claimed.length;
+      free -= claimed.length;
     }
-    return more;
+    if (signal.aborted) return false;
+    const dispatched = await dispatchAndClaim(db, { maxEvents: DISPATCH_BATCH, slots: free, leaseMs });
+    for (const d of dispatched.claimed) launch(d, aborting.signal);
+    return dispatched.events > 0 || (retries > 0 && free === 0);
   }
 
   /** Resolves once at most `n` attempts are in flight (or on abort). */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { dispatchEvents, recordAttempts } from '../../src/db/webhooks.repository.ts';
+import { dispatchAndClaim, recordAttempts } from '../../src/db/webhooks.repository.ts';
 import { buildTestApp, grant } from '../helpers/app.ts';
 import { deliveriesOf, fastWebhooks, startReceiver, subscribe, waitFor } from './webhook-helpers.ts';
 
@@ -9,13 +9,10 @@ describe('delivery leases', () => {
     const receiver = await startReceiver();
     const endpoint = await subscribe(t.app, receiver, { events: ['credits.granted'] });
     await grant(t.app, 'lease_user', 1);
-    // The delivery is created, then claimed the way a replica does, and that replica "dies": attempt 1 holds
-    // a lease of 1.5 s.
-    expect(await dispatchEvents(t.app.db, 100)).toBe(1);
-    await t.pg.query(
-      `update webhook_deliveries set attempts = 1, last_attempt_at = now(),
-         lease_until = now() + interval '1.5 seconds', next_attempt_at = now() + interval '1.5 seconds'`,
-    );
+    // A replica dispatches the event, claiming its first attempt for 1.5 s, and "dies" before sending it.
+    const dispatched = await dispatchAndClaim(t.app.db, { maxEvents: 100, slots: 4, leaseMs: 1500 });
+    expect(dispatched.events).toBe(1);
+    expect(dispatched.claimed).toEqual([expect.objectContaining({ attempts: 1, endpoint_id: endpoint.id })]);
     const started = Date.now();
     t.app.services.webhookWorker.start();
     await new Promise((r) => setTimeout(r, 500));
