@@ -55,5 +55,5 @@ describe('webhook delivery with two replicas', () => {
       { attempts: 1, n: 400 },
       { attempts: 2, n: 100 },
     ]);
-  });
+  }, 90_000);
 });

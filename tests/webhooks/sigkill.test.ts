@@ -90,5 +90,5 @@ describe('events survive a SIGKILL between the commit and the delivery', () => {
     const [event] = [...receiver.events.values()];
     expect(event).toMatchObject({ type: 'credits.debited', data: { entry: { id: entryId, amount: -7 } } });
     expect(receiver.requests.every((r) => r.verified)).toBe(true);
-  });
+  }, 60_000);
 });
