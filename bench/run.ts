@@ -10,7 +10,10 @@
  * 3. pgbench on the same Postgres (16 clients): the debit's SQL shape at its leanest (conditional balance
  *    update + ledger insert) spread and hot, and the service's own `credits_debit` function spread and hot.
  * 4. A bare Fastify route answering an envelope, in a child process.
- * 5. Webhooks: spread debits with no webhook endpoint, then with 2 endpoints subscribed to `*` (an https
+ * 5. When PgBouncer is installed: a second service process whose DATABASE_URL goes through a PgBouncer in
+ *    transaction mode (DATABASE_POOLER=transaction, as many server connections as the direct pool), and
+ *    the spread debits again through it, in the same rounds as the direct ones.
+ * 6. Webhooks: spread debits with no webhook endpoint, then with 2 endpoints subscribed to `*` (an https
  *    receiver in a child process; its self-signed certificate is trusted by the service through
  *    NODE_EXTRA_CA_CERTS; openssl makes it). The delivery worker runs in the service as in production: the
  *    second figure must stay within 10% of the first. The backlog left after the run is drained before the next.
@@ -32,6 +35,7 @@ import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
 import { findInconsistentAccounts } from '../src/db/ledger.repository.ts';
 import { migrate } from '../src/db/migrator.ts';
 import { createApiKeysService } from '../src/services/api-keys.service.ts';
+import { startPgBouncer } from '../tests/helpers/pgbouncer.ts';
 
 const root = path.resolve(import.meta.dirname, '..');
 
@@ -117,7 +121,7 @@ async function freshDatabase(cfg: BenchConfig) {
 
 /** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
 async function seed(url: string, cfg: BenchConfig) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 }); // seeding and vacuum may run long
   try {
     await database.pool.query(
       `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
@@ -146,7 +150,7 @@ async function seed(url: string, cfg: BenchConfig) {
 }
 
 async function verifyLedger(url: string) {
-  const database = createDatabase(url, 2);
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 });
   try {
     return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
   } finally {
@@ -439,7 +443,9 @@ async function main() {
   const allRows: Row[] = [];
   const notes: string[] = [];
   let server: ChildProcess | undefined;
+  let pooledServer: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
+  let bouncer: Awaited<ReturnType<typeof startPgBouncer>>;
   let receiver: ChildProcess | undefined;
 
   console.log(
@@ -481,6 +487,36 @@ async function main() {
       `${base}/readyz`,
       path.join(tmp, 'server.log'),
     );
+    bouncer = await startPgBouncer(database.url, cfg.poolSize);
+    let pooledBase: string | undefined;
+    if (bouncer) {
+      const pooledUrl = new URL(database.url);
+      pooledUrl.host = bouncer.address;
+      const pooledPort = await freePort();
+      pooledBase = `http://127.0.0.1:${pooledPort}`;
+      pooledServer = await startChild(
+        ['src/server.ts'],
+        {
+          NODE_ENV: 'production',
+          HOST: '127.0.0.1',
+          PORT: String(pooledPort),
+          DATABASE_URL: pooledUrl.toString(),
+          DATABASE_MIGRATION_URL: database.url,
+          DATABASE_POOLER: 'transaction',
+          DATABASE_POOL_SIZE: String(cfg.poolSize),
+          ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
+          JWT_SECRET: randomBytes(32).toString('hex'),
+          LOG_LEVEL: cfg.logLevel,
+          // No delivery worker here: it would neither trust the receiver's certificate nor reach 127.0.0.1,
+          // and would turn the webhook scenario's deliveries into retries.
+          WEBHOOK_POLL_INTERVAL_MS: '0',
+        },
+        `${pooledBase}/readyz`,
+        path.join(tmp, 'server-pgbouncer.log'),
+      );
+    } else {
+      notes.push('pgbouncer not installed: the debits-through-PgBouncer row is missing');
+    }
     const barePort = await freePort();
     const bareBase = `http://127.0.0.1:${barePort}`;
     bare = await startChild(
@@ -538,9 +574,28 @@ async function main() {
       };
     };
     const bareRequest = (): RawRequest => ({ method: 'GET', path: '/bare' });
+    // Keys shaped like the ones issued before the checksum, so each would need a lookup if not limited.
+    const invented = (): RawRequest => {
+      n++;
+      return {
+        method: 'GET',
+        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/balance`,
+        headers: { 'x-api-key': `ck_${randomBytes(32).toString('base64url')}` },
+      };
+    };
 
     const scenarios: [string, string, () => RawRequest, () => RawRequest][] = [
       ['service: debits, 2,000 accounts', base, spread('a'), spread('wa')],
+      ...(pooledBase
+        ? ([
+            [
+              'service via PgBouncer (transaction mode): debits, 2,000 accounts',
+              pooledBase,
+              spread('p'),
+              spread('wp'),
+            ],
+          ] as [string, string, () => RawRequest, () => RawRequest][])
+        : []),
       ['service: debits, one hot account', base, hot('b'), hot('wb')],
       ['service: balance reads (API key)', base, reads, reads],
     ];
@@ -559,6 +614,16 @@ async function main() {
         const row = await cannon(name, url, cfg, request);
         allRows.push(row);
         console.log(`  ${name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
+      }
+      // The same balance reads while another client floods invented keys from the same address: the flood
+      // is answered 429 before any lookup (AUTH_FAILURES_PER_MINUTE), the reads' key is known and passes.
+      const [floodReads, flood] = await Promise.all([
+        cannon('service: balance reads during an invented-key flood', base, cfg, reads),
+        cannon('invented API keys (flood; 401 then 429 expected)', base, cfg, invented),
+      ]);
+      for (const row of [floodReads, flood]) {
+        allRows.push(row);
+        console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
       }
       if (webhooks) {
         const none = await cannon('webhooks: debits, no endpoint', base, cfg, spread('wh0'));
@@ -597,6 +662,8 @@ async function main() {
     }
     await stopChild(server);
     server = undefined;
+    if (pooledServer) await stopChild(pooledServer);
+    pooledServer = undefined;
     await stopChild(bare);
     bare = undefined;
     if (receiver) await stopChild(receiver);
@@ -610,13 +677,16 @@ async function main() {
     console.log(`  ${notes[notes.length - 1]}`);
   } finally {
     if (server) await stopChild(server);
+    if (pooledServer) await stopChild(pooledServer);
     if (bare) await stopChild(bare);
     if (receiver) await stopChild(receiver);
+    await bouncer?.stop();
     await database.drop().catch((err) => console.error('bench: could not drop the database:', err));
   }
 
   const rows = medians(allRows);
   const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
+  const pooledDebits = by('service via PgBouncer');
   const [webhooksNone, webhooksTwo] = [by('webhooks: debits, no'), by('webhooks: debits, 2')];
   const [debits, hotRow, balance, pgSpread, pgHot, fnSpread, fnHot, bareRow] = [
     by('service: debits, 2'),
@@ -637,9 +707,11 @@ async function main() {
     hotVsPgbenchHot: ratio(hotRow, pgHot),
     debitsVsCreditsDebitFn: ratio(debits, fnSpread),
     hotVsCreditsDebitFnHot: ratio(hotRow, fnHot),
+    // the same debits through PgBouncer in transaction mode against direct
+    pgbouncerVsDirect: ratio(pooledDebits, debits),
     webhooksTwoVsNone: webhooksPairedRatio(allRows) ?? ratio(webhooksTwo, webhooksNone),
   };
-  const service = [debits, hotRow, balance].filter((r): r is Row => !!r);
+  const service = [debits, hotRow, balance, pooledDebits].filter((r): r is Row => !!r);
   const goals = {
     debitsVsPgbench: { goal: 0.5, met: ratios.debitsVsPgbench !== null && ratios.debitsVsPgbench >= 0.5 },
     hotVsPgbench: { goal: 0.7, met: ratios.hotVsPgbench !== null && ratios.hotVsPgbench >= 0.7 },

@@ -8,8 +8,10 @@ import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
 import { AppError } from './errors.ts';
+import { languageOf, msg } from './messages.ts';
 import authPlugin from './plugins/auth.ts';
-import envelopePlugin from './plugins/envelope.ts';
+import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './plugins/envelope.ts';
+import inputGuardPlugin from './plugins/input-guard.ts';
 import metricsPlugin from './plugins/metrics.ts';
 import swaggerPlugin from './plugins/swagger.ts';
 import accountRoutes from './routes/accounts/accounts.route.ts';
@@ -20,6 +22,7 @@ import eventRoutes from './routes/events/events.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
+import providerEventRoutes from './routes/operations/provider-events.route.ts';
 import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
 import webhookEndpointRoutes from './routes/webhook-endpoints/webhook-endpoints.route.ts';
 import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
@@ -28,9 +31,17 @@ import { createCheckoutService } from './services/checkout.service.ts';
 import { createEventsService } from './services/events.service.ts';
 import { createLedgerService } from './services/ledger.service.ts';
 import { createPackagesService } from './services/packages.service.ts';
-import { createRevenuecatWebhookService } from './services/revenuecat-webhook.service.ts';
+import { createProviderInbox } from './services/provider-inbox.service.ts';
+import { createPurchaseLifecycle } from './services/purchase-lifecycle.ts';
+import {
+  createRevenuecatHandler,
+  createRevenuecatWebhookService,
+  productKey,
+} from './services/revenuecat-webhook.service.ts';
+import { createRevenuecatSync } from './services/revenuecat-sync.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
-import { createStripeWebhookService } from './services/stripe-webhook.service.ts';
+import { createStripeReconciler } from './services/stripe-reconcile.service.ts';
+import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
 import { createDeliveryWorker } from './services/webhook-delivery.ts';
 import { createWebhookEndpointsService } from './services/webhook-endpoints.service.ts';
 import type { App } from './types.ts';
@@ -46,15 +57,58 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     onDebitBatchError: (err, size) =>
       app.log.warn({ err, size }, 'a debit batch failed; its debits are retried one by one'),
   });
+  const lifecycle = createPurchaseLifecycle(ledger);
+  const stripe = createStripeClient(config.stripe);
+  const stripeHandler = createStripeHandler(lifecycle);
+  const revenuecatHandler = createRevenuecatHandler(lifecycle, {
+    allowSandbox: config.revenuecat.allowSandbox,
+  });
+  const inbox = createProviderInbox(
+    db,
+    { stripe: stripeHandler, revenuecat: revenuecatHandler },
+    { onFailed: (e) => app.log.warn(e, 'a provider event failed; an operator can replay it') },
+  );
   return {
     apiKeys: createApiKeysService(db),
     ledger,
-    packages: createPackagesService(db, ledger),
-    checkout: createCheckoutService(db, config, createStripeClient(config.stripe)),
-    stripeWebhooks: createStripeWebhookService(db, config, ledger),
-    revenuecatWebhook: createRevenuecatWebhookService(db, ledger, {
-      allowSandbox: config.revenuecat.allowSandbox,
+    lifecycle,
+    inbox,
+    packages: createPackagesService(db, ledger, {
+      // Automatic: saving a mapping grants the purchases of those products that were parked as unmapped.
+      onProductsMapped: async (trx, productIds) => {
+        await inbox
+          .within(trx, 'revenuecat')
+          .wake(productIds.map(productKey), 'after its product was mapped');
+      },
     }),
+    checkout: createCheckoutService(db, config, stripe, {
+      lifecycle,
+      inbox,
+      stripeHandler,
+      onSessionReadError: (err, sessionId) =>
+        app.log.warn({ err, sessionId }, 'the Checkout Session could not be read from Stripe'),
+    }),
+    stripeWebhooks: createStripeWebhookService(config, inbox),
+    reconciler: createStripeReconciler(db, stripe, inbox, {
+      onRun: (outcome) => app.metrics.reconcileRuns.inc({ outcome }),
+      onReport: (r) => {
+        app.metrics.reconcileEvents.inc({ result: 'seen' }, r.seen);
+        app.metrics.reconcileEvents.inc({ result: 'applied' }, r.applied);
+        app.metrics.reconcileEvents.inc({ result: 'already_stored' }, r.alreadyStored);
+        app.log.info(
+          {
+            seen: r.seen,
+            applied: r.applied,
+            alreadyStored: r.alreadyStored,
+            outcomes: r.outcomes,
+            from: r.from,
+          },
+          'stripe reconciliation',
+        );
+      },
+    }),
+    revenuecatWebhook: createRevenuecatWebhookService(inbox),
+    revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
     events: createEventsService(db),
     webhookEndpoints: createWebhookEndpointsService(db, config),
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
@@ -98,7 +152,13 @@ function validators() {
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
     throw new Error('buildApp needs config.databaseUrl or a database');
-  const database = options.database ?? createDatabase(config.databaseUrl as string, config.databasePoolSize);
+  const database =
+    options.database ??
+    createDatabase(config.databaseUrl as string, {
+      poolSize: config.databasePoolSize,
+      queryTimeoutMs: config.databaseQueryTimeoutMs,
+      pooler: config.databasePooler,
+    });
 
   const app = Fastify({
     logger: options.logger ?? {
@@ -115,6 +175,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       },
     },
     bodyLimit: 1024 * 1024,
+    // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
+    return503OnClosing: false,
     // A caller's x-request-id is kept when it is a sane token, so logs can be joined across services.
     requestIdHeader: false,
     genReqId: (req) => {
@@ -122,7 +184,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     },
     ajv: { customOptions: { strict: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    // Slow clients: headers and body must arrive within REQUEST_TIMEOUT_MS (408 in the envelope); Node checks
+    // every `connectionsCheckingInterval`, so that is kept well under the timeout. An idle keep-alive socket
+    // is closed after keepAliveTimeout (above a load balancer's usual 60 s idle timeout).
+    requestTimeout: config.requestTimeoutMs,
+    keepAliveTimeout: 65_000,
+    http: {
+      headersTimeout: config.requestTimeoutMs,
+      connectionsCheckingInterval: Math.max(50, Math.min(1_000, Math.floor(config.requestTimeoutMs / 4))),
+    },
+    frameworkErrors,
+    clientErrorHandler: clientErrorHandler(config.requestTimeoutMs),
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.setValidatorCompiler(validators());
@@ -139,9 +212,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    // The language of the error messages (src/messages.ts), said on every answer so caches and clients can tell.
+    reply.header('content-language', languageOf(request.headers['accept-language']));
   });
 
   await app.register(envelopePlugin);
+  await app.register(inputGuardPlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate(
     'services',
@@ -174,7 +250,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
             return `ip:${request.ip}`;
           },
           errorResponseBuilder: (_request, context) =>
-            new AppError('rate_limited', `Too many requests; retry in ${Math.ceil(context.ttl / 1000)} s`),
+            new AppError(
+              'rate_limited',
+              msg('request.rate_limited', { seconds: Math.ceil(context.ttl / 1000) }),
+            ),
         });
       }
       await api.register(apiKeyRoutes);
@@ -182,6 +261,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
       await api.register(packageRoutes);
+      await api.register(providerEventRoutes);
       await api.register(webhookEndpointRoutes);
       await api.register(eventRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);

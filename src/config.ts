@@ -4,6 +4,9 @@ import { Value } from '@sinclair/typebox/value';
 /** The development JWT secret: accepted outside production only, and what `npm run token` signs with. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 
+/** RevenueCat's REST API (v1), used by the purchase sync. */
+export const REVENUECAT_API_URL = 'https://api.revenuecat.com';
+
 /** Waits before the 2nd, 3rd, ... attempt of a webhook delivery; after the last one fails, the delivery fails. */
 const DEFAULT_RETRY_SCHEDULE = '5s,5m,30m,2h,5h,10h,10h';
 
@@ -13,7 +16,8 @@ const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
 /** The environment the service reads (docs/configuration.md); every value arrives as a string. */
 export const EnvSchema = Type.Object({
   PORT: Type.Integer({ minimum: 0, maximum: 65535, default: 3000 }),
-  HOST: Type.String({ minLength: 1, default: '0.0.0.0' }),
+  /** Default: 127.0.0.1, or 0.0.0.0 when NODE_ENV=production (outside production the JWT secret is public). */
+  HOST: Type.Optional(Type.String({ minLength: 1 })),
   NODE_ENV: Type.Union([Type.Literal('development'), Type.Literal('test'), Type.Literal('production')], {
     default: 'development',
   }),
@@ -22,7 +26,10 @@ export const EnvSchema = Type.Object({
     { default: 'info' },
   ),
   DATABASE_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_MIGRATION_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20 }),
+  DATABASE_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
+  DATABASE_POOLER: Type.Union([Type.Literal('none'), Type.Literal('transaction')], { default: 'none' }),
   DATA_DIR: Type.String({ minLength: 1, default: './.data' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (RSA |EC )?PUBLIC KEY-----' })),
@@ -31,16 +38,21 @@ export const EnvSchema = Type.Object({
   STRIPE_SECRET_KEY: Type.Optional(Type.String({ minLength: 1 })),
   STRIPE_WEBHOOK_SECRET: Type.Optional(Type.String({ minLength: 1 })),
   STRIPE_API_URL: Type.Optional(Url),
+  STRIPE_RECONCILE_INTERVAL_MS: Type.Integer({ minimum: 0, default: 600_000 }),
   CHECKOUT_SUCCESS_URL: Type.Optional(Url),
   CHECKOUT_CANCEL_URL: Type.Optional(Url),
   CHECKOUT_ALLOWED_ORIGINS: Type.Optional(Type.String()),
   REVENUECAT_WEBHOOK_AUTH: Type.Optional(Type.String({ minLength: 1 })),
   REVENUECAT_ALLOW_SANDBOX: Type.Optional(Bool),
+  REVENUECAT_API_KEY: Type.Optional(Type.String({ minLength: 1 })),
+  REVENUECAT_API_URL: Type.String({ pattern: '^https?://[^\\s]+$', default: REVENUECAT_API_URL }),
   ALLOW_DEV_PURCHASES: Type.Optional(Bool),
   CORS_ORIGINS: Type.Optional(Type.String()),
   METRICS_TOKEN: Type.Optional(Type.String({ minLength: 1 })),
   RATE_LIMIT_PER_MINUTE: Type.Integer({ minimum: 0, default: 600 }),
   RATE_LIMIT_API_KEY_PER_MINUTE: Type.Integer({ minimum: 0, default: 0 }),
+  AUTH_FAILURES_PER_MINUTE: Type.Integer({ minimum: 0, default: 60 }),
+  REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
   WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Bool),
@@ -57,7 +69,13 @@ export interface Config {
   readonly nodeEnv: 'development' | 'test' | 'production';
   readonly logLevel: string;
   readonly databaseUrl: string | undefined;
+  /** A direct (unpooled) connection for migrations; unset: databaseUrl. */
+  readonly databaseMigrationUrl: string | undefined;
   readonly databasePoolSize: number;
+  /** A query with no answer by then fails on the client side (503), even when the server is frozen. */
+  readonly databaseQueryTimeoutMs: number;
+  /** `transaction`: databaseUrl goes through a pooler in transaction mode (PgBouncer, RDS Proxy, Supavisor). */
+  readonly databasePooler: 'none' | 'transaction';
   /** Debit calls to Postgres at once per process; debits beyond wait and share the next call's commit. */
   readonly debitCallsInFlight: number;
   readonly dataDir: string;
@@ -71,17 +89,29 @@ export interface Config {
     readonly secretKey: string | undefined;
     readonly webhookSecret: string | undefined;
     readonly apiUrl: string | undefined;
+    /** How often Stripe's event list is read for missed events; 0: never (only `npm run reconcile`). */
+    readonly reconcileIntervalMs: number;
   };
   readonly checkout: {
     readonly successUrl: string | undefined;
     readonly cancelUrl: string | undefined;
     readonly allowedOrigins: readonly string[];
   };
-  readonly revenuecat: { readonly webhookAuth: string | undefined; readonly allowSandbox: boolean };
+  readonly revenuecat: {
+    readonly webhookAuth: string | undefined;
+    readonly allowSandbox: boolean;
+    /** Secret API key (v1) for the purchase sync; unset: the sync answers 503. */
+    readonly apiKey: string | undefined;
+    readonly apiUrl: string;
+  };
   readonly allowDevPurchases: boolean;
   readonly corsOrigins: readonly string[];
   readonly metricsToken: string | undefined;
   readonly rateLimit: { readonly perMinute: number; readonly apiKeyPerMinute: number };
+  /** Failed authentications per IP and minute before 429 (0: not limited); checked before any database work. */
+  readonly authFailuresPerMinute: number;
+  /** A request's headers and body must arrive within this (408 otherwise). */
+  readonly requestTimeoutMs: number;
   readonly expirySweepIntervalMs: number;
   readonly webhooks: {
     /** Endpoints may point at loopback, private and link-local addresses (checked again at delivery). */
@@ -165,6 +195,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
   if (env.JWT_SECRET && env.JWT_PUBLIC_KEY) {
     throw new ConfigError('JWT_SECRET', 'and JWT_PUBLIC_KEY are both set; set exactly one');
   }
+  if (!env.DATABASE_URL && env.DATABASE_MIGRATION_URL) {
+    throw new ConfigError('DATABASE_MIGRATION_URL', 'is set but DATABASE_URL is not; set both or neither');
+  }
+  if (!env.DATABASE_URL && env.DATABASE_POOLER === 'transaction') {
+    throw new ConfigError(
+      'DATABASE_POOLER',
+      'is transaction but DATABASE_URL is not set (the pooler it means)',
+    );
+  }
   if (production) {
     if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
     if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
@@ -196,11 +235,14 @@ export function loadConfig(source: Record<string, string | undefined> = process.
 
   return Object.freeze({
     port: env.PORT,
-    host: env.HOST,
+    host: env.HOST ?? (production ? '0.0.0.0' : '127.0.0.1'),
     nodeEnv: env.NODE_ENV,
     logLevel: env.LOG_LEVEL,
     databaseUrl: env.DATABASE_URL,
+    databaseMigrationUrl: env.DATABASE_MIGRATION_URL,
     databasePoolSize: env.DATABASE_POOL_SIZE,
+    databaseQueryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
+    databasePooler: env.DATABASE_POOLER,
     debitCallsInFlight: env.DEBIT_CALLS_IN_FLIGHT,
     dataDir: env.DATA_DIR,
     jwt: Object.freeze({
@@ -213,6 +255,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       secretKey: env.STRIPE_SECRET_KEY,
       webhookSecret: env.STRIPE_WEBHOOK_SECRET,
       apiUrl: env.STRIPE_API_URL,
+      reconcileIntervalMs: env.STRIPE_RECONCILE_INTERVAL_MS,
     }),
     checkout: Object.freeze({
       successUrl: env.CHECKOUT_SUCCESS_URL,
@@ -222,6 +265,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     revenuecat: Object.freeze({
       webhookAuth: env.REVENUECAT_WEBHOOK_AUTH,
       allowSandbox: env.REVENUECAT_ALLOW_SANDBOX === 'true',
+      apiKey: env.REVENUECAT_API_KEY,
+      apiUrl: env.REVENUECAT_API_URL.replace(/\/+$/, ''),
     }),
     allowDevPurchases,
     corsOrigins: Object.freeze(list(env.CORS_ORIGINS)),
@@ -230,6 +275,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       apiKeyPerMinute: env.RATE_LIMIT_API_KEY_PER_MINUTE,
     }),
+    authFailuresPerMinute: env.AUTH_FAILURES_PER_MINUTE,
+    requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
     webhooks: Object.freeze({
       allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS

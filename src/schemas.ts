@@ -8,18 +8,34 @@ export const Timestamp = Type.String({ format: 'date-time' });
 /** Credits and minor units: integers from 1 (or 0) to 2^53-1, so they stay exact in JSON and in JS. */
 export const PositiveAmount = Type.Integer({ minimum: 1, maximum: Number.MAX_SAFE_INTEGER });
 export const NonNegativeAmount = Type.Integer({ minimum: 0, maximum: Number.MAX_SAFE_INTEGER });
-export const Metadata = Type.Record(Type.String({ maxLength: 40 }), Type.Unknown(), {
-  description: 'Free-form JSON object stored with the entry',
-});
+/**
+ * Metadata as Stripe takes it: a flat object of at most 50 keys (1..40 characters), each value a string
+ * (up to 500 characters), a number, a boolean or null. Every route that takes metadata uses this schema.
+ */
+export const Metadata = Type.Record(
+  Type.String(),
+  Type.Union([Type.String({ maxLength: 500 }), Type.Number(), Type.Boolean(), Type.Null()]),
+  {
+    maxProperties: 50,
+    propertyNames: { minLength: 1, maxLength: 40 },
+    description:
+      'Flat key-value pairs stored with the entry: at most 50 keys of 1..40 characters; values are strings ' +
+      '(up to 500 characters), numbers, booleans or null',
+  },
+);
+export type Metadata = Static<typeof Metadata>;
 
-export function Envelope<T extends TSchema>(data: T) {
-  return Type.Object({
-    isSuccess: Type.Literal(true),
-    statusCode: Type.Integer(),
-    data,
-    errors: Type.Array(Type.String(), { maxItems: 0 }),
-    timestamp: Timestamp,
-  });
+export function Envelope<T extends TSchema>(data: T, description?: string) {
+  return Type.Object(
+    {
+      isSuccess: Type.Literal(true),
+      statusCode: Type.Integer(),
+      data,
+      errors: Type.Array(Type.String(), { maxItems: 0 }),
+      timestamp: Timestamp,
+    },
+    description ? { description } : {},
+  );
 }
 
 export const ErrorEnvelope = Type.Object(
@@ -34,7 +50,10 @@ export const ErrorEnvelope = Type.Object(
   { $id: 'ErrorEnvelope' },
 );
 
-/** Error responses every route can give; spread into a route's `response`. */
+/**
+ * Kept so routes written before `errors()` in src/openapi.ts still compile; new routes use `errors(...)`,
+ * which documents each status with its own component and description.
+ */
 export const errorResponses = {
   '4xx': Type.Ref(ErrorEnvelope),
   '5xx': Type.Ref(ErrorEnvelope),
@@ -53,6 +72,35 @@ export function Page<T extends TSchema>(item: T) {
   return Type.Object({ items: Type.Array(item), nextCursor: Type.Union([Type.String(), Type.Null()]) });
 }
 
+/** `?expand=a&expand=b`: related objects to embed. An unknown value is 400. */
+function Expand<const V extends string>(values: readonly V[], description: string) {
+  return Type.Object(
+    {
+      expand: Type.Optional(
+        Type.Array(Type.Union(values.map((v) => Type.Literal(v))), {
+          maxItems: values.length * 2,
+          description,
+        }),
+      ),
+    },
+    { additionalProperties: false },
+  );
+}
+export const PurchaseExpandQuery = Expand(
+  ['package'],
+  '`package`: each purchase also carries `package`, the package as it is now',
+);
+export const LedgerExpandQuery = Expand(
+  ['purchase'],
+  '`purchase`: each entry also carries `purchase`, the purchase it belongs to (null when none)',
+);
+export const PurchasePageQuery = Type.Composite([PageQuery, PurchaseExpandQuery], {
+  additionalProperties: false,
+});
+export const LedgerPageQuery = Type.Composite([PageQuery, LedgerExpandQuery], {
+  additionalProperties: false,
+});
+
 export const UserIdParams = Type.Object({ userId: UserId });
 export const IdParams = Type.Object({ id: Id });
 
@@ -67,34 +115,24 @@ export type Scope = Static<typeof Scope>;
 
 const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 
-export const LedgerEntrySchema = Type.Object(
-  {
-    id: Type.String(),
-    userId: Type.String(),
-    type: Type.Union([
-      Type.Literal('grant'),
-      Type.Literal('debit'),
-      Type.Literal('reversal'),
-      Type.Literal('expiry'),
-    ]),
-    amount: Type.Integer({
-      description: 'Signed: positive for grants, negative for debits, reversals and expiries',
-    }),
-    balanceAfter: Type.Integer(),
-    source: Type.Union([
-      Type.Literal('stripe'),
-      Type.Literal('revenuecat'),
-      Type.Literal('dev'),
-      Type.Literal('api'),
-    ]),
-    purchaseId: Nullable(Type.String()),
-    reason: Nullable(Type.String()),
-    idempotencyKey: Nullable(Type.String()),
-    metadata: Type.Record(Type.String(), Type.Unknown()),
-    createdAt: Timestamp,
-  },
-  { $id: 'LedgerEntry' },
-);
+/**
+ * A deep copy without `$id`s, to nest a named schema inside another that may carry it too (the dev purchase
+ * answers a purchase and an entry that can hold one): one response schema may not define an id twice.
+ */
+function withoutIds<T extends TSchema>(schema: T): T {
+  const strip = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(strip);
+    if (value && typeof value === 'object') {
+      const out: Record<string | symbol, unknown> = {};
+      for (const key of Reflect.ownKeys(value)) {
+        if (key !== '$id') out[key] = strip((value as Record<string | symbol, unknown>)[key]);
+      }
+      return out;
+    }
+    return value;
+  };
+  return strip(schema) as T;
+}
 
 export const BalanceSchema = Type.Object(
   {
@@ -155,8 +193,41 @@ export const PurchaseSchema = Type.Object(
     creditsReversed: Type.Integer(),
     createdAt: Timestamp,
     completedAt: Nullable(Timestamp),
+    /** Only with `?expand=package`. */
+    package: Type.Optional(PackageSchema),
   },
   { $id: 'Purchase' },
+);
+
+export const LedgerEntrySchema = Type.Object(
+  {
+    id: Type.String(),
+    userId: Type.String(),
+    type: Type.Union([
+      Type.Literal('grant'),
+      Type.Literal('debit'),
+      Type.Literal('reversal'),
+      Type.Literal('expiry'),
+    ]),
+    amount: Type.Integer({
+      description: 'Signed: positive for grants, negative for debits, reversals and expiries',
+    }),
+    balanceAfter: Type.Integer(),
+    source: Type.Union([
+      Type.Literal('stripe'),
+      Type.Literal('revenuecat'),
+      Type.Literal('dev'),
+      Type.Literal('api'),
+    ]),
+    purchaseId: Nullable(Type.String()),
+    reason: Nullable(Type.String()),
+    idempotencyKey: Nullable(Type.String()),
+    metadata: Type.Record(Type.String(), Type.Unknown()),
+    createdAt: Timestamp,
+    /** Only with `?expand=purchase`. */
+    purchase: Type.Optional(Nullable(withoutIds(PurchaseSchema))),
+  },
+  { $id: 'LedgerEntry' },
 );
 
 export const DebitBody = Type.Object(
@@ -165,7 +236,10 @@ export const DebitBody = Type.Object(
     reason: Type.Optional(Type.String({ maxLength: 500 })),
     metadata: Type.Optional(Metadata),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ amount: 5, reason: 'Image generation', metadata: { jobId: 'job_8431' } }],
+  },
 );
 
 type Security = { [scheme: string]: string[] }[];

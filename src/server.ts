@@ -1,57 +1,96 @@
 import closeWithGrace from 'close-with-grace';
+import { CompiledQuery } from 'kysely';
 import { buildApp } from './app.ts';
-import { ConfigError, loadConfig } from './config.ts';
+import { type Config, loadConfig } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
+import { describeStartError, hidePassword } from './start-errors.ts';
+import type { App } from './types.ts';
 
 async function main() {
-  let config = loadConfig();
+  let config: Config | undefined;
   let embedded: EmbeddedDatabase | undefined;
-  if (!config.databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir);
-    config = Object.freeze({ ...config, databaseUrl: embedded.url });
-  }
-  const applied = await migrate(config.databaseUrl as string);
-
-  const app = await buildApp(config);
-  if (applied.length > 0) app.log.info({ applied }, 'migrations applied');
-  const sweeper =
-    config.expirySweepIntervalMs > 0
-      ? setInterval(() => {
-          app.services.ledger.sweepExpired().catch((err) => app.log.warn({ err }, 'expiry sweep failed'));
-        }, config.expirySweepIntervalMs)
-      : undefined;
-  sweeper?.unref();
-  // Every replica runs a delivery worker (WEBHOOK_POLL_INTERVAL_MS=0: none in this process).
-  app.services.webhookWorker.start();
-
-  // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the pool, stop an embedded Postgres.
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) app.log.error({ err }, 'shutting down after an error');
-    else app.log.info({ signal }, 'shutting down');
+  let app: App | undefined;
+  let databaseUrl: string | undefined;
+  let sweeper: NodeJS.Timeout | undefined;
+  let reconciler: NodeJS.Timeout | undefined;
+  let stopping = false;
+  const stop = async () => {
+    stopping = true;
     if (sweeper) clearInterval(sweeper);
-    await app.close();
+    if (reconciler) clearInterval(reconciler);
+    // Before the pool closes: attempts in flight end or are aborted, and are recorded (retried later).
+    await app?.services.webhookWorker.stop();
+    await app?.close();
     if (embedded) await embedded.stop();
-  });
+  };
 
-  await app.listen({ port: config.port, host: config.host });
+  try {
+    config = loadConfig();
+    // SIGTERM/SIGINT: stop accepting, let in-flight requests finish, close the pool, stop an embedded Postgres.
+    // Installed first, so a signal during a slow start (an embedded Postgres, migrations) also cleans up.
+    closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+      if (err) app?.log.error({ err }, 'shutting down after an error');
+      else if (app) app.log.info({ signal }, 'shutting down');
+      await stop();
+    });
+    if (!config.databaseUrl) {
+      embedded = await startEmbeddedPostgres(config.dataDir);
+      config = Object.freeze({ ...config, databaseUrl: embedded.url });
+    }
+    databaseUrl = config.databaseMigrationUrl ?? (config.databaseUrl as string);
+    const applied = await migrate(databaseUrl);
+    databaseUrl = config.databaseUrl as string;
+
+    app = await buildApp(config);
+    // The service's own pool answers, or the start fails saying why (a pooler refusing its settings, say).
+    await app.db.executeQuery(CompiledQuery.raw('select 1'));
+    if (applied.length > 0) app.log.info({ applied }, 'migrations applied');
+    const ledger = app.services.ledger;
+    const log = app.log;
+    sweeper =
+      config.expirySweepIntervalMs > 0
+        ? setInterval(() => {
+            ledger.sweepExpired().catch((err) => log.warn({ err }, 'expiry sweep failed'));
+          }, config.expirySweepIntervalMs)
+        : undefined;
+    sweeper?.unref();
+    // Every replica schedules it; the lease lets one run at a time, the others skip.
+    const reconcile = app.services.reconciler;
+    reconciler =
+      config.stripe.reconcileIntervalMs > 0 && config.stripe.secretKey
+        ? setInterval(() => {
+            reconcile.run().catch((err) => log.warn({ err }, 'stripe reconciliation failed'));
+          }, config.stripe.reconcileIntervalMs)
+        : undefined;
+    reconciler?.unref();
+    // Every replica runs a delivery worker (WEBHOOK_POLL_INTERVAL_MS=0: none in this process).
+    app.services.webhookWorker.start();
+
+    await app.listen({ port: config.port, host: config.host });
+  } catch (err) {
+    if (stopping) return;
+    // A failed start stops what it started: an embedded Postgres left running keeps DATA_DIR locked.
+    await stop().catch(() => {});
+    console.error(`failed to start: ${describeStartError(err, config, databaseUrl)}`);
+    process.exit(1);
+  }
+
   const base = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`;
   if (embedded) {
-    app.log.info(
-      `embedded Postgres at ${embedded.url.replace(/:[^:@/]+@/, ':***@')} (data in ${config.dataDir})`,
-    );
+    app.log.info(`embedded Postgres at ${hidePassword(embedded.url)} (data in ${config.dataDir})`);
+  } else if (config.databasePooler === 'transaction') {
+    app.log.info('DATABASE_URL goes through a pooler in transaction mode: no named prepared statements');
   }
-  app.log.info(`API docs: ${base}/docs`);
+  app.log.info(`API docs: ${base}/docs (OpenAPI: ${base}/docs/json)`);
+  app.log.info(
+    config.allowDevPurchases
+      ? 'dev purchase route: ON (ALLOW_DEV_PURCHASES=true): POST /api/v1/credit-packages/purchase grants credits without payment'
+      : 'dev purchase route: off (ALLOW_DEV_PURCHASES=true enables it outside production)',
+  );
   if (config.nodeEnv !== 'production') {
     app.log.info('development token: npm run token -- --sub user_1 --roles admin');
   }
 }
 
-main().catch((err) => {
-  if (err instanceof ConfigError) {
-    console.error(err.message);
-  } else {
-    console.error('failed to start:', err);
-  }
-  process.exit(1);
-});
+await main();

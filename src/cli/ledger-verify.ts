@@ -9,7 +9,11 @@ import { findInconsistentAccounts } from '../db/ledger.repository.ts';
  */
 const config = loadConfig();
 const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
-const database = createDatabase(config.databaseUrl ?? (embedded?.url as string), 2);
+const database = createDatabase(config.databaseUrl ?? (embedded?.url as string), {
+  poolSize: 2,
+  // One query over the whole ledger: it may run long, and it is not serving a request.
+  queryTimeoutMs: 0,
+});
 let failed = false;
 try {
   const { rows } = await database.pool.query<{ n: number }>('select count(*)::bigint as n from accounts');

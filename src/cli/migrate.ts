@@ -1,13 +1,24 @@
-import { loadConfig } from '../config.ts';
-import { startEmbeddedPostgres } from '../db/embedded.ts';
+import { type Config, loadConfig } from '../config.ts';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from '../db/embedded.ts';
 import { migrate } from '../db/migrator.ts';
+import { describeStartError } from '../start-errors.ts';
 
-/** `npm run db:migrate`: applies pending migrations and exits (embedded Postgres when DATABASE_URL is unset). */
-const config = loadConfig();
-const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
+/**
+ * `npm run db:migrate`: applies pending migrations and exits (over DATABASE_MIGRATION_URL when set; an
+ * embedded Postgres when DATABASE_URL is unset). A failure is one line and exit code 1.
+ */
+let config: Config | undefined;
+let embedded: EmbeddedDatabase | undefined;
+let url: string | undefined;
 try {
-  const applied = await migrate(config.databaseUrl ?? (embedded?.url as string));
+  config = loadConfig();
+  embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
+  url = config.databaseMigrationUrl ?? config.databaseUrl ?? (embedded?.url as string);
+  const applied = await migrate(url);
   console.log(applied.length ? `applied: ${applied.join(', ')}` : 'nothing to apply');
+} catch (err) {
+  console.error(`migration failed: ${describeStartError(err, config, url)}`);
+  process.exitCode = 1;
 } finally {
   await embedded?.stop();
 }

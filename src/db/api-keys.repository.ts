@@ -1,8 +1,5 @@
-import { sql } from 'kysely';
 import type { Db } from './database.ts';
-
-/** created_at to the microsecond, for keyset cursors (a JS Date keeps milliseconds only). */
-const createdAtExact = sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+import { exactTime, olderThan } from './keyset.ts';
 
 export async function insertApiKey(
   db: Db,
@@ -36,17 +33,17 @@ export async function touchApiKey(db: Db, id: string) {
     .execute();
 }
 
-/** Newest first; `after` is the last row's exact created_at (see `createdAtExact`) and id. */
+/** Newest first; `after` is the last row's exact created_at (see `exactTime`) and id. */
 export async function listApiKeys(db: Db, limit: number, after?: { createdAt: string; id: string }) {
   let q = db
     .selectFrom('api_keys')
     .selectAll()
-    .select(createdAtExact.as('created_at_exact'))
+    .select(exactTime('created_at').as('created_at_exact'))
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1);
   if (after) {
-    q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}::timestamptz, ${after.id})`);
+    q = q.where(olderThan('created_at', 'id', { time: after.createdAt, id: after.id }));
   }
   return q.execute();
 }

@@ -1,5 +1,14 @@
-import { type ColumnType, type Generated, Kysely, PostgresDialect, type Selectable } from 'kysely';
+import {
+  type ColumnType,
+  type Generated,
+  Kysely,
+  PostgresDialect,
+  type PostgresPool,
+  type PostgresPoolClient,
+  type Selectable,
+} from 'kysely';
 import pg from 'pg';
+import { isDatabaseUnavailable } from './errors.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
 function parseSafeInteger(value: string): number {
@@ -112,16 +121,35 @@ export interface CreditLotsTable {
   created_at: Generated<Date>;
 }
 
+export type EventProvider = 'stripe' | 'revenuecat';
+export type EventStatus = 'processed' | 'ignored' | 'parked' | 'failed';
+export type EventSource = 'webhook' | 'reconcile' | 'sync';
+
+/** The provider-event inbox (010_provider_event_inbox.sql). */
 export interface WebhookEventsTable {
-  provider: 'stripe' | 'revenuecat';
+  provider: EventProvider;
   event_id: string;
   type: string;
   payload: ColumnType<unknown, string, never>;
-  status: 'processed' | 'ignored' | 'parked';
+  status: EventStatus;
   note: string | null;
   purchase_id: string | null;
   received_at: Generated<Date>;
   processed_at: Timestamp | null;
+  seq: Generated<number>;
+  source: Generated<EventSource>;
+  user_id: string | null;
+  waiting_for: string | null;
+  attempts: Generated<number>;
+}
+
+export interface ProviderSyncStateTable {
+  name: string;
+  high_water: Date | null;
+  lease_owner: string | null;
+  lease_until: Date | null;
+  last_run_at: Date | null;
+  last_result: ColumnType<unknown, string | null, string | null> | null;
 }
 
 /** The event log (migrations/012_events.sql): written by triggers, read by the API and the delivery worker. */
@@ -175,6 +203,7 @@ export interface Database {
   ledger_entries: LedgerEntriesTable;
   credit_lots: CreditLotsTable;
   webhook_events: WebhookEventsTable;
+  provider_sync_state: ProviderSyncStateTable;
   events: EventsTable;
   webhook_endpoints: WebhookEndpointsTable;
   webhook_deliveries: WebhookDeliveriesTable;
@@ -183,6 +212,7 @@ export interface Database {
 export type Db = Kysely<Database>;
 export type LedgerEntryRow = Selectable<LedgerEntriesTable>;
 export type PurchaseRow = Selectable<PurchasesTable>;
+export type ProviderEventRow = Selectable<WebhookEventsTable>;
 export type EventRow = Selectable<EventsTable>;
 export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
 export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
@@ -201,15 +231,73 @@ export interface DatabaseHandle {
   close(): Promise<void>;
 }
 
+export interface DatabaseOptions {
+  poolSize?: number;
+  /**
+   * A query with no answer by then fails on the client side, even when the server is frozen (no FIN, no
+   * RST). Default 10 s; 0: none (command-line tools whose one query may legitimately run long).
+   */
+  queryTimeoutMs?: number;
+  /** `transaction`: the URL goes through a pooler in transaction mode (no startup options, no named statements). */
+  pooler?: 'none' | 'transaction';
+}
+
+/**
+ * The pool as Kysely sees it. A client whose query failed with a dead or frozen connection goes back with
+ * the error, so the pool destroys it instead of lending it again: after a query timeout pg keeps the query
+ * it sent as active, and every later query on that client would wait behind it. A client already known
+ * broken fails further queries at once (a transaction's rollback would otherwise wait a timeout more).
+ */
+function kyselyPool(pool: pg.Pool): PostgresPool {
+  const wrappers = new WeakMap<pg.PoolClient, { client: PostgresPoolClient; broken: Error | undefined }>();
+  return {
+    async connect() {
+      const raw = await pool.connect();
+      let entry = wrappers.get(raw);
+      if (!entry) {
+        const state: { client: PostgresPoolClient; broken: Error | undefined } = {
+          broken: undefined,
+          client: {
+            query: ((text: string, values: unknown[]) => {
+              // A cursor (Kysely's streaming) is submitted as it is.
+              if (typeof text !== 'string') return raw.query(text as never);
+              if (state.broken) return Promise.reject(state.broken);
+              return raw.query(text, values).catch((err: unknown) => {
+                if (isDatabaseUnavailable(err)) state.broken = err as Error;
+                throw err;
+              });
+            }) as PostgresPoolClient['query'],
+            release: () => raw.release(state.broken),
+          },
+        };
+        entry = state;
+        wrappers.set(raw, entry);
+      }
+      return entry.client;
+    },
+    end: () => pool.end(),
+  };
+}
+
 /** One pool for the process; Kysely on top of it. Connections are opened lazily. */
-export function createDatabase(url: string, poolSize = 20): DatabaseHandle {
+export function createDatabase(
+  url: string,
+  poolSizeOrOptions: number | DatabaseOptions = {},
+): DatabaseHandle {
+  const options = typeof poolSizeOrOptions === 'number' ? { poolSize: poolSizeOrOptions } : poolSizeOrOptions;
+  const queryTimeout = options.queryTimeoutMs ?? 10_000;
+  const pooled = options.pooler === 'transaction';
   const pool = new pg.Pool({
     connectionString: url,
-    max: poolSize,
-    connectionTimeoutMillis: 5_000,
+    max: options.poolSize ?? 20,
+    // A frozen server accepts TCP connections and never answers the startup: bounded like a query.
+    connectionTimeoutMillis: queryTimeout > 0 ? Math.min(5_000, queryTimeout) : 5_000,
     idleTimeoutMillis: 30_000,
-    // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold a connection.
-    statement_timeout: 15_000,
+    ...(queryTimeout > 0 ? { query_timeout: queryTimeout } : {}),
+    // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold a connection. A
+    // pooler in transaction mode refuses it as a startup parameter ("unsupported startup parameter"): there,
+    // set it on the database role (docs/operations.md); the client-side query timeout holds either way.
+    ...(pooled ? {} : { statement_timeout: 15_000 }),
     application_name: 'credits-service',
   });
   // A client losing its connection (database restart, failover) must not crash the process. The pool
@@ -218,10 +306,15 @@ export function createDatabase(url: string, poolSize = 20): DatabaseHandle {
   pool.on('connect', (client) => {
     client.on('error', () => {});
   });
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool: kyselyPool(pool) }) });
   let closed = false;
-  const prepared: PreparedQuery = async <R>(name: string, text: string, values: unknown[]) =>
-    (await pool.query({ name, text, values })).rows as R[];
+  // Behind a pooler in transaction mode, consecutive statements of one client may reach different server
+  // connections: a named statement prepared on one is missing on the next (26000) or already there (42P05).
+  const prepared: PreparedQuery = pooled
+    ? async <R>(_name: string, text: string, values: unknown[]) =>
+        (await pool.query({ text, values })).rows as R[]
+    : async <R>(name: string, text: string, values: unknown[]) =>
+        (await pool.query({ name, text, values })).rows as R[];
   return {
     db,
     pool,

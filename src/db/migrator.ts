@@ -40,16 +40,49 @@ const CREATE_TABLE = `create table if not exists schema_migrations (
 )`;
 
 /**
- * Applies pending migrations under a session advisory lock, so replicas starting at once apply each
- * migration exactly once. Refuses to run when an applied migration's file has changed.
+ * `checksums.json` beside the migrations: `applied`, the checksum of every migration as committed (a test
+ * holds the files to it), and `superseded`, earlier checksums of a file that was edited after databases had
+ * applied it, which such a database may keep (a later migration brings it up to date).
+ */
+export interface ChecksumList {
+  applied: Record<string, string>;
+  superseded: Record<string, string[]>;
+}
+
+export async function readChecksumList(dir = MIGRATIONS_DIR): Promise<ChecksumList> {
+  try {
+    const parsed = JSON.parse(
+      await readFile(path.join(dir, 'checksums.json'), 'utf8'),
+    ) as Partial<ChecksumList>;
+    return { applied: parsed.applied ?? {}, superseded: parsed.superseded ?? {} };
+  } catch (err) {
+    if ((err as { code?: string }).code === 'ENOENT') return { applied: {}, superseded: {} };
+    throw err;
+  }
+}
+
+/**
+ * Applies every pending migration in one transaction under a transaction-level advisory lock, so replicas
+ * starting at once apply each migration exactly once, through a direct connection or a pooler in
+ * transaction mode alike (a session lock would stay on whichever server connection the pooler lent, and
+ * another replica's transaction could run beside it). Refuses to run when an applied migration's file
+ * has changed, unless the recorded checksum is a known earlier one (`superseded`).
  */
 export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promise<string[]> {
   const migrations = await readMigrations(dir);
-  const client = new pg.Client({ connectionString: databaseUrl, application_name: 'credits-migrator' });
+  const { superseded } = await readChecksumList(dir);
+  const client = new pg.Client({
+    connectionString: databaseUrl,
+    application_name: 'credits-migrator',
+    connectionTimeoutMillis: 10_000,
+  });
+  // A connection lost while migrating fails the query it runs; without a listener it would crash the process.
+  client.on('error', () => {});
   await client.connect();
   const applied: string[] = [];
   try {
-    await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK_ID]);
+    await client.query('begin');
+    await client.query('select pg_advisory_xact_lock($1)', [MIGRATION_LOCK_ID]);
     await client.query(CREATE_TABLE);
     const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
       'select version, name, checksum from schema_migrations',
@@ -58,14 +91,13 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promis
     for (const m of migrations) {
       const prior = done.get(m.version);
       if (prior) {
-        if (prior.checksum !== m.checksum) {
+        if (prior.checksum !== m.checksum && !superseded[m.name]?.includes(prior.checksum)) {
           throw new Error(
             `Migration ${m.name} was edited after it was applied (checksum differs); add a new one`,
           );
         }
         continue;
       }
-      await client.query('begin');
       try {
         await client.query(m.sql);
         await client.query('insert into schema_migrations (version, name, checksum) values ($1, $2, $3)', [
@@ -73,16 +105,17 @@ export async function migrate(databaseUrl: string, dir = MIGRATIONS_DIR): Promis
           m.name,
           m.checksum,
         ]);
-        await client.query('commit');
       } catch (err) {
-        await client.query('rollback');
         throw new Error(`Migration ${m.name} failed: ${(err as Error).message}`);
       }
       applied.push(m.name);
     }
+    await client.query('commit');
+  } catch (err) {
+    await client.query('rollback').catch(() => {});
+    throw err;
   } finally {
-    await client.query('select pg_advisory_unlock($1)', [MIGRATION_LOCK_ID]).catch(() => {});
-    await client.end();
+    await client.end().catch(() => {});
   }
   return applied;
 }

@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { exactTime, olderThan } from './keyset.ts';
 import type { Executor } from './ledger.repository.ts';
 
 export interface PackageValues {
@@ -30,24 +31,26 @@ export async function findPackage(ex: Executor, id: string, forUpdate = false) {
   return q.executeTakeFirst();
 }
 
+/** Packages by id, in one query (for `?expand=package`). */
+export async function findPackages(ex: Executor, ids: readonly string[]) {
+  if (ids.length === 0) return [];
+  return selectPackages(ex)
+    .where('p.id', 'in', [...new Set(ids)])
+    .execute();
+}
+
 export async function listPackages(
   ex: Executor,
-  opts: { limit: number; includeInactive: boolean; after?: { createdAt: Date; id: string } },
+  opts: { limit: number; includeInactive: boolean; after?: { createdAt: string; id: string } },
 ) {
   let q = selectPackages(ex)
+    .select(exactTime('p.created_at').as('created_at_exact'))
     .orderBy('p.created_at', 'desc')
     .orderBy('p.id', 'desc')
     .limit(opts.limit + 1);
   if (!opts.includeInactive) q = q.where('p.is_active', '=', true);
   const after = opts.after;
-  if (after) {
-    q = q.where((eb) =>
-      eb.or([
-        eb('p.created_at', '<', after.createdAt),
-        eb.and([eb('p.created_at', '=', after.createdAt), eb('p.id', '<', after.id)]),
-      ]),
-    );
-  }
+  if (after) q = q.where(olderThan('p.created_at', 'p.id', { time: after.createdAt, id: after.id }));
   return q.execute();
 }
 
@@ -106,4 +109,15 @@ export async function hasPurchases(ex: Executor, packageId: string): Promise<boo
 
 export async function deletePackage(ex: Executor, id: string) {
   await ex.deleteFrom('credit_packages').where('id', '=', id).execute();
+}
+
+/**
+ * Serializes, until the transaction ends, a RevenueCat purchase of a product with a save of that product's
+ * mapping: a purchase parked as unmapped is always seen by the save that maps it. Ids in sorted order, so two
+ * saves never wait on each other crosswise.
+ */
+export async function lockProductMapping(ex: Executor, ...productIds: string[]) {
+  for (const id of [...productIds].sort()) {
+    await sql`select pg_advisory_xact_lock(hashtextextended(${`revenuecat:product:${id}`}, 0))`.execute(ex);
+  }
 }

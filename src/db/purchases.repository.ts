@@ -1,5 +1,6 @@
 import { sql } from 'kysely';
 import type { PurchaseRow, PurchasesTable } from './database.ts';
+import { exactTime, olderThan } from './keyset.ts';
 import type { Executor } from './ledger.repository.ts';
 import type { PackageRow } from './packages.repository.ts';
 
@@ -41,6 +42,16 @@ export async function findPurchase(ex: Executor, id: string, forUpdate = false) 
   let q = ex.selectFrom('purchases').selectAll().where('id', '=', id);
   if (forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
+}
+
+/** Purchases by id, in one query (for `?expand=purchase`). */
+export async function findPurchases(ex: Executor, ids: readonly string[]) {
+  if (ids.length === 0) return [];
+  return ex
+    .selectFrom('purchases')
+    .selectAll()
+    .where('id', 'in', [...new Set(ids)])
+    .execute();
 }
 
 export async function findPurchaseByProviderRef(
@@ -93,23 +104,17 @@ export async function listPurchases(
   ex: Executor,
   userId: string,
   limit: number,
-  after?: { createdAt: Date; id: string },
+  after?: { createdAt: string; id: string },
 ) {
   let q = ex
     .selectFrom('purchases')
     .selectAll()
+    .select(exactTime('created_at').as('created_at_exact'))
     .where('user_id', '=', userId)
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1);
-  if (after) {
-    q = q.where((eb) =>
-      eb.or([
-        eb('created_at', '<', after.createdAt),
-        eb.and([eb('created_at', '=', after.createdAt), eb('id', '<', after.id)]),
-      ]),
-    );
-  }
+  if (after) q = q.where(olderThan('created_at', 'id', { time: after.createdAt, id: after.id }));
   return q.execute();
 }
 

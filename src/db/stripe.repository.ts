@@ -18,17 +18,3 @@ export async function lockPaymentIntent(ex: Executor, paymentIntentId: string) {
     ex,
   );
 }
-
-/** Charge and dispute events of a PaymentIntent that matched no purchase when they arrived, oldest first, locked. */
-export async function unmatchedChargeEvents(ex: Executor, paymentIntentId: string) {
-  return ex
-    .selectFrom('webhook_events')
-    .selectAll()
-    .where('provider', '=', 'stripe')
-    .where('status', '=', 'ignored')
-    .where(sql<string>`(payload #>> '{data,object,payment_intent}')`, '=', paymentIntentId)
-    .where('type', 'in', STRIPE_CHARGE_EVENT_TYPES)
-    .orderBy('received_at')
-    .forUpdate()
-    .execute();
-}

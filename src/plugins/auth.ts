@@ -2,9 +2,12 @@ import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { Config } from '../config.ts';
-import { forbidden, unauthorized } from '../errors.ts';
+import { AppError, forbidden, unauthorized } from '../errors.ts';
+import { msg } from '../messages.ts';
 import type { Scope } from '../schemas.ts';
-import { API_KEY_PREFIX, type ApiKeysService } from '../services/api-keys.service.ts';
+import { API_KEY_PREFIX, type ApiKeysService, isPlausibleApiKey } from '../services/api-keys.service.ts';
+import { createAuthFailureLimiter } from '../services/auth-failures.ts';
+import { isWellFormedText } from '../services/text.ts';
 
 export type Principal =
   | { kind: 'user'; userId: string; roles: string[] }
@@ -39,7 +42,7 @@ function bearer(request: FastifyRequest): string | undefined {
   const header = request.headers.authorization;
   if (header) {
     const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match) throw unauthorized('Authorization header must be "Bearer <token>"');
+    if (!match) throw unauthorized('auth.bad_header');
     return match[1];
   }
   const apiKey = request.headers['x-api-key'];
@@ -71,31 +74,62 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
   });
   app.decorateRequest('principal', null);
 
-  app.decorate('identify', async (request: FastifyRequest): Promise<Principal | null> => {
-    if (request.principal) return request.principal;
-    const token = bearer(request);
-    if (!token) return null;
+  const failures = createAuthFailureLimiter(opts.config.authFailuresPerMinute);
+
+  /**
+   * `blocked`: the address is over AUTH_FAILURES_PER_MINUTE. Then nothing that needs the database is tried:
+   * an API key is looked up only when this process verified it recently, and any failure answers the 429.
+   */
+  async function authenticate(token: string, blocked: AppError | undefined): Promise<Principal> {
+    const refuse = (
+      key: 'auth.api_key_invalid' | 'auth.token_expired' | 'auth.token_invalid' | 'auth.token_no_sub',
+    ) => blocked ?? new AppError('unauthorized', msg(key));
     if (token.startsWith(API_KEY_PREFIX)) {
+      // A key this service cannot have issued is refused without a lookup.
+      if (!isPlausibleApiKey(token)) throw refuse('auth.api_key_invalid');
+      if (blocked && !opts.apiKeys.isKnown(token)) throw blocked;
       const key = await opts.apiKeys.verify(token);
-      if (!key) throw unauthorized('API key is invalid or revoked');
-      request.principal = { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
-      return request.principal;
+      if (!key) throw refuse('auth.api_key_invalid');
+      return { kind: 'apiKey', keyId: key.id, scopes: key.scopes };
     }
     let payload: { sub?: unknown; roles?: unknown };
     try {
       payload = app.jwt.verify(token);
     } catch (err) {
       const code = (err as { code?: string }).code ?? '';
-      throw unauthorized(code.includes('EXPIRED') ? 'Token has expired' : 'Token is invalid');
+      throw refuse(code.includes('EXPIRED') ? 'auth.token_expired' : 'auth.token_invalid');
     }
-    if (typeof payload.sub !== 'string' || payload.sub.length === 0 || payload.sub.length > 255) {
-      throw unauthorized('Token has no valid sub claim');
+    // An ill-formed sub would be stored with U+FFFD in its place: "victim\ud800" must not become "victim\uFFFD".
+    if (
+      typeof payload.sub !== 'string' ||
+      payload.sub.length === 0 ||
+      payload.sub.length > 255 ||
+      !isWellFormedText(payload.sub)
+    ) {
+      throw refuse('auth.token_no_sub');
     }
     const roles = Array.isArray(payload.roles)
       ? payload.roles.filter((r): r is string => typeof r === 'string')
       : [];
-    request.principal = { kind: 'user', userId: payload.sub, roles };
-    return request.principal;
+    return { kind: 'user', userId: payload.sub, roles };
+  }
+
+  app.decorate('identify', async (request: FastifyRequest): Promise<Principal | null> => {
+    if (request.principal) return request.principal;
+    const hasCredentials =
+      request.headers.authorization !== undefined || request.headers['x-api-key'] !== undefined;
+    if (!hasCredentials) return null;
+    const blocked = failures.blocked(request.ip);
+    try {
+      const token = bearer(request);
+      if (!token) return null;
+      request.principal = await authenticate(token, blocked);
+      return request.principal;
+    } catch (err) {
+      if (err instanceof AppError && err.code === 'unauthorized') failures.recordFailure(request.ip);
+      if (blocked && err instanceof AppError && err.code === 'unauthorized') throw blocked;
+      throw err;
+    }
   });
 
   app.decorate('authorize', (allow: readonly Access[]): onRequestHookHandler => {
@@ -103,11 +137,11 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       const principal = await app.identify(request);
       if (!principal) throw unauthorized();
       if (!allows(principal, allow, request)) {
-        throw forbidden(
-          principal.kind === 'apiKey'
-            ? `API key lacks the scope for this route (one of: ${allow.filter((a) => a.includes(':')).join(', ') || 'none'})`
-            : 'Not allowed to access this resource',
-        );
+        throw principal.kind === 'apiKey'
+          ? forbidden('auth.scope_missing', {
+              scopes: allow.filter((a) => a.includes(':')).join(', ') || 'none',
+            })
+          : forbidden('auth.not_allowed');
       }
     };
   });
@@ -118,6 +152,6 @@ export default fp(auth, { name: 'auth', dependencies: ['envelope'] });
 /** The user id a JWT caller acts as; routes that accept only users call this after `authorize(['user'])`. */
 export function callerUserId(request: FastifyRequest): string {
   const p = request.principal;
-  if (p?.kind !== 'user') throw forbidden('This route is for user tokens');
+  if (p?.kind !== 'user') throw forbidden('auth.user_token_only');
   return p.userId;
 }

@@ -1,8 +1,8 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
 import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
 import { unauthorized } from '../errors.ts';
+import { safeEqual } from '../services/secrets.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -15,14 +15,12 @@ declare module 'fastify' {
       webhookAttempts: Counter<'outcome'>;
       /** Debits per call to Postgres: above 1 when debits wait for a free slot and share a commit. */
       debitBatchSize: Histogram;
+      /** Stripe reconciliation: events seen, applied (missed by the webhook) and already stored. */
+      reconcileEvents: Counter<'result'>;
+      /** Stripe reconciliation runs: completed, skipped (another replica holds the lease), failed. */
+      reconcileRuns: Counter<'outcome'>;
     };
   }
-}
-
-export function safeEqual(a: string, b: string): boolean {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
 }
 
 async function metrics(app: FastifyInstance, opts: { token: string | undefined }) {
@@ -59,7 +57,27 @@ async function metrics(app: FastifyInstance, opts: { token: string | undefined }
     buckets: [1, 2, 4, 8, 16, 32, 64],
     registers: [registry],
   });
-  app.decorate('metrics', { registry, credits, webhooks, webhookAttempts, debitBatchSize });
+  const reconcileEvents = new Counter({
+    name: 'credits_stripe_reconcile_events_total',
+    help: "Events read from Stripe's event list by reconciliation, by result: seen, applied, already_stored",
+    labelNames: ['result'],
+    registers: [registry],
+  });
+  const reconcileRuns = new Counter({
+    name: 'credits_stripe_reconcile_runs_total',
+    help: 'Stripe reconciliation runs by outcome: completed, skipped (another replica), failed',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
+  app.decorate('metrics', {
+    registry,
+    credits,
+    webhooks,
+    webhookAttempts,
+    debitBatchSize,
+    reconcileEvents,
+    reconcileRuns,
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
@@ -72,7 +90,7 @@ async function metrics(app: FastifyInstance, opts: { token: string | undefined }
   app.get('/metrics', { schema: { hide: true } }, async (request, reply) => {
     if (opts.token) {
       const header = request.headers.authorization ?? '';
-      if (!safeEqual(header, `Bearer ${opts.token}`)) throw unauthorized('Metrics token required');
+      if (!safeEqual(header, `Bearer ${opts.token}`)) throw unauthorized('auth.metrics_token');
     }
     reply.type(registry.contentType);
     return registry.metrics();

@@ -2,6 +2,25 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
+import { finishDocument } from '../openapi.ts';
+
+/**
+ * OpenAPI 3.0 schemas have no `propertyNames` (the metadata key rule): it is validated, and shown in the
+ * document as the `x-propertyNames` extension.
+ */
+function toOpenApi30(document: unknown): unknown {
+  const stack: unknown[] = [document];
+  for (let node = stack.pop(); node !== undefined; node = stack.pop()) {
+    if (!node || typeof node !== 'object') continue;
+    const obj = node as Record<string, unknown>;
+    if ('propertyNames' in obj && typeof obj.propertyNames === 'object') {
+      obj['x-propertyNames'] = obj.propertyNames;
+      delete obj.propertyNames;
+    }
+    stack.push(...Object.values(obj));
+  }
+  return document;
+}
 
 async function docs(app: FastifyInstance) {
   await app.register(swagger, {
@@ -12,7 +31,10 @@ async function docs(app: FastifyInstance) {
         version: '1.0.0',
         description:
           'Sells credit packs (Stripe Checkout, RevenueCat) and keeps every credit in an append-only ledger. ' +
-          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors.',
+          'Every response uses one envelope: `{ isSuccess, statusCode, data, errors, timestamp }`, plus `code` on errors. ' +
+          'Error messages are in English or Russian as `Accept-Language` asks (`Content-Language` says which); ' +
+          '`code`, field names and enum values never change. Lists take `limit` (1-100, default 20) and `cursor`, ' +
+          'and answer `{ items, nextCursor }`.',
       },
       components: {
         securitySchemes: {
@@ -26,9 +48,22 @@ async function docs(app: FastifyInstance) {
         { name: 'accounts', description: 'Balances, ledgers and purchases of any account; debits' },
         { name: 'api-keys', description: 'API keys for backend services' },
         { name: 'webhooks', description: 'Payment provider webhooks' },
+        {
+          name: 'provider-events',
+          description: 'The provider-event inbox: every Stripe and RevenueCat event, its outcome, replays',
+        },
         { name: 'operations', description: 'Health and readiness' },
       ],
     },
+    transformObject: (documentObject) =>
+      // A copy: the document's schemas are the routes' own validation schemas, and both passes edit them.
+      toOpenApi30(
+        finishDocument({
+          openapiObject: structuredClone(
+            (documentObject as { openapiObject: Record<string, unknown> }).openapiObject,
+          ),
+        }),
+      ) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
   await app.register(swaggerUi, { routePrefix: '/docs' });

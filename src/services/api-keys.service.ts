@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { crc32 } from 'node:zlib';
 import {
   findActiveKeyByHash,
   findApiKey,
@@ -15,6 +16,26 @@ import { decodeCursor, toPage } from './pagination.ts';
 
 /** API keys start with this, so a bearer value is told apart from a JWT without trying both. */
 export const API_KEY_PREFIX = 'ck_';
+
+const LEGACY_KEY = /^ck_[A-Za-z0-9_-]{43}$/;
+const CHECKSUMMED_KEY = /^ck_[A-Za-z0-9_-]{49}$/;
+
+/** CRC-32 of everything before it, base64url (6 characters): catches typos and invented keys, not forgeries. */
+const checksumOf = (keyWithoutChecksum: string) => {
+  const crc = Buffer.alloc(4);
+  crc.writeUInt32BE(crc32(keyWithoutChecksum));
+  return crc.toString('base64url');
+};
+
+/**
+ * Whether `key` is shaped like a key this service issues, decided without the database: `ck_` + 43
+ * random base64url characters + a 6-character checksum. Keys issued before the checksum (`ck_` + 43
+ * characters, no checksum) are still accepted as plausible and looked up.
+ */
+export function isPlausibleApiKey(key: string): boolean {
+  if (LEGACY_KEY.test(key)) return true;
+  return CHECKSUMMED_KEY.test(key) && checksumOf(key.slice(0, -6)) === key.slice(-6);
+}
 
 export const hashApiKey = (key: string) => createHash('sha256').update(key).digest('hex');
 
@@ -63,7 +84,10 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
   async function lookup(hash: string): Promise<CachedKey | null> {
     const seen = generation;
     const row = await findActiveKeyByHash(db, hash);
-    if (!row) return null;
+    if (!row) {
+      cache.delete(hash); // revoked through another replica: no longer "known" either
+      return null;
+    }
     const now = Date.now();
     const entry: CachedKey = {
       id: row.id,
@@ -73,16 +97,21 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
     };
     touch(entry, now);
     if (ttl > 0 && seen === generation) {
-      if (cache.size >= API_KEY_CACHE_MAX) cache.delete(cache.keys().next().value as string);
+      if (!cache.has(hash) && cache.size >= API_KEY_CACHE_MAX)
+        cache.delete(cache.keys().next().value as string);
       cache.set(hash, entry);
     }
     return entry;
   }
 
   return {
-    /** Creates a key with 256 bits of entropy; only its SHA-256 is stored, the clear key is returned once. */
+    /**
+     * Creates a key with 256 bits of entropy and a checksum (see isPlausibleApiKey); only its SHA-256 is
+     * stored, the clear key is returned once.
+     */
     async create(name: string, scopes: Scope[]) {
-      const key = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+      const body = `${API_KEY_PREFIX}${randomBytes(32).toString('base64url')}`;
+      const key = `${body}${checksumOf(body)}`;
       const row = await insertApiKey(db, {
         id: newId('key'),
         name,
@@ -112,8 +141,16 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
       for (const [hash, entry] of cache) if (entry.id === id) cache.delete(hash);
       if (row) return toListed(row);
       const existing = await findApiKey(db, id);
-      if (!existing) throw notFound('API key');
-      throw conflict('API key is already revoked');
+      if (!existing) throw notFound('api_key.not_found');
+      throw conflict('api_key.already_revoked');
+    },
+
+    /**
+     * True when this process verified `key` as valid recently (it is in the cache, even past its TTL): such a
+     * key may still be looked up from an address over AUTH_FAILURES_PER_MINUTE. No database work.
+     */
+    isKnown(key: string): boolean {
+      return cache.has(hashApiKey(key));
     },
 
     /** The key's id and scopes when it is valid and not revoked; null otherwise. Cached (see API_KEY_CACHE_TTL_MS). */
@@ -121,10 +158,8 @@ export function createApiKeysService(db: Db, options: { cacheTtlMs?: number } = 
       const hash = hashApiKey(key);
       const now = Date.now();
       let entry = cache.get(hash) ?? null;
-      if (entry && entry.until <= now) {
-        cache.delete(hash);
-        entry = null;
-      }
+      // Expired: looked up again. The entry stays (see isKnown) until the lookup answers.
+      if (entry && entry.until <= now) entry = null;
       if (entry) {
         touch(entry, now);
       } else {

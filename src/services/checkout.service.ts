@@ -2,9 +2,13 @@ import type Stripe from 'stripe';
 import type { Config } from '../config.ts';
 import type { Db } from '../db/database.ts';
 import { findPackage } from '../db/packages.repository.ts';
-import { insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
+import { findPurchaseByProviderRef, insertPurchase, updatePurchase } from '../db/purchases.repository.ts';
 import { badRequest, conflict, notFound, unavailable } from '../errors.ts';
 import { newId } from './ids.ts';
+import { type Purchase, toPurchase } from './packages.service.ts';
+import type { ProviderInbox } from './provider-inbox.service.ts';
+import type { PurchaseLifecycle } from './purchase-lifecycle.ts';
+import type { StripeHandler } from './stripe-webhook.service.ts';
 
 export interface CheckoutInput {
   userId: string;
@@ -31,7 +35,19 @@ function describeStripeError(err: unknown): string {
  * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
  * Checkout Session that points back at it. The webhook, not this call, grants the credits.
  */
-export function createCheckoutService(db: Db, config: Config, stripe: Stripe | null) {
+export function createCheckoutService(
+  db: Db,
+  config: Config,
+  stripe: Stripe | null,
+  deps: {
+    lifecycle: PurchaseLifecycle;
+    inbox: ProviderInbox;
+    stripeHandler: StripeHandler;
+    /** Stripe could not be read on the return page: logged, the purchase is answered as it is. */
+    onSessionReadError?: (err: unknown, sessionId: string) => void;
+  },
+) {
+  const { lifecycle } = deps;
   const { allowedOrigins } = config.checkout;
 
   /** A redirect from the request must be on an allowed origin (no open redirects); else the configured default. */
@@ -41,23 +57,55 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
       try {
         origin = new URL(given).origin;
       } catch {
-        throw badRequest(`body.${field} is not a valid URL`);
+        throw badRequest('checkout.url_invalid', { field });
       }
       if (!allowedOrigins.includes(origin)) {
-        throw badRequest(
-          `body.${field} must be on an allowed origin (CHECKOUT_ALLOWED_ORIGINS); ${origin} is not one`,
-        );
+        throw badRequest('checkout.url_origin', { field, origin });
       }
       // The string goes to Stripe as given: `{CHECKOUT_SESSION_ID}` must stay literal for Stripe to fill.
       return given;
     }
     if (fallback) return fallback;
-    throw badRequest(`body.${field} is required: ${env} is not configured`);
+    throw badRequest('checkout.url_required', { field, variable: env });
   }
 
   return {
+    /**
+     * The purchase of a Checkout Session, for the success page to poll. While it is pending, the session is
+     * read from Stripe first: paid → fulfilled exactly as the webhook would (the same handler, locks and grant
+     * key, so once per session whichever comes first); expired → the purchase expires. Someone else's or an
+     * unknown session: 404.
+     */
+    async session(sessionId: string, viewer: { userId: string; privileged: boolean }): Promise<Purchase> {
+      const found = await findPurchaseByProviderRef(db, 'stripe', sessionId);
+      if (!found || (!viewer.privileged && found.user_id !== viewer.userId))
+        throw notFound('checkout.session_not_found');
+      if (found.status !== 'pending' || !stripe) return toPurchase(found);
+      let session: Stripe.Checkout.Session;
+      try {
+        session = await stripe.checkout.sessions.retrieve(sessionId);
+      } catch (err) {
+        // The success page keeps polling; the webhook or reconciliation fulfils it meanwhile.
+        deps.onSessionReadError?.(err, sessionId);
+        return toPurchase(found);
+      }
+      const type =
+        session.status === 'complete'
+          ? 'checkout.session.completed'
+          : session.status === 'expired'
+            ? 'checkout.session.expired'
+            : null;
+      if (type) {
+        await deps.inbox.run('stripe', (ctx) =>
+          deps.stripeHandler.sessionEvent(ctx, type, session as unknown as Record<string, unknown>, null),
+        );
+      }
+      const now = await findPurchaseByProviderRef(db, 'stripe', sessionId);
+      return toPurchase(now ?? found);
+    },
+
     async create(input: CheckoutInput): Promise<CheckoutSession> {
-      if (!stripe) throw unavailable('Stripe is not configured: checkout is unavailable');
+      if (!stripe) throw unavailable('checkout.not_configured');
       const successUrl = redirectUrl(
         input.successUrl,
         config.checkout.successUrl,
@@ -72,8 +120,8 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
       );
 
       const pkg = await findPackage(db, input.packageId);
-      if (!pkg) throw notFound('Credit package');
-      if (!pkg.is_active) throw conflict('Credit package is not active');
+      if (!pkg) throw notFound('package.not_found');
+      if (!pkg.is_active) throw conflict('package.inactive');
       const purchase = await insertPurchase(db, {
         id: newId('pur'),
         userId: input.userId,
@@ -81,10 +129,6 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         provider: 'stripe',
         providerRef: null,
         status: 'pending',
-      }).catch((err: { code?: string }) => {
-        // The package was deleted between the read and the insert.
-        if (err?.code === '23503') throw notFound('Credit package');
-        throw err;
       });
 
       const metadata = { purchaseId: purchase.id, userId: purchase.user_id, packageId: pkg.id };
@@ -117,10 +161,8 @@ export function createCheckoutService(db: Db, config: Config, stripe: Stripe | n
         if (!session.url) throw new Error('Stripe returned a Checkout Session without a url');
       } catch (err) {
         // No purchase stays pending forever: this one will never be paid.
-        await updatePurchase(db, purchase.id, { status: 'failed' }).catch(() => {});
-        const error = unavailable(
-          'Stripe is unavailable: the Checkout Session could not be created; retry later',
-        );
+        await lifecycle.markFailed(db, purchase.id).catch(() => {});
+        const error = unavailable('checkout.stripe_unavailable');
         error.cause = err;
         error.message = `${error.message} [${describeStripeError(err)}]`;
         throw error;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, LedgerSource, PreparedQuery } from '../db/database.ts';
+import { isDatabaseUnavailable } from '../db/errors.ts';
 import {
   callClawback,
   callDebit,
@@ -17,8 +18,14 @@ import {
   readBalanceAt,
   usersWithDueLots,
 } from '../db/ledger.repository.ts';
-import { AppError } from '../errors.ts';
+import { AppError, badRequest } from '../errors.ts';
+import { msg } from '../messages.ts';
 import { decodeCursor, toPage } from './pagination.ts';
+import { purchasesById } from './packages.service.ts';
+
+/** `?expand=` values of ledger reads. */
+export type LedgerExpand = 'purchase';
+import { MAX_JSON_DEPTH } from './text.ts';
 
 export interface LedgerEntry {
   id: string;
@@ -66,26 +73,36 @@ export function toLedgerEntry(e: EntryJson | LedgerEntryRow): LedgerEntry {
   };
 }
 
-/** JSON with sorted keys, so two bodies that mean the same thing hash the same. */
-function canonical(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+/**
+ * JSON with sorted keys, so two bodies that mean the same thing hash the same. Bodies are validated
+ * (metadata is flat) before they get here; the depth bound keeps the recursion safe whatever a caller passes.
+ */
+function canonical(value: unknown, depth = 0): string {
+  if (depth > MAX_JSON_DEPTH) throw badRequest('request.too_deep', { field: 'body', depth: MAX_JSON_DEPTH });
+  if (Array.isArray(value)) return `[${value.map((v) => canonical(v, depth + 1)).join(',')}]`;
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>)
       .filter(([, v]) => v !== undefined)
       .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`).join(',')}}`;
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonical(v, depth + 1)}`).join(',')}}`;
   }
   return JSON.stringify(value ?? null);
 }
 
 export const requestHash = (body: unknown) => createHash('sha256').update(canonical(body)).digest('hex');
 
-function outcome(result: LedgerResult, what: string): LedgerOutcome {
+const OPERATIONS = {
+  Debit: msg('ledger.operation.debit'),
+  Grant: msg('ledger.operation.grant'),
+  Clawback: msg('ledger.operation.clawback'),
+};
+
+function outcome(result: LedgerResult, what: keyof typeof OPERATIONS): LedgerOutcome {
   if (!result.entry) throw new Error(`${what} returned no entry (${result.outcome})`);
   if (result.outcome === 'key_reused') {
     throw new AppError(
       'idempotency_key_reused',
-      `${what}: the idempotency key was already used for another request`,
+      msg('ledger.idempotency_key_reused', { operation: OPERATIONS[what] }),
     );
   }
   return {
@@ -165,6 +182,11 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         batch.map((b) => b.args),
       );
     } catch (err) {
+      // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
+      if (isDatabaseUnavailable(err)) {
+        for (const b of batch) b.reject(err);
+        return;
+      }
       // The batch rolled back as a whole; one failing debit must not fail the others: one by one.
       onDebitBatchError(err, batch.length);
       for (const b of batch) await callDebit(prepared, b.args).then(b.resolve, b.reject);
@@ -236,7 +258,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       if (result.outcome === 'insufficient') {
         throw new AppError(
           'insufficient_credits',
-          `Insufficient credits: balance ${result.balance}, requested ${input.amount}`,
+          msg('ledger.insufficient_credits', { balance: result.balance, requested: input.amount }),
         );
       }
       return written(outcome(result, 'Debit'));
@@ -292,10 +314,23 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       };
     },
 
-    async entries(userId: string, limit: number, cursor?: string) {
+    /** Entries newest first; `expand` of `purchase` puts each entry's purchase (or null) beside `purchaseId`. */
+    async entries(userId: string, limit: number, cursor?: string, expand: readonly LedgerExpand[] = []) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
       const rows = await listEntries(db, userId, limit, after?.[0]);
-      return toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+      if (!expand.includes('purchase')) return page;
+      const purchases = await purchasesById(
+        db,
+        page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : [])),
+      );
+      return {
+        items: page.items.map((e) => ({
+          ...e,
+          purchase: (e.purchaseId && purchases.get(e.purchaseId)) || null,
+        })),
+        nextCursor: page.nextCursor,
+      };
     },
 
     async accounts(limit: number, cursor?: string) {

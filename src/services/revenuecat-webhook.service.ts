@@ -1,17 +1,10 @@
 import { type Static, Type } from '@sinclair/typebox';
-import type { Db, PurchaseRow } from '../db/database.ts';
-import { type Executor, lastReversalOf } from '../db/ledger.repository.ts';
 import { findPackageByProductId } from '../db/packages.repository.ts';
-import {
-  findPurchaseByProviderRef,
-  insertPurchase,
-  lockProviderRef,
-  updatePurchase,
-} from '../db/purchases.repository.ts';
-import { claimEvent, parkedEventsByPayload, settleEvent } from '../db/webhook-events.repository.ts';
-import { newId } from './ids.ts';
-import type { LedgerOutcome, LedgerService } from './ledger.service.ts';
-import { expiryFor } from './packages.service.ts';
+import { findPurchaseByProviderRef, lockProviderRef } from '../db/purchases.repository.ts';
+import { lockProductMapping } from '../db/packages.repository.ts';
+import { badRequest } from '../errors.ts';
+import type { InboxContext, Outcome, ProviderHandler, ProviderInbox } from './provider-inbox.service.ts';
+import { MAX_REFUND_CYCLES, type PurchaseLifecycle } from './purchase-lifecycle.ts';
 
 const Text = Type.Optional(Type.Union([Type.String(), Type.Null()]));
 
@@ -46,13 +39,13 @@ export const RevenuecatWebhookBody = Type.Object(
   { additionalProperties: true },
 );
 export type RevenuecatWebhookBody = Static<typeof RevenuecatWebhookBody>;
-type RevenuecatEvent = RevenuecatWebhookBody['event'];
+export type RevenuecatEvent = RevenuecatWebhookBody['event'];
 
 export const RevenuecatDeliveryResult = Type.Object({
   eventId: Type.String(),
   type: Type.String(),
   outcome: Type.Union(
-    ['processed', 'ignored', 'parked', 'duplicate'].map((o) => Type.Literal(o)),
+    ['processed', 'ignored', 'parked', 'failed', 'duplicate'].map((o) => Type.Literal(o)),
     { description: 'duplicate: the event id was stored before, nothing was done again' },
   ),
   note: Type.Union([Type.String(), Type.Null()]),
@@ -60,19 +53,11 @@ export const RevenuecatDeliveryResult = Type.Object({
 });
 export type RevenuecatDeliveryResult = Static<typeof RevenuecatDeliveryResult>;
 
-interface Handled {
-  status: 'processed' | 'ignored' | 'parked';
-  note: string | null;
-  purchaseId: string | null;
-}
-
-const PROVIDER = 'revenuecat';
+const PROVIDER = 'revenuecat' as const;
 const ANONYMOUS_PREFIX = '$RCAnonymousID:';
 const GRANT_TYPES = new Set(['NON_RENEWING_PURCHASE', 'INITIAL_PURCHASE', 'RENEWAL']);
 /** RevenueCat's cancel_reason for a refund (App Store support, Play/Amazon/web refunds). */
 const REFUND_REASON = 'CUSTOMER_SUPPORT';
-/** A refund and its reversal alternate on one purchase; more cycles than this are left to an operator. */
-const MAX_REFUND_CYCLES = 20;
 const NO_CREDIT_EFFECT: Record<string, string> = {
   TEST: 'test event from the RevenueCat dashboard',
   TRANSFER: 'transfer between app user ids: credits stay with the user they were granted to',
@@ -95,209 +80,199 @@ export function resolveUserId(event: RevenuecatEvent): string | null {
   return candidates.find((id) => !isAnonymous(id)) ?? appUserId ?? candidates[0] ?? null;
 }
 
-const handled = (status: Handled['status'], note: string | null, purchaseId: string | null = null) => ({
-  status,
-  note,
-  purchaseId,
-});
+/** Waiting keys (010_provider_event_inbox.sql). */
+const transactionKey = (transactionId: string) => `revenuecat:transaction:${transactionId}`;
+const refundKey = (transactionId: string) => `revenuecat:refund:${transactionId}`;
+export const productKey = (productId: string) => `revenuecat:product:${productId}`;
 
-/**
- * Writes with the first unused key of a series (`base`, `base:2`, `base:3`, ...). Refunds and reversals
- * alternate on a purchase, so the n-th refund of a transaction needs its own key; a used key answers a
- * replay (nothing written), which is how the loop learns that cycle is done.
- */
-async function withFreshKey(
-  base: string,
-  write: (key: string) => Promise<LedgerOutcome>,
-): Promise<LedgerOutcome | null> {
-  for (let n = 1; n <= MAX_REFUND_CYCLES; n++) {
-    const outcome = await write(n === 1 ? base : `${base}:${n}`);
-    if (!outcome.replayed) return outcome;
+/** Parses a stored RevenueCat body (the webhook's schema already checked a live one). */
+export function parseRevenuecatEvent(payload: unknown): RevenuecatEvent {
+  const event = (payload as { event?: unknown } | null)?.event as RevenuecatEvent | undefined;
+  if (!event || typeof event.id !== 'string' || typeof event.type !== 'string') {
+    throw badRequest('revenuecat.event_invalid');
   }
-  return null;
+  return event;
 }
 
 /**
- * RevenueCat webhooks: each delivery is stored once by event id and applied in the same transaction as
- * its ledger effects. Grants are once per store transaction (`transaction_id`), whatever the event ids.
+ * RevenueCat's rules, as plain functions over a parsed event, run by the inbox inside its transaction.
+ * Grants are once per store transaction (`transaction_id`, key `revenuecat:grant:<tx>`), whatever the event
+ * ids and whichever way the transaction arrives (webhook, sync, replay); everything on one transaction is
+ * serialized by its advisory lock.
  */
-export function createRevenuecatWebhookService(
-  db: Db,
-  ledger: LedgerService,
-  opts: { allowSandbox: boolean },
-) {
+export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { allowSandbox: boolean }) {
   /** A refund (CANCELLATION with CUSTOMER_SUPPORT): takes back the purchase's credits, never below zero. */
-  async function refund(trx: Executor, event: RevenuecatEvent, purchase: PurchaseRow): Promise<Handled> {
-    if (purchase.status === 'refunded') return handled('ignored', 'purchase already refunded', purchase.id);
-    const amount = purchase.credits - purchase.credits_reversed;
-    const taken = await withFreshKey(`revenuecat:refund:${purchase.provider_ref}`, (key) =>
-      ledger.clawback(trx, {
-        userId: purchase.user_id,
-        amount,
-        source: PROVIDER,
-        purchaseId: purchase.id,
-        idempotencyKey: key,
-        reason: 'RevenueCat refund',
-        metadata: { eventId: event.id, transactionId: purchase.provider_ref, cancelReason: REFUND_REASON },
-      }),
-    );
-    if (!taken) return handled('ignored', `more than ${MAX_REFUND_CYCLES} refunds: not applied`, purchase.id);
-    const credits = 0 - taken.entry.amount;
-    // creditsReversed counts what was asked back, as for Stripe; what the balance could not cover is the
-    // entry's metadata.uncollected, and a reversal of this refund grants back only what the entry took.
-    await updatePurchase(trx, purchase.id, {
-      status: 'refunded',
-      credits_reversed: purchase.credits_reversed + amount,
+  async function refund(ctx: InboxContext, event: RevenuecatEvent, transactionId: string): Promise<Outcome> {
+    const purchase = await findPurchaseByProviderRef(ctx.trx, PROVIDER, transactionId, true);
+    if (!purchase) {
+      return {
+        status: 'parked',
+        note: `waiting for the purchase of transaction ${transactionId}`,
+        waitingFor: transactionKey(transactionId),
+      };
+    }
+    const done = { purchaseId: purchase.id, userId: purchase.user_id };
+    if (purchase.status === 'refunded')
+      return { status: 'ignored', note: 'purchase already refunded', ...done };
+    const result = await lifecycle.refundAll(ctx.trx, purchase, {
+      keyBase: `revenuecat:refund:${transactionId}`,
+      reason: 'RevenueCat refund',
+      metadata: { eventId: event.id, transactionId, cancelReason: REFUND_REASON },
     });
-    return handled('processed', `refund: took back ${credits} of ${amount} credits`, purchase.id);
+    if (!result) {
+      return { status: 'ignored', note: `more than ${MAX_REFUND_CYCLES} refunds: not applied`, ...done };
+    }
+    // A REFUND_REVERSED that arrived before this refund was waiting for it.
+    await ctx.wake([refundKey(transactionId)], 'after the refund it reverses');
+    return {
+      status: 'processed',
+      note: `refund: took back ${result.taken} of ${result.requested} credits`,
+      ...done,
+    };
   }
 
   /** REFUND_REVERSED: grants back what the refund took; the purchase is completed again. */
   async function reverseRefund(
-    trx: Executor,
+    ctx: InboxContext,
     event: RevenuecatEvent,
-    purchase: PurchaseRow,
-  ): Promise<Handled> {
+    transactionId: string,
+  ): Promise<Outcome> {
+    const purchase = await findPurchaseByProviderRef(ctx.trx, PROVIDER, transactionId, true);
+    if (!purchase) {
+      return {
+        status: 'parked',
+        note: `waiting for the purchase of transaction ${transactionId}`,
+        waitingFor: transactionKey(transactionId),
+      };
+    }
+    const done = { purchaseId: purchase.id, userId: purchase.user_id };
     if (purchase.status !== 'refunded') {
-      return handled('ignored', `nothing to reverse: purchase is ${purchase.status}`, purchase.id);
-    }
-    const refunded = await lastReversalOf(trx, purchase.user_id, purchase.id);
-    const amount = refunded ? 0 - refunded.amount : 0;
-    if (amount > 0) {
-      const granted = await withFreshKey(`revenuecat:refund-reversed:${purchase.provider_ref}`, (key) =>
-        ledger.grant(trx, {
-          userId: purchase.user_id,
-          amount,
-          source: PROVIDER,
-          purchaseId: purchase.id,
-          idempotencyKey: key,
-          reason: 'RevenueCat refund reversed',
-          metadata: { eventId: event.id, transactionId: purchase.provider_ref },
-          expiresAt: expiryFor(purchase.credit_expiry_days),
-        }),
-      );
-      if (!granted) {
-        return handled('ignored', `more than ${MAX_REFUND_CYCLES} reversals: not applied`, purchase.id);
+      // Before the purchase's first refund: the reversal arrived before its refund (RevenueCat does not
+      // promise order), so it waits for it. After a refund and its reversal, another one is a repeat.
+      if ((await lifecycle.refundCount(ctx.trx, purchase)) === 0) {
+        return {
+          status: 'parked',
+          note: `waiting for the refund of transaction ${transactionId} that it reverses`,
+          waitingFor: refundKey(transactionId),
+          ...done,
+        };
       }
+      return { status: 'ignored', note: `nothing to reverse: purchase is ${purchase.status}`, ...done };
     }
-    await updatePurchase(trx, purchase.id, { status: 'completed', credits_reversed: 0 });
-    return handled('processed', `refund reversed: granted back ${amount} credits`, purchase.id);
-  }
-
-  /** A refund or its reversal; before the transaction's purchase exists, the event waits (parked). */
-  async function applyToPurchase(trx: Executor, event: RevenuecatEvent, transactionId: string) {
-    const purchase = await findPurchaseByProviderRef(trx, PROVIDER, transactionId, true);
-    if (!purchase) return handled('parked', `waiting for the purchase of transaction ${transactionId}`);
-    return event.type === 'REFUND_REVERSED'
-      ? reverseRefund(trx, event, purchase)
-      : refund(trx, event, purchase);
-  }
-
-  /** Applies the parked refunds of a transaction whose purchase now exists, in the order RevenueCat sent them. */
-  async function replayParked(trx: Executor, transactionId: string) {
-    const rows = await parkedEventsByPayload(trx, PROVIDER, ['event', 'transaction_id'], transactionId);
-    const parked = rows
-      .map((row) => ({ row, event: (row.payload as RevenuecatWebhookBody).event }))
-      .sort((a, b) => (a.event.event_timestamp_ms ?? 0) - (b.event.event_timestamp_ms ?? 0));
-    for (const { row, event } of parked) {
-      const result = await applyToPurchase(trx, event, transactionId);
-      await settleEvent(trx, {
-        provider: PROVIDER,
-        eventId: row.event_id,
-        status: result.status,
-        note: `${result.note} (after the purchase arrived)`,
-        purchaseId: result.purchaseId,
-      });
+    const result = await lifecycle.reverseRefund(ctx.trx, purchase, {
+      keyBase: `revenuecat:refund-reversed:${transactionId}`,
+      reason: 'RevenueCat refund reversed',
+      metadata: { eventId: event.id, transactionId },
+    });
+    if (!result) {
+      return { status: 'ignored', note: `more than ${MAX_REFUND_CYCLES} reversals: not applied`, ...done };
     }
+    return { status: 'processed', note: `refund reversed: granted back ${result.granted} credits`, ...done };
   }
 
   /** NON_RENEWING_PURCHASE, INITIAL_PURCHASE, RENEWAL: a completed purchase and its grant, once per transaction. */
-  async function purchase(trx: Executor, event: RevenuecatEvent): Promise<Handled> {
+  async function purchase(ctx: InboxContext, event: RevenuecatEvent): Promise<Outcome> {
+    const { trx } = ctx;
     const transactionId = present(event.transaction_id);
     const productId = present(event.product_id);
     const userId = resolveUserId(event);
     if (!transactionId || !productId || !userId) {
-      return handled('ignored', 'transaction_id, product_id or app_user_id is missing');
+      return { status: 'ignored', note: 'transaction_id, product_id or app_user_id is missing' };
     }
-    const pkg = await findPackageByProductId(trx, productId);
-    if (!pkg) return handled('ignored', `product ${productId} is not mapped to a credit package`);
-
+    // The same lock as saving a mapping of this product (a purchase parked now is seen by that save's wake-up),
+    // then the transaction's.
+    await lockProductMapping(trx, productId);
     await lockProviderRef(trx, PROVIDER, transactionId);
-    // The store has been paid: the purchase is granted even when the package was deactivated since.
-    const row =
-      (await findPurchaseByProviderRef(trx, PROVIDER, transactionId, true)) ??
-      (await insertPurchase(trx, {
-        id: newId('pur'),
+    // Recorded before: a repeat (whatever the product's mapping is now), answered by the grant key below.
+    const existing = await findPurchaseByProviderRef(trx, PROVIDER, transactionId, true);
+    const pkg = existing ? undefined : await findPackageByProductId(trx, productId);
+    if (!existing && !pkg) {
+      return {
+        status: 'parked',
+        note: `product ${productId} is not mapped to a credit package: granted when a package maps it`,
+        waitingFor: productKey(productId),
         userId,
-        pkg,
-        provider: PROVIDER,
-        providerRef: transactionId,
-        status: 'completed',
-      }));
-    const granted = await ledger.grant(trx, {
-      userId: row.user_id,
-      amount: row.credits,
-      source: PROVIDER,
-      purchaseId: row.id,
-      idempotencyKey: `revenuecat:grant:${transactionId}`,
-      reason: `RevenueCat purchase of ${pkg.name}`,
-      metadata: {
-        eventId: event.id,
-        eventType: event.type,
-        transactionId,
-        productId,
-        packageId: row.package_id,
-        store: event.store ?? null,
-        environment: event.environment ?? null,
-        storePrice: {
-          priceUsd: event.price ?? null,
-          priceInPurchasedCurrency: event.price_in_purchased_currency ?? null,
-          currency: event.currency ?? null,
+      };
+    }
+    // The store has been paid: the purchase is granted even when the package was deactivated since.
+    const { purchase: row, granted } = await lifecycle.createCompleted(
+      trx,
+      { existing, userId, pkg, provider: PROVIDER, providerRef: transactionId },
+      {
+        key: `revenuecat:grant:${transactionId}`,
+        reason: `RevenueCat purchase of ${pkg?.name ?? existing?.package_id}`,
+        metadata: {
+          eventId: event.id,
+          eventType: event.type,
+          transactionId,
+          productId,
+          packageId: existing?.package_id ?? pkg?.id,
+          store: event.store ?? null,
+          environment: event.environment ?? null,
+          storePrice: {
+            priceUsd: event.price ?? null,
+            priceInPurchasedCurrency: event.price_in_purchased_currency ?? null,
+            currency: event.currency ?? null,
+          },
         },
       },
-      expiresAt: expiryFor(row.credit_expiry_days),
-    });
-    if (granted.replayed)
-      return handled('ignored', `transaction ${transactionId} was already granted`, row.id);
-    await replayParked(trx, transactionId);
-    return handled('processed', `granted ${row.credits} credits to ${row.user_id}`, row.id);
+    );
+    const done = { purchaseId: row.id, userId: row.user_id };
+    if (granted.replayed) {
+      return { status: 'ignored', note: `transaction ${transactionId} was already granted`, ...done };
+    }
+    // Refunds (and their reversals) that arrived before the purchase, in the order RevenueCat sent them.
+    await ctx.wake([transactionKey(transactionId)], 'after the purchase arrived');
+    return { status: 'processed', note: `granted ${row.credits} credits to ${row.user_id}`, ...done };
   }
 
-  async function apply(trx: Executor, event: RevenuecatEvent): Promise<Handled> {
-    if (event.environment === 'SANDBOX' && !opts.allowSandbox) return handled('ignored', 'sandbox');
-    if (GRANT_TYPES.has(event.type)) return purchase(trx, event);
-    if (event.type === 'CANCELLATION' && event.cancel_reason !== REFUND_REASON) {
-      return handled('ignored', `cancellation (${event.cancel_reason ?? 'no reason'}): no credit change`);
-    }
-    if (event.type === 'CANCELLATION' || event.type === 'REFUND_REVERSED') {
-      const transactionId = present(event.transaction_id);
-      if (!transactionId) return handled('ignored', 'transaction_id is missing');
-      await lockProviderRef(trx, PROVIDER, transactionId);
-      return applyToPurchase(trx, event, transactionId);
-    }
-    return handled('ignored', NO_CREDIT_EFFECT[event.type] ?? `${event.type}: no credit effect`);
-  }
+  const handler: ProviderHandler<RevenuecatEvent> = {
+    parse: parseRevenuecatEvent,
+    compare: (a, b) => (a.event_timestamp_ms ?? 0) - (b.event_timestamp_ms ?? 0),
+    async handle(ctx, event) {
+      if (event.environment === 'SANDBOX' && !opts.allowSandbox)
+        return { status: 'ignored', note: 'sandbox' };
+      if (GRANT_TYPES.has(event.type)) return purchase(ctx, event);
+      if (event.type === 'CANCELLATION' && event.cancel_reason !== REFUND_REASON) {
+        return {
+          status: 'ignored',
+          note: `cancellation (${event.cancel_reason ?? 'no reason'}): no credit change`,
+        };
+      }
+      if (event.type === 'CANCELLATION' || event.type === 'REFUND_REVERSED') {
+        const transactionId = present(event.transaction_id);
+        if (!transactionId) return { status: 'ignored', note: 'transaction_id is missing' };
+        await lockProviderRef(ctx.trx, PROVIDER, transactionId);
+        return event.type === 'REFUND_REVERSED'
+          ? reverseRefund(ctx, event, transactionId)
+          : refund(ctx, event, transactionId);
+      }
+      return { status: 'ignored', note: NO_CREDIT_EFFECT[event.type] ?? `${event.type}: no credit effect` };
+    },
+  };
+  return handler;
+}
 
+/** POST /webhooks/revenuecat: the inbox stores each delivery once by event id and runs the handler. */
+export function createRevenuecatWebhookService(inbox: ProviderInbox) {
   return {
     /** Stores the event once by id and applies it, in one transaction; a stored id does nothing again. */
     async handle(body: RevenuecatWebhookBody): Promise<RevenuecatDeliveryResult> {
       const { event } = body;
-      return db.transaction().execute(async (trx) => {
-        const fresh = await claimEvent(trx, {
-          provider: PROVIDER,
-          eventId: event.id,
-          type: event.type,
-          payload: body,
-        });
-        if (!fresh) {
-          const note = 'event already received';
-          return { eventId: event.id, type: event.type, outcome: 'duplicate', note, purchaseId: null };
-        }
-        const result = await apply(trx, event);
-        await settleEvent(trx, { provider: PROVIDER, eventId: event.id, ...result });
-        const { status, note, purchaseId } = result;
-        return { eventId: event.id, type: event.type, outcome: status, note, purchaseId };
+      const r = await inbox.receive({
+        provider: PROVIDER,
+        eventId: event.id,
+        type: event.type,
+        payload: body,
+        source: 'webhook',
       });
+      return {
+        eventId: event.id,
+        type: event.type,
+        outcome: r.duplicate ? 'duplicate' : r.status,
+        note: r.note,
+        purchaseId: r.duplicate ? null : r.purchaseId,
+      };
     },
   };
 }

@@ -1,28 +1,24 @@
 import type { Config } from '../config.ts';
-import type { Db, PurchaseRow, PurchaseStatus } from '../db/database.ts';
-import { type Executor, findEntryByIdempotencyKey } from '../db/ledger.repository.ts';
+import type { PurchaseRow, PurchaseStatus } from '../db/database.ts';
+import type { Executor } from '../db/ledger.repository.ts';
 import {
   findPurchase,
   findPurchaseByPaymentIntent,
   findPurchaseByProviderRef,
   type PurchaseChanges,
-  updatePurchase,
 } from '../db/purchases.repository.ts';
-import {
-  lockPaymentIntent,
-  STRIPE_CHARGE_EVENT_TYPES,
-  unmatchedChargeEvents,
-} from '../db/stripe.repository.ts';
-import { claimEvent, parkedEvents, settleEvent } from '../db/webhook-events.repository.ts';
+import { lockPaymentIntent, STRIPE_CHARGE_EVENT_TYPES } from '../db/stripe.repository.ts';
 import { AppError, unavailable } from '../errors.ts';
-import type { LedgerService } from './ledger.service.ts';
-import { expiryFor } from './packages.service.ts';
+import { msg } from '../messages.ts';
+import type { InboxContext, Outcome, ProviderHandler, ProviderInbox } from './provider-inbox.service.ts';
+import { isGranted, type PurchaseLifecycle } from './purchase-lifecycle.ts';
 import { constructStripeEvent } from './stripe.client.ts';
+import { storableProviderEvent } from './text.ts';
 
 /** Stripe's signature tolerance: a signed timestamp older or newer than this is refused. */
 const TOLERANCE_SECONDS = 300;
 
-export type WebhookOutcome = 'processed' | 'ignored' | 'parked' | 'duplicate';
+export type WebhookOutcome = 'processed' | 'ignored' | 'parked' | 'failed' | 'duplicate';
 
 export interface StripeWebhookResult {
   received: true;
@@ -34,18 +30,24 @@ export interface StripeWebhookResult {
   note: string | null;
 }
 
-interface Handled {
-  status: 'processed' | 'ignored' | 'parked';
-  purchaseId: string | null;
-  note: string;
-}
-
-interface Applied {
-  purchase: PurchaseRow;
-  note: string;
-}
-
 type Obj = Record<string, unknown>;
+
+/** A Stripe event as the handler reads it. */
+export interface StripeEvent {
+  id: string;
+  type: string;
+  object: Obj;
+  created: number;
+}
+
+/** The Checkout Session and charge event types this service acts on (reconciliation reads these). */
+export const STRIPE_EVENT_TYPES = [
+  'checkout.session.completed',
+  'checkout.session.async_payment_succeeded',
+  'checkout.session.async_payment_failed',
+  'checkout.session.expired',
+  ...STRIPE_CHARGE_EVENT_TYPES,
+];
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
 const int = (v: unknown): number | undefined =>
@@ -56,14 +58,6 @@ const idOf = (v: unknown): string | undefined =>
 const metadataOf = (o: Obj, key: string): string | undefined =>
   o.metadata && typeof o.metadata === 'object' ? str((o.metadata as Obj)[key]) : undefined;
 
-/** Statuses in which the purchase's credits were granted (refunds and disputes apply to these only). */
-const GRANTED: ReadonlySet<PurchaseStatus> = new Set([
-  'completed',
-  'partially_refunded',
-  'refunded',
-  'disputed',
-]);
-
 /** ceil(credits × refunded / amount) without leaving exact integer arithmetic. */
 function proportionalCeil(credits: number, refunded: number, amount: number): number {
   const n = BigInt(credits) * BigInt(refunded);
@@ -71,27 +65,36 @@ function proportionalCeil(credits: number, refunded: number, amount: number): nu
   return Number((n + d - 1n) / d);
 }
 
-/** The status a granted purchase has from its refunds alone (after a dispute is won, for instance). */
-function statusFromRefunds(credits: number, refundedCredits: number): PurchaseStatus {
-  if (refundedCredits <= 0) return 'completed';
-  return refundedCredits >= credits ? 'refunded' : 'partially_refunded';
+/** Waiting keys (010_provider_event_inbox.sql): the purchase's grant, and a PaymentIntent no purchase names yet. */
+const purchaseKey = (purchaseId: string) => `purchase:${purchaseId}`;
+const paymentIntentKey = (paymentIntentId: string) => `stripe:payment_intent:${paymentIntentId}`;
+
+/** Parses a stored or verified Stripe event; throws 400 when it is not one. */
+export function parseStripeEvent(payload: unknown): StripeEvent {
+  if (!payload || typeof payload !== 'object' || Array.isArray(payload)) {
+    throw new AppError('validation_failed', msg('stripe.event_invalid'));
+  }
+  const e = payload as {
+    id?: unknown;
+    type?: unknown;
+    created?: unknown;
+    data?: { object?: unknown };
+  };
+  const id = str(e.id);
+  const type = str(e.type);
+  const object = e.data?.object;
+  if (!id || !type || !object || typeof object !== 'object') {
+    throw new AppError('validation_failed', msg('stripe.event_invalid'));
+  }
+  return { id, type, object: object as Obj, created: int(e.created) ?? 0 };
 }
 
 /**
- * Stripe webhooks: every event is verified, stored once by its id, and applied in the same transaction as
- * its ledger effects, under the purchase's row lock. Credits always come from the purchase's snapshot.
- *
- * Accounting on the purchase row:
- * - `credits_reversed`: credits requested back from this purchase and still standing, for refunds and for
- *   an open dispute. What was requested counts, including the part the balance could not cover
- *   (`metadata.uncollected` on the entry): the next refund increment then asks only for its own share,
- *   rather than chasing credits the user has since bought elsewhere.
- * - `credits_disputed`: the part of `credits_reversed` that the open dispute requested.
+ * Stripe's rules, as plain functions over a parsed event, run by the inbox inside its transaction. Everything
+ * for one PaymentIntent is serialized by its advisory lock, then by the purchase's row lock. Credits always
+ * come from the purchase's snapshot, never from the payload.
  */
-export function createStripeWebhookService(db: Db, config: Config, ledger: LedgerService) {
-  const update = (ex: Executor, p: PurchaseRow, changes: PurchaseChanges) =>
-    updatePurchase(ex, p.id, changes);
-
+export function createStripeHandler(lifecycle: PurchaseLifecycle) {
   /** The purchase a Checkout Session belongs to, locked: by metadata, client_reference_id, then session id. */
   async function purchaseForSession(trx: Executor, session: Obj): Promise<PurchaseRow | undefined> {
     const sessionId = str(session.id);
@@ -135,7 +138,7 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     return changes;
   }
 
-  async function refund(trx: Executor, p: PurchaseRow, charge: Obj): Promise<Applied> {
+  async function refund(trx: Executor, p: PurchaseRow, charge: Obj) {
     const amount = int(charge.amount);
     const amountRefunded = int(charge.amount_refunded);
     if (!amount || amount <= 0 || amountRefunded === undefined) {
@@ -143,67 +146,27 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     }
     const refunded = Math.min(Math.max(amountRefunded, 0), amount);
     const target = proportionalCeil(p.credits, refunded, amount);
-    const refundedBefore = p.credits_reversed - p.credits_disputed;
-    const increment = target - refundedBefore;
-    if (increment <= 0) {
-      return { purchase: p, note: `no new refund: ${refundedBefore} credits already reversed for refunds` };
-    }
-    // While a dispute is open it already took the rest back: the refund is covered by that first.
-    const fromDispute = Math.min(increment, p.credits_disputed);
-    const toTake = increment - fromDispute;
-    let taken = 0;
-    if (toTake > 0) {
-      const result = await ledger.clawback(trx, {
-        userId: p.user_id,
-        amount: toTake,
-        source: 'stripe',
-        purchaseId: p.id,
-        // Per cumulative target: a second delivery of the same refund state takes nothing twice.
-        idempotencyKey: `stripe:refund:${p.id}:${target}`,
-        reason: 'Stripe refund',
-        metadata: { chargeId: str(charge.id), amount, amountRefunded: refunded, targetCredits: target },
-      });
-      taken = result.taken;
-    }
-    const status: PurchaseStatus =
-      p.status === 'disputed' ? 'disputed' : refunded >= amount ? 'refunded' : 'partially_refunded';
-    const purchase = await update(trx, p, {
-      status,
-      credits_reversed: p.credits_reversed + toTake,
-      credits_disputed: p.credits_disputed - fromDispute,
+    return lifecycle.refundTo(trx, p, {
+      targetCredits: target,
+      full: refunded >= amount,
+      // Per cumulative target: a second delivery of the same refund state takes nothing twice.
+      key: `stripe:refund:${p.id}:${target}`,
+      reason: 'Stripe refund',
+      metadata: { chargeId: str(charge.id), amount, amountRefunded: refunded, targetCredits: target },
     });
-    return {
-      purchase,
-      note: `refund to ${target} of ${p.credits} credits: requested ${toTake}, took ${taken}`,
-    };
   }
 
-  async function disputeOpened(trx: Executor, p: PurchaseRow, dispute: Obj): Promise<Applied> {
-    if (p.status === 'disputed') return { purchase: p, note: 'a dispute is already open for this purchase' };
+  async function disputeOpened(trx: Executor, p: PurchaseRow, dispute: Obj) {
     const disputeId = str(dispute.id) ?? 'unknown';
-    const rest = p.credits - p.credits_reversed;
-    let taken = 0;
-    if (rest > 0) {
-      const result = await ledger.clawback(trx, {
-        userId: p.user_id,
-        amount: rest,
-        source: 'stripe',
-        purchaseId: p.id,
-        idempotencyKey: `stripe:dispute:${p.id}:${disputeId}`,
-        reason: 'Stripe dispute opened',
-        metadata: { disputeId, chargeId: idOf(dispute.charge), disputeReason: str(dispute.reason) },
-      });
-      taken = result.taken;
-    }
-    const purchase = await update(trx, p, {
-      status: 'disputed',
-      credits_reversed: p.credits_reversed + rest,
-      credits_disputed: rest,
+    return lifecycle.disputeOpened(trx, p, {
+      disputeId,
+      key: `stripe:dispute:${p.id}:${disputeId}`,
+      reason: 'Stripe dispute opened',
+      metadata: { disputeId, chargeId: idOf(dispute.charge), disputeReason: str(dispute.reason) },
     });
-    return { purchase, note: `dispute ${disputeId}: requested ${rest}, took ${taken}` };
   }
 
-  async function disputeClosed(trx: Executor, p: PurchaseRow, dispute: Obj): Promise<Applied> {
+  async function disputeClosed(trx: Executor, p: PurchaseRow, dispute: Obj) {
     const outcome = str(dispute.status) ?? 'unknown';
     // `warning_closed`: an inquiry that never became a chargeback, so no money left the account either.
     if (outcome !== 'won' && outcome !== 'warning_closed') {
@@ -211,151 +174,161 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
     }
     if (p.status !== 'disputed') return { purchase: p, note: 'no open dispute on this purchase' };
     const disputeId = str(dispute.id) ?? 'unknown';
-    const entry = await findEntryByIdempotencyKey(trx, p.user_id, `stripe:dispute:${p.id}:${disputeId}`);
-    // Exactly what the dispute's clawback took (not what it asked for), less what refunds took over since.
-    const giveBack = Math.min(entry ? -entry.amount : 0, p.credits_disputed);
-    if (giveBack > 0) {
-      await ledger.grant(trx, {
-        userId: p.user_id,
-        amount: giveBack,
-        source: 'stripe',
-        purchaseId: p.id,
-        idempotencyKey: `stripe:dispute-won:${disputeId}`,
-        reason: 'Stripe dispute won',
-        metadata: { disputeId, chargeId: idOf(dispute.charge) },
-        // The credits come back with the expiry they had.
-        expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
-      });
-    }
-    const refundedCredits = p.credits_reversed - p.credits_disputed;
-    const purchase = await update(trx, p, {
-      status: statusFromRefunds(p.credits, refundedCredits),
-      credits_reversed: refundedCredits,
-      credits_disputed: 0,
+    const won = await lifecycle.disputeWon(trx, p, {
+      disputeId,
+      openedKey: `stripe:dispute:${p.id}:${disputeId}`,
+      key: `stripe:dispute-won:${disputeId}`,
+      reason: 'Stripe dispute won',
+      metadata: { disputeId, chargeId: idOf(dispute.charge) },
     });
-    return { purchase, note: `dispute ${disputeId} ${outcome}: granted back ${giveBack}` };
+    return { purchase: won.purchase, note: `dispute ${disputeId} ${outcome}: granted back ${won.giveBack}` };
   }
 
-  function applyCharge(trx: Executor, p: PurchaseRow, type: string, object: Obj): Promise<Applied> {
-    if (type === 'charge.refunded') return refund(trx, p, object);
-    if (type === 'charge.dispute.created') return disputeOpened(trx, p, object);
-    return disputeClosed(trx, p, object);
-  }
-
-  /** Grants the purchase once, then applies the refunds and disputes that arrived before the grant. */
-  async function fulfil(trx: Executor, p: PurchaseRow, session: Obj, eventId: string): Promise<Handled> {
+  /** Grants the purchase once, then runs again the charge events that arrived before the grant. */
+  async function fulfil(
+    ctx: InboxContext,
+    p: PurchaseRow,
+    session: Obj,
+    eventId: string | null,
+  ): Promise<Outcome> {
+    const { trx } = ctx;
     const refs = references(p, session);
-    if (GRANTED.has(p.status)) {
-      if (Object.keys(refs).length > 0) await update(trx, p, refs);
-      return { status: 'processed', purchaseId: p.id, note: 'already granted' };
+    const done = { purchaseId: p.id, userId: p.user_id };
+    if (isGranted(p)) {
+      await lifecycle.remember(trx, p, refs);
+      return { status: 'processed', note: 'already granted', ...done };
     }
     // A `failed` or `expired` purchase may still be paid (e.g. Stripe created the session but our call
-    // timed out): Stripe's signed word that it was paid wins.
-    await ledger.grant(trx, {
-      userId: p.user_id,
-      amount: p.credits,
-      source: 'stripe',
-      purchaseId: p.id,
-      idempotencyKey: `stripe:grant:${p.id}`,
-      reason: 'Stripe Checkout purchase',
-      metadata: {
-        packageId: p.package_id,
-        sessionId: str(session.id),
-        paymentIntentId: idOf(session.payment_intent),
-        eventId,
+    // timed out): Stripe's word that it was paid wins.
+    const purchase = await lifecycle.complete(
+      trx,
+      p,
+      {
+        key: `stripe:grant:${p.id}`,
+        reason: 'Stripe Checkout purchase',
+        metadata: {
+          packageId: p.package_id,
+          sessionId: str(session.id),
+          paymentIntentId: idOf(session.payment_intent),
+          ...(eventId ? { eventId } : { fulfilledBy: 'checkout session read' }),
+        },
       },
-      expiresAt: expiryFor(p.credit_expiry_days),
-    });
-    let purchase = await update(trx, p, { ...refs, status: 'completed', completed_at: new Date() });
-
+      refs,
+    );
     // What arrived before the grant, in the order received: events parked on this purchase, and charge
     // events that named its PaymentIntent before any purchase was known by it.
-    const paymentIntentId = purchase.stripe_payment_intent_id;
-    const parked = [
-      ...(await parkedEvents(trx, 'stripe', p.id)),
-      ...(paymentIntentId ? await unmatchedChargeEvents(trx, paymentIntentId) : []),
-    ].sort((a, b) => a.received_at.getTime() - b.received_at.getTime());
-    for (const event of parked) {
-      const object = ((event.payload as Obj).data as Obj | undefined)?.object as Obj | undefined;
-      const applied = object
-        ? await applyCharge(trx, purchase, event.type, object)
-        : { purchase, note: 'the stored event has no data.object' };
-      purchase = applied.purchase;
-      await settleEvent(trx, {
-        provider: 'stripe',
-        eventId: event.event_id,
-        status: 'processed',
-        note: `applied after the grant (was ${event.status}): ${applied.note}`,
-        purchaseId: p.id,
-      });
-    }
-    const replayed = parked.length > 0 ? `; applied ${parked.length} earlier event(s)` : '';
-    return { status: 'processed', purchaseId: p.id, note: `granted ${p.credits} credits${replayed}` };
+    const keys = [purchaseKey(p.id)];
+    if (purchase.stripe_payment_intent_id) keys.push(paymentIntentKey(purchase.stripe_payment_intent_id));
+    const applied = await ctx.wake(keys, 'after the grant');
+    const replayed = applied > 0 ? `; applied ${applied} earlier event(s)` : '';
+    return { status: 'processed', note: `granted ${p.credits} credits${replayed}`, ...done };
   }
 
-  async function sessionEvent(trx: Executor, type: string, session: Obj, eventId: string): Promise<Handled> {
+  /** A Checkout Session event (or the session as read from Stripe, `eventId` null). */
+  async function sessionEvent(
+    ctx: InboxContext,
+    type: string,
+    session: Obj,
+    eventId: string | null,
+  ): Promise<Outcome> {
+    const { trx } = ctx;
+    const paymentIntentId = idOf(session.payment_intent);
+    if (paymentIntentId) await lockPaymentIntent(trx, paymentIntentId);
     const p = await purchaseForSession(trx, session);
-    if (!p) return { status: 'ignored', purchaseId: null, note: 'no purchase matches this Checkout Session' };
+    if (!p) return { status: 'ignored', note: 'no purchase matches this Checkout Session' };
+    const done = { purchaseId: p.id, userId: p.user_id };
     const paymentStatus = str(session.payment_status);
-    if (type === 'checkout.session.async_payment_succeeded') return fulfil(trx, p, session, eventId);
+    if (type === 'checkout.session.async_payment_succeeded') return fulfil(ctx, p, session, eventId);
     if (type === 'checkout.session.completed') {
       // Stripe's guide: fulfil unless `unpaid` (`no_payment_required` is a paid-in-full session).
       if (paymentStatus === 'paid' || paymentStatus === 'no_payment_required') {
-        return fulfil(trx, p, session, eventId);
+        return fulfil(ctx, p, session, eventId);
       }
-      const refs = references(p, session);
-      if (Object.keys(refs).length > 0) await update(trx, p, refs);
+      await lifecycle.remember(trx, p, references(p, session));
       return {
         status: 'processed',
-        purchaseId: p.id,
         note: `payment_status ${paymentStatus ?? 'missing'}: waiting for checkout.session.async_payment_succeeded`,
+        ...done,
       };
     }
     const next: PurchaseStatus = type === 'checkout.session.expired' ? 'expired' : 'failed';
-    if (p.status !== 'pending') {
-      return { status: 'processed', purchaseId: p.id, note: `purchase is ${p.status}: left as it is` };
-    }
-    await update(trx, p, { ...references(p, session), status: next });
-    return { status: 'processed', purchaseId: p.id, note: `purchase ${next}` };
+    const closed = await lifecycle.close(trx, p, next, references(p, session));
+    if (!closed) return { status: 'processed', note: `purchase is ${p.status}: left as it is`, ...done };
+    // Refunds parked on it will never find a grant to take back: they are settled (ignored), and kept for
+    // the grant should Stripe report the payment after all.
+    await ctx.wake([purchaseKey(p.id)], `the purchase is ${next}`);
+    return { status: 'processed', note: `purchase ${next}`, ...done };
   }
 
-  async function chargeEvent(trx: Executor, type: string, object: Obj): Promise<Handled> {
+  async function chargeEvent(ctx: InboxContext, type: string, object: Obj): Promise<Outcome> {
+    const { trx } = ctx;
+    const paymentIntentId = idOf(object.payment_intent);
+    if (paymentIntentId) await lockPaymentIntent(trx, paymentIntentId);
     const p = await purchaseForCharge(trx, object);
     if (!p) {
       // Kept: if a purchase is granted later with this PaymentIntent, the grant applies it.
-      return { status: 'ignored', purchaseId: null, note: 'no purchase matches this charge (yet)' };
-    }
-    if (!GRANTED.has(p.status)) {
-      // Not lost: applied, in the order received, by the transaction that grants the purchase.
       return {
-        status: 'parked',
-        purchaseId: p.id,
-        note: `purchase is ${p.status}: parked until it is granted`,
+        status: 'ignored',
+        note: 'no purchase matches this charge (yet)',
+        waitingFor: paymentIntentId ? paymentIntentKey(paymentIntentId) : null,
       };
     }
-    const applied = await applyCharge(trx, p, type, object);
-    return { status: 'processed', purchaseId: p.id, note: applied.note };
-  }
-
-  async function dispatch(trx: Executor, type: string, object: Obj, eventId: string): Promise<Handled> {
-    const handled = type.startsWith('checkout.session.') || STRIPE_CHARGE_EVENT_TYPES.includes(type);
-    const paymentIntentId = handled ? idOf(object.payment_intent) : undefined;
-    if (paymentIntentId) await lockPaymentIntent(trx, paymentIntentId);
-    switch (type) {
-      case 'checkout.session.completed':
-      case 'checkout.session.async_payment_succeeded':
-      case 'checkout.session.async_payment_failed':
-      case 'checkout.session.expired':
-        return sessionEvent(trx, type, object, eventId);
-      case 'charge.refunded':
-      case 'charge.dispute.created':
-      case 'charge.dispute.closed':
-        return chargeEvent(trx, type, object);
-      default:
-        return { status: 'ignored', purchaseId: null, note: `event type ${type} is not handled` };
+    const done = { purchaseId: p.id, userId: p.user_id };
+    if (!isGranted(p)) {
+      if (p.status === 'pending') {
+        // Not lost: run again, in the order received, by the transaction that grants the purchase.
+        return {
+          status: 'parked',
+          note: `purchase is ${p.status}: parked until it is granted`,
+          waitingFor: purchaseKey(p.id),
+          ...done,
+        };
+      }
+      return {
+        status: 'ignored',
+        note: `purchase is ${p.status}: nothing was granted, so nothing to take back (applied if it is paid after all)`,
+        waitingFor: purchaseKey(p.id),
+        ...done,
+      };
     }
+    const applied =
+      type === 'charge.refunded'
+        ? await refund(trx, p, object)
+        : type === 'charge.dispute.created'
+          ? await disputeOpened(trx, p, object)
+          : await disputeClosed(trx, p, object);
+    return { status: 'processed', note: applied.note, ...done };
   }
 
+  const handler: ProviderHandler<StripeEvent> & {
+    sessionEvent: typeof sessionEvent;
+  } = {
+    // Woken events run in the order received (the inbox's default).
+    parse: parseStripeEvent,
+    async handle(ctx, event) {
+      switch (event.type) {
+        case 'checkout.session.completed':
+        case 'checkout.session.async_payment_succeeded':
+        case 'checkout.session.async_payment_failed':
+        case 'checkout.session.expired':
+          return sessionEvent(ctx, event.type, event.object, event.id);
+        case 'charge.refunded':
+        case 'charge.dispute.created':
+        case 'charge.dispute.closed':
+          return chargeEvent(ctx, event.type, event.object);
+        default:
+          return { status: 'ignored', note: `event type ${event.type} is not handled` };
+      }
+    },
+    sessionEvent,
+  };
+  return handler;
+}
+
+export type StripeHandler = ReturnType<typeof createStripeHandler>;
+
+/** POST /webhooks/stripe: verifies the signature, then hands the event to the inbox. */
+export function createStripeWebhookService(config: Config, inbox: ProviderInbox) {
   return {
     /**
      * Verifies, stores once and applies one delivery. A repeated event id answers `duplicate` and changes
@@ -363,57 +336,41 @@ export function createStripeWebhookService(db: Db, config: Config, ledger: Ledge
      */
     async handle(rawBody: Buffer | string | undefined, signature: unknown): Promise<StripeWebhookResult> {
       const secret = config.stripe.webhookSecret;
-      if (!secret) throw unavailable('Stripe webhooks are not configured');
+      if (!secret) throw unavailable('stripe.webhook_not_configured');
       if (typeof signature !== 'string' || signature.length === 0) {
-        throw new AppError('invalid_signature', 'Missing Stripe-Signature header');
+        throw new AppError('invalid_signature', msg('stripe.signature_missing'));
       }
-      let event: { id?: unknown; type?: unknown; data?: { object?: unknown } };
+      let raw: unknown;
       try {
-        event = constructStripeEvent(rawBody ?? '', signature, secret, TOLERANCE_SECONDS);
+        // Stripe's library refuses old timestamps only: one signed for the future is refused here.
+        const signedAt = Number(/(?:^|,)\s*t=(\d{1,15})(?:,|$)/.exec(signature)?.[1]);
+        if (signedAt > Date.now() / 1000 + TOLERANCE_SECONDS) throw new Error('timestamp in the future');
+        raw = constructStripeEvent(rawBody ?? '', signature, secret, TOLERANCE_SECONDS);
       } catch {
         throw new AppError(
           'invalid_signature',
-          `Stripe-Signature does not match the body, or its timestamp is more than ${TOLERANCE_SECONDS} s away`,
+          msg('stripe.signature_invalid', { seconds: TOLERANCE_SECONDS }),
         );
       }
-      const eventId = str(event.id);
-      const type = str(event.type);
-      const object = event.data?.object;
-      if (!eventId || !type || !object || typeof object !== 'object') {
-        throw new AppError('validation_failed', 'body must be a Stripe event with id, type and data.object');
-      }
-
-      return db.transaction().execute(async (trx) => {
-        const fresh = await claimEvent(trx, { provider: 'stripe', eventId, type, payload: event });
-        if (!fresh) {
-          return {
-            received: true,
-            eventId,
-            type,
-            outcome: 'duplicate',
-            duplicate: true,
-            purchaseId: null,
-            note: 'event already received',
-          } satisfies StripeWebhookResult;
-        }
-        const handled = await dispatch(trx, type, object as Obj, eventId);
-        await settleEvent(trx, {
-          provider: 'stripe',
-          eventId,
-          status: handled.status,
-          note: handled.note,
-          purchaseId: handled.purchaseId,
-        });
-        return {
-          received: true,
-          eventId,
-          type,
-          outcome: handled.status,
-          duplicate: false,
-          purchaseId: handled.purchaseId,
-          note: handled.note,
-        } satisfies StripeWebhookResult;
+      // Stored as sent where Postgres can store it; NUL and lone surrogates become U+FFFD.
+      const payload = storableProviderEvent(raw);
+      const event = parseStripeEvent(payload);
+      const received = await inbox.receive({
+        provider: 'stripe',
+        eventId: event.id,
+        type: event.type,
+        payload,
+        source: 'webhook',
       });
+      return {
+        received: true,
+        eventId: event.id,
+        type: event.type,
+        outcome: received.duplicate ? 'duplicate' : received.status,
+        duplicate: received.duplicate,
+        purchaseId: received.duplicate ? null : received.purchaseId,
+        note: received.note,
+      };
     },
   };
 }

@@ -32,7 +32,8 @@ describe('loadConfig', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({
       port: 3000,
-      host: '0.0.0.0',
+      // The development JWT secret is public: outside production the service stays on loopback.
+      host: '127.0.0.1',
       nodeEnv: 'development',
       logLevel: 'info',
       databaseUrl: undefined,
@@ -43,6 +44,9 @@ describe('loadConfig', () => {
       rateLimit: { perMinute: 600, apiKeyPerMinute: 0 },
       debitCallsInFlight: 4,
       revenuecat: { webhookAuth: undefined, allowSandbox: false },
+      databaseMigrationUrl: undefined,
+      databaseQueryTimeoutMs: 10_000,
+      databasePooler: 'none',
     });
     expect(config.jwt.secret).toBe(DEV_JWT_SECRET);
     expect(Object.isFrozen(config)).toBe(true);
@@ -65,6 +69,30 @@ describe('loadConfig', () => {
     expect(config.corsOrigins).toEqual(['https://a.example.com', 'https://b.example.com']);
     expect(config.allowDevPurchases).toBe(true);
     expect(config.stripe.apiUrl).toBe('http://127.0.0.1:12111');
+  });
+
+  it('listens on 0.0.0.0 in production and wherever HOST says', () => {
+    expect(loadConfig(PROD).host).toBe('0.0.0.0');
+    expect(loadConfig({ ...PROD, HOST: '10.0.0.5' }).host).toBe('10.0.0.5');
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+  });
+
+  it('reads the database pooler settings and refuses them without DATABASE_URL', () => {
+    const config = loadConfig({
+      DATABASE_URL: 'postgres://u@pgbouncer:6432/credits',
+      DATABASE_MIGRATION_URL: 'postgres://u@db:5432/credits',
+      DATABASE_POOLER: 'transaction',
+      DATABASE_QUERY_TIMEOUT_MS: '3000',
+    });
+    expect(config).toMatchObject({
+      databaseMigrationUrl: 'postgres://u@db:5432/credits',
+      databasePooler: 'transaction',
+      databaseQueryTimeoutMs: 3000,
+    });
+    expectRefused({ DATABASE_MIGRATION_URL: 'postgres://u@db:5432/credits' }, 'DATABASE_MIGRATION_URL');
+    expectRefused({ DATABASE_POOLER: 'transaction' }, 'DATABASE_POOLER');
+    expectRefused({ DATABASE_URL: 'postgres://u@h/d', DATABASE_POOLER: 'session' }, 'DATABASE_POOLER');
+    expectRefused({ DATABASE_QUERY_TIMEOUT_MS: '0' }, 'DATABASE_QUERY_TIMEOUT_MS');
   });
 
   it('accepts a complete production configuration (HS256 secret or public key)', () => {

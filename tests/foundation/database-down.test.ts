@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { sql } from 'kysely';
 import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it, onTestFinished } from 'vitest';
@@ -11,56 +10,7 @@ import {
   grant,
   type TestApp,
 } from '../helpers/app.ts';
-
-/** A TCP proxy in front of the test Postgres that a test can cut and restore, like a network partition. */
-class DatabaseProxy {
-  readonly target: { host: string; port: number };
-  port = 0;
-  private server: net.Server | undefined;
-  private readonly sockets = new Set<net.Socket>();
-
-  constructor(target: { host: string; port: number }) {
-    this.target = target;
-  }
-
-  async start(port = 0): Promise<void> {
-    const server = net.createServer((client) => {
-      const upstream = net.connect(this.target.port, this.target.host);
-      for (const s of [client, upstream]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => {
-          client.destroy();
-          upstream.destroy();
-        });
-      }
-      client.pipe(upstream).pipe(client);
-    });
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
-    });
-    // Never the reason the test worker stays alive.
-    server.unref();
-    this.server = server;
-    this.port = (server.address() as net.AddressInfo).port;
-  }
-
-  /** Stops listening and cuts every open connection: the database is unreachable. */
-  async cut(): Promise<void> {
-    const server = this.server;
-    this.server = undefined;
-    const closed = new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
-    for (const s of this.sockets) s.destroy();
-    this.sockets.clear();
-    await closed;
-  }
-
-  /** Listens again on the same port. */
-  async restore(): Promise<void> {
-    await this.start(this.port);
-  }
-}
+import { DatabaseProxy, targetOf, throughProxy } from '../helpers/db-proxy.ts';
 
 function expectUnavailable(res: LightMyRequestResponse) {
   expect(res.statusCode).toBe(503);
@@ -82,13 +32,10 @@ describe('while the database is down', () => {
   let key: string;
 
   beforeAll(async () => {
-    const realUrl = new URL(await createTestDatabase());
-    proxy = new DatabaseProxy({ host: realUrl.hostname, port: Number(realUrl.port || 5432) });
+    const realUrl = await createTestDatabase();
+    proxy = new DatabaseProxy(targetOf(realUrl));
     await proxy.start();
-    const viaProxy = new URL(realUrl);
-    viaProxy.hostname = '127.0.0.1';
-    viaProxy.port = String(proxy.port);
-    t = await buildTestApp({}, viaProxy.toString(), {
+    t = await buildTestApp({}, throughProxy(realUrl, proxy), {
       beforeReady: (app) => {
         // A request that is surely in flight when the connection is cut.
         app.get('/api/v1/test/slow-query', async (_request, reply) => {

@@ -8,15 +8,37 @@ import { buildTestApp } from '../helpers/app.ts';
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 const DEV_PURCHASE = '/api/v1/credit-packages/purchase';
 
+interface Response {
+  description?: string;
+  headers?: Record<string, { $ref?: string }>;
+  content?: Record<string, { schema?: { $ref?: string } }>;
+}
 interface Operation {
+  operationId?: string;
   tags?: string[];
   summary?: string;
-  responses?: Record<string, unknown>;
+  description?: string;
+  parameters?: {
+    in?: string;
+    name?: string;
+    $ref?: string;
+    required?: boolean;
+    schema?: { default?: unknown };
+  }[];
+  requestBody?: { content?: Record<string, { example?: unknown; examples?: unknown }> };
+  responses?: Record<string, Response>;
 }
 type Document = {
   openapi: string;
   paths: Record<string, Partial<Record<(typeof METHODS)[number], Operation>>>;
+  components: { schemas: Record<string, unknown>; headers?: Record<string, unknown> };
 };
+
+function operations(doc: Document): [string, Operation][] {
+  return Object.entries(doc.paths).flatMap(([p, item]) =>
+    METHODS.flatMap((m) => (item[m] ? [[`${m.toUpperCase()} ${p}`, item[m]] as [string, Operation]] : [])),
+  );
+}
 
 describe('openapi.yaml', () => {
   it('is in sync with the routes (run `npm run openapi` after changing a route)', async () => {
@@ -46,6 +68,80 @@ describe('openapi.yaml', () => {
         expect(op.summary, `${method} ${p} summary`).toBeTruthy();
         expect(Object.keys(op.responses ?? {}).length, `${method} ${p} responses`).toBeGreaterThan(0);
       }
+    }
+  });
+});
+
+describe('the conventions generated clients rely on (docs/api-conventions.md)', () => {
+  it('gives every operation a unique camelCase operationId, tags, a summary and a description', async () => {
+    const doc = parse(await readFile(OPENAPI_PATH, 'utf8')) as Document;
+    const ids = new Set<string>();
+    for (const [name, op] of operations(doc)) {
+      expect(op.operationId, `${name} operationId`).toMatch(/^[a-z]+[A-Za-z0-9]*$/);
+      expect(ids.has(op.operationId as string), `${name} operationId is unique`).toBe(false);
+      ids.add(op.operationId as string);
+      expect(op.tags?.length, `${name} tags`).toBeGreaterThan(0);
+      expect(op.description?.length ?? 0, `${name} description`).toBeGreaterThan(20);
+    }
+    expect([...ids]).toEqual(
+      expect.arrayContaining(['listPackages', 'createDebit', 'getMyBalance', 'getMyPurchase']),
+    );
+  });
+
+  it('describes every response, declares its headers, and points errors at one schema per status', async () => {
+    const text = await readFile(OPENAPI_PATH, 'utf8');
+    expect(text).not.toContain('Default Response');
+    const doc = parse(text) as Document;
+    expect(Object.keys(doc.components.headers ?? {})).toEqual(
+      expect.arrayContaining(['RequestId', 'ContentLanguage', 'RetryAfter', 'IdempotentReplayed']),
+    );
+    for (const [name, op] of operations(doc)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        expect(response.description, `${name} ${status}`).toBeTruthy();
+        expect(response.headers?.['x-request-id']?.$ref, `${name} ${status} x-request-id`).toBe(
+          '#/components/headers/RequestId',
+        );
+        if (Number(status) >= 400) {
+          expect(status, `${name}: errors are listed by status, not by range`).toMatch(/^\d{3}$/);
+          expect(response.content?.['application/json']?.schema?.$ref, `${name} ${status}`).toMatch(
+            /^#\/components\/schemas\/[A-Za-z]+Error$/,
+          );
+        }
+        if (status === '429') expect(response.headers?.['Retry-After'], `${name} 429`).toBeTruthy();
+      }
+      expect(op.parameters, `${name} Accept-Language`).toContainEqual({
+        $ref: '#/components/parameters/AcceptLanguage',
+      });
+    }
+    const debit = doc.paths['/api/v1/accounts/{userId}/debits']?.post;
+    expect(debit?.responses?.['200']?.headers?.['Idempotent-Replayed']).toBeTruthy();
+    expect(Object.keys(debit?.responses ?? {})).toEqual(expect.arrayContaining(['201', '402', '409']));
+  });
+
+  it('leaves parameters the server defaults optional', async () => {
+    const doc = parse(await readFile(OPENAPI_PATH, 'utf8')) as Document;
+    let defaulted = 0;
+    for (const [name, op] of operations(doc)) {
+      for (const param of op.parameters ?? []) {
+        if (param.schema?.default === undefined) continue;
+        defaulted++;
+        expect(param.required, `${name} ?${param.name}`).toBe(false);
+      }
+    }
+    expect(defaulted).toBeGreaterThanOrEqual(8); // limit on every list, includeInactive
+  });
+
+  it('gives the main request bodies an example', async () => {
+    const doc = parse(await readFile(OPENAPI_PATH, 'utf8')) as Document;
+    for (const [p, m] of [
+      ['/api/v1/credit-packages', 'post'],
+      ['/api/v1/credits/checkout', 'post'],
+      ['/api/v1/accounts/{userId}/debits', 'post'],
+      ['/api/v1/api-keys', 'post'],
+      ['/api/v1/credit-packages/purchase', 'post'],
+    ] as const) {
+      const body = doc.paths[p]?.[m]?.requestBody?.content?.['application/json'];
+      expect(body?.example ?? body?.examples, `${m} ${p}`).toBeTruthy();
     }
   });
 });

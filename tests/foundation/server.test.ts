@@ -28,7 +28,7 @@ describe('node src/server.ts', () => {
         NODE_ENV: 'test',
         DATABASE_URL: databaseUrl,
         PORT: String(port),
-        HOST: '127.0.0.1',
+        // No HOST: outside production the default is loopback.
         LOG_LEVEL: 'info',
         EXPIRY_SWEEP_INTERVAL_MS: '0',
       },
@@ -64,6 +64,10 @@ describe('node src/server.ts', () => {
       const apiKey = 'ck_this-key-must-never-be-logged-0123456789';
       const denied = await fetch(`${base}/api/v1/accounts/x/balance`, { headers: { 'x-api-key': apiKey } });
       expect(denied.status).toBe(401);
+
+      // The start log says where the docs are and whether the dev purchase route is on.
+      expect(logs).toContain(`API docs: http://127.0.0.1:${port}/docs`);
+      expect(logs).toMatch(/dev purchase route: off/);
 
       // Request logs carry the request id and never the credentials.
       expect(logs).toContain('req-srv-1');

@@ -69,6 +69,7 @@ export async function buildTestApp(
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     RATE_LIMIT_PER_MINUTE: '0',
+    AUTH_FAILURES_PER_MINUTE: '0',
     DATABASE_URL: url,
     DATABASE_POOL_SIZE: '10',
     ...env,
@@ -127,4 +128,31 @@ export async function grant(
     reason: 'test grant',
     expiresAt: opts.expiresAt ?? null,
   });
+}
+
+/** `url` through the test PgBouncer (transaction mode); undefined when PgBouncer is not installed. */
+export function throughPgBouncer(url: string): string | undefined {
+  const address = inject('pgbouncer');
+  if (!address) return undefined;
+  const u = new URL(url);
+  u.host = address;
+  return u.toString();
+}
+
+/** A new, empty database (not from the migrated template): what a first deployment sees. Dropped like the others. */
+export async function createEmptyDatabase(): Promise<string> {
+  const name = `${inject('testDbPrefix')}${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: inject('adminUrl') });
+  await admin.connect();
+  await admin.query(`create database ${name}`);
+  await admin.end();
+  cleanup(async () => {
+    const c = new pg.Client({ connectionString: inject('adminUrl') });
+    await c.connect();
+    await c.query(`drop database if exists ${name} with (force)`).catch(() => {});
+    await c.end();
+  });
+  const u = new URL(inject('adminUrl'));
+  u.pathname = `/${name}`;
+  return u.toString();
 }

@@ -17,8 +17,14 @@ export interface FakeStripe {
   /** Base URL for STRIPE_API_URL. */
   url: string;
   requests: RecordedRequest[];
-  /** Checkout Sessions created, by id. */
+  /** Checkout Sessions created, by id (a test may change one, e.g. mark it paid, as Stripe would). */
   sessions: Map<string, Obj>;
+  /**
+   * Stripe's event log, as `GET /v1/events` serves it (newest first by `created`, then the later pushed; filtered
+   * by `types[]` and `created[gte]`; paged by `limit` and `starting_after`, with `has_more`). Push the events a
+   * test sends, or misses: the webhook does not read it.
+   */
+  events: Obj[];
   /** Answer the next `times` API requests with this HTTP status and a Stripe error body. */
   fail(status: number, times?: number): void;
   /** Stops listening: the SDK then gets connection errors, like Stripe being unreachable. */
@@ -49,6 +55,7 @@ export function decodeForm(body: string): Obj {
 export async function startFakeStripe(): Promise<FakeStripe> {
   const requests: RecordedRequest[] = [];
   const sessions = new Map<string, Obj>();
+  const events: Obj[] = [];
   const replays = new Map<string, { status: number; body: string }>();
   let failure: { status: number; times: number } | null = null;
 
@@ -57,12 +64,13 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       const raw = Buffer.concat(chunks).toString('utf8');
-      const path = (req.url ?? '/').split('?')[0] ?? '/';
+      const [path = '/', query = ''] = (req.url ?? '/').split('?');
       const request: RecordedRequest = {
         method: req.method ?? 'GET',
         path,
         headers: req.headers,
-        params: decodeForm(raw),
+        // GET parameters come in the query string, in the same encoding as a POST body.
+        params: decodeForm(req.method === 'GET' ? query : raw),
       };
       requests.push(request);
       const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -112,6 +120,52 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         if (typeof key === 'string') replays.set(key, { status: 200, body });
         return send(200, body);
       }
+      const sessionPath = /^\/v1\/checkout\/sessions\/([^/]+)$/.exec(path);
+      if (request.method === 'GET' && sessionPath) {
+        const session = sessions.get(decodeURIComponent(sessionPath[1] ?? ''));
+        if (!session) {
+          return send(404, {
+            error: {
+              type: 'invalid_request_error',
+              code: 'resource_missing',
+              message: `No such checkout.session: '${sessionPath[1]}'`,
+              param: 'session',
+            },
+          });
+        }
+        return send(200, session);
+      }
+
+      if (request.method === 'GET' && path === '/v1/events') {
+        const p = request.params;
+        const types = p.types ? (Object.values(p.types as Obj) as string[]) : undefined;
+        const gte = (p.created as Obj | undefined)?.gte;
+        const limit = Math.min(Math.max(Number(p.limit ?? 10), 1), 100);
+        const ordered = events
+          .map((e, i) => ({ e, i }))
+          .filter(({ e }) => !types || types.includes(e.type as string))
+          .filter(({ e }) => gte === undefined || (e.created as number) >= Number(gte))
+          .sort((a, b) => (b.e.created as number) - (a.e.created as number) || b.i - a.i)
+          .map(({ e }) => e);
+        let start = 0;
+        if (p.starting_after) {
+          const at = ordered.findIndex((e) => e.id === p.starting_after);
+          if (at < 0) {
+            return send(400, {
+              error: { type: 'invalid_request_error', message: `No such event: '${p.starting_after}'` },
+            });
+          }
+          start = at + 1;
+        }
+        const data = ordered.slice(start, start + limit);
+        return send(200, {
+          object: 'list',
+          url: '/v1/events',
+          has_more: start + limit < ordered.length,
+          data,
+        });
+      }
+
       return send(404, {
         error: {
           type: 'invalid_request_error',
@@ -128,6 +182,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     url: `http://127.0.0.1:${port}`,
     requests,
     sessions,
+    events,
     fail(status, times = Number.POSITIVE_INFINITY) {
       failure = { status, times };
     },

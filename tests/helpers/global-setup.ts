@@ -1,9 +1,10 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import pg from 'pg';
 import type { TestProject } from 'vitest/node';
 import { migrate } from '../../src/db/migrator.ts';
+import { pgbouncerBinary, startPgBouncer } from './pgbouncer.ts';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -14,6 +15,8 @@ declare module 'vitest' {
     dbKind: string;
     /** Every test database of this run starts with it, so the teardown can drop what a crash left. */
     testDbPrefix: string;
+    /** host:port of a PgBouncer in transaction mode in front of the test Postgres; '' when not installed. */
+    pgbouncer: string;
   }
 }
 
@@ -76,7 +79,19 @@ export default async function setup(project: TestProject) {
   project.provide('dbKind', server.kind);
   const testDbPrefix = `credits_t_${process.pid}_`;
   project.provide('testDbPrefix', testDbPrefix);
+  // CI installs PgBouncer and sets REQUIRE_PGBOUNCER, so its tests cannot be skipped there by accident.
+  if (process.env.REQUIRE_PGBOUNCER === '1' && !pgbouncerBinary()) {
+    throw new Error('REQUIRE_PGBOUNCER=1 but no pgbouncer binary (PGBOUNCER, PATH, /usr/sbin)');
+  }
+  const bouncer = await startPgBouncer(server.adminUrl);
+  project.provide('pgbouncer', bouncer?.address ?? '');
+  console.log(
+    bouncer
+      ? `PgBouncer (transaction mode) at ${bouncer.address}`
+      : 'PgBouncer not installed: its tests are skipped',
+  );
   return async () => {
+    await bouncer?.stop();
     const { rows } = await admin.query<{ datname: string }>(
       'select datname from pg_database where starts_with(datname, $1)',
       [testDbPrefix],

@@ -212,7 +212,7 @@ describe('a debit', () => {
 describe('idempotency', () => {
   it('a replay with the same key and body answers the first result (200, Idempotent-Replayed) and debits once', async () => {
     await grant(app, 'replay_user', 10);
-    const body = { amount: 4, reason: 'export', metadata: { a: 1, b: [1, 2] } };
+    const body = { amount: 4, reason: 'export', metadata: { a: 1, b: 'two', c: null } };
     const first = await debit(app, key, 'replay_user', body, 'replay-1');
     expect(first.statusCode).toBe(201);
 
@@ -221,7 +221,7 @@ describe('idempotency', () => {
       app,
       key,
       'replay_user',
-      { metadata: { b: [1, 2], a: 1 }, reason: 'export', amount: 4 },
+      { metadata: { c: null, b: 'two', a: 1 }, reason: 'export', amount: 4 },
       'replay-1',
     );
     expect(again.statusCode).toBe(200);

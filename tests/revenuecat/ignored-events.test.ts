@@ -59,15 +59,15 @@ describe('RevenueCat events without a credit effect: stored, 200, no credits', (
     expect(state.entries[0].metadata).toMatchObject({ environment: 'SANDBOX' });
   });
 
-  it('a product no package sells is stored as ignored, with the product id in the note', async () => {
+  it('a product no package sells is stored as parked (not ignored), with the product id in the note', async () => {
     const [user, tx] = [unique('user'), unique('tx')];
     const body = purchaseEvent('com.example.unmapped', user, tx);
     const res = await deliver(app, body);
     expect(res.statusCode).toBe(200);
-    expect(res.json().data.outcome).toBe('ignored');
+    expect(res.json().data.outcome).toBe('parked');
     expect(await storedEvent(pg, body.event.id as string)).toMatchObject({
-      status: 'ignored',
-      note: 'product com.example.unmapped is not mapped to a credit package',
+      status: 'parked',
+      note: 'product com.example.unmapped is not mapped to a credit package: granted when a package maps it',
     });
     const state = await rcState(pg, user, tx);
     expect(state).toMatchObject({ balance: 0, entries: [], purchases: [] });

@@ -1,19 +1,25 @@
 import { Type } from '@sinclair/typebox';
+import { errors, ok } from '../../openapi.ts';
 import {
   AccountSchema,
   BalanceSchema,
   DebitBody,
-  Envelope,
-  errorResponses,
+  Id,
   LedgerEntrySchema,
+  LedgerPageQuery,
   Page,
   PageQuery,
+  PurchaseExpandQuery,
+  PurchasePageQuery,
   PurchaseSchema,
+  UserId,
   UserIdParams,
   anySecurity,
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 import { BalanceQuery } from '../credits/credits.route.ts';
+
+const DebitResult = Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() });
 
 /** Any account's balance, ledger and debits: operators and backend services. */
 export default async function accountRoutes(app: App) {
@@ -24,11 +30,18 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['admin', 'ops', 'balances:read']),
       schema: {
+        operationId: 'listAccounts',
         tags: ['accounts'],
-        summary: 'Accounts with their balances, by user id',
+        summary: 'List accounts with their balances',
+        description:
+          'Every account (a user who has had credits) with its balance, by user id, paginated. ' +
+          'Admins, ops, and API keys with `balances:read`.',
         security,
         querystring: PageQuery,
-        response: { 200: Envelope(Page(AccountSchema)), ...errorResponses },
+        response: {
+          200: ok(Page(AccountSchema), 'A page of accounts; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -40,12 +53,16 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'balances:read']),
       schema: {
+        operationId: 'getAccountBalance',
         tags: ['accounts'],
-        summary: "A user's balance; `?at=` gives the balance at a past time",
+        summary: "Get a user's balance",
+        description:
+          "A user's balance (the user themselves, admins, ops, API keys with `balances:read`); `?at=` gives the " +
+          'balance at a past time. A user who never had credits has balance 0.',
         security,
         params: UserIdParams,
         querystring: BalanceQuery,
-        response: { 200: Envelope(BalanceSchema), ...errorResponses },
+        response: { 200: ok(BalanceSchema, 'The balance'), ...errors(401, 403) },
       },
     },
     async (request, reply) => {
@@ -59,17 +76,29 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
       schema: {
+        operationId: 'listAccountLedgerEntries',
         tags: ['accounts'],
-        summary: "A user's ledger entries, newest first",
+        summary: "List a user's ledger entries",
+        description:
+          "Every change of a user's balance, newest first, paginated (the user themselves, admins, ops, API keys " +
+          'with `ledger:read`). `?expand=purchase` adds the purchase each entry belongs to.',
         security,
         params: UserIdParams,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(LedgerEntrySchema)), ...errorResponses },
+        querystring: LedgerPageQuery,
+        response: {
+          200: ok(Page(LedgerEntrySchema), 'A page of entries; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
       reply.ok(
-        await app.services.ledger.entries(request.params.userId, request.query.limit, request.query.cursor),
+        await app.services.ledger.entries(
+          request.params.userId,
+          request.query.limit,
+          request.query.cursor,
+          request.query.expand,
+        ),
       ),
   );
 
@@ -78,12 +107,19 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
       schema: {
+        operationId: 'listAccountPurchases',
         tags: ['accounts'],
-        summary: "A user's purchases, newest first",
+        summary: "List a user's purchases",
+        description:
+          "A user's purchases, newest first, paginated (the user themselves, admins, ops, API keys with " +
+          "`ledger:read`). `?expand=package` adds each purchase's package as it is now.",
         security,
         params: UserIdParams,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(PurchaseSchema)), ...errorResponses },
+        querystring: PurchasePageQuery,
+        response: {
+          200: ok(Page(PurchaseSchema), 'A page of purchases; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -92,6 +128,37 @@ export default async function accountRoutes(app: App) {
           request.params.userId,
           request.query.limit,
           request.query.cursor,
+          request.query.expand,
+        ),
+      ),
+  );
+
+  app.get(
+    '/accounts/:userId/purchases/:purchaseId',
+    {
+      onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
+      schema: {
+        operationId: 'getAccountPurchase',
+        tags: ['accounts'],
+        summary: "Get one of a user's purchases",
+        description:
+          "One of a user's purchases (the user themselves, admins, ops, API keys with `ledger:read`); a purchase " +
+          'of another user answers 404. `?expand=package` adds its package as it is now.',
+        security,
+        params: Type.Object({ userId: UserId, purchaseId: Id }),
+        querystring: PurchaseExpandQuery,
+        response: {
+          200: ok(PurchaseSchema, 'The purchase'),
+          ...errors(401, 403, [404, 'No such purchase of this user']),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.ok(
+        await app.services.packages.purchase(
+          request.params.userId,
+          request.params.purchaseId,
+          request.query.expand,
         ),
       ),
   );
@@ -101,20 +168,38 @@ export default async function accountRoutes(app: App) {
     {
       onRequest: app.authorize(['admin', 'credits:debit']),
       schema: {
+        operationId: 'createDebit',
         tags: ['accounts'],
-        summary: 'Spend credits (idempotent)',
+        summary: "Spend a user's credits (idempotent)",
         description:
           'Spends `amount` credits, soonest-expiring first. The same `Idempotency-Key` with the same body answers ' +
           'the first result again (200, `Idempotent-Replayed: true`); with another body, 409 `idempotency_key_reused`. ' +
           'More than the spendable balance: 402 `insufficient_credits`, nothing written.',
         security,
         params: UserIdParams,
-        headers: Type.Object({ 'idempotency-key': Type.String({ minLength: 1, maxLength: 255 }) }),
+        headers: Type.Object({
+          'idempotency-key': Type.String({
+            minLength: 1,
+            maxLength: 255,
+            description: 'Any unique string per debit (a UUID); a retry with the same key is answered once',
+          }),
+        }),
         body: DebitBody,
         response: {
-          200: Envelope(Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() })),
-          201: Envelope(Type.Object({ entry: LedgerEntrySchema, balance: Type.Integer() })),
-          ...errorResponses,
+          200: ok(
+            DebitResult,
+            'A replay: the first result for this Idempotency-Key, again (`Idempotent-Replayed: true`)',
+            ['Idempotent-Replayed'],
+          ),
+          201: ok(DebitResult, 'The debit entry and the balance after it'),
+          ...errors(
+            401,
+            [402, 'More than the available balance; nothing was written'],
+            403,
+            [409, '`idempotency_key_reused`: this Idempotency-Key was used with another body'],
+            413,
+            415,
+          ),
         },
       },
     },
@@ -129,5 +214,44 @@ export default async function accountRoutes(app: App) {
       if (result.replayed) reply.header('idempotent-replayed', 'true');
       return reply.ok({ entry: result.entry, balance: result.balance }, result.replayed ? 200 : 201);
     },
+  );
+
+  app.post(
+    '/accounts/:userId/revenuecat/sync',
+    {
+      onRequest: app.authorize(['self', 'admin']),
+      schema: {
+        operationId: 'syncRevenuecatPurchases',
+        tags: ['accounts'],
+        summary: "Grant the user's RevenueCat purchases that the webhook missed",
+        description:
+          "Reads the user's one-time purchases from RevenueCat (`GET /v1/subscribers/{userId}` at " +
+          'REVENUECAT_API_URL with REVENUECAT_API_KEY) and grants every transaction of a mapped product not yet ' +
+          "granted. The grant is keyed by the store transaction id, as the webhook's is, so a sync and a webhook " +
+          'grant once between them. Sandbox transactions follow REVENUECAT_ALLOW_SANDBOX; a product no package ' +
+          'maps yet is stored as parked and granted when a package maps it. 503 when REVENUECAT_API_KEY is unset ' +
+          'or RevenueCat cannot be read. For the user themself and admins.',
+        security,
+        params: UserIdParams,
+        response: {
+          200: ok(
+            Type.Object({
+              granted: Type.Array(PurchaseSchema, { description: 'Purchases this sync granted' }),
+              alreadyGranted: Type.Integer({ description: 'Transactions granted before (webhook or sync)' }),
+              ignored: Type.Integer({
+                description: 'Transactions that grant nothing (sandbox not allowed, no transaction id)',
+              }),
+              parked: Type.Integer({ description: 'Transactions of products no package maps yet' }),
+            }),
+            'What the sync did: the purchases it granted, and counts of what it left alone',
+          ),
+          ...errors(401, 403, [
+            503,
+            'REVENUECAT_API_KEY is unset, or RevenueCat cannot be read; retry later',
+          ]),
+        },
+      },
+    },
+    async (request, reply) => reply.ok(await app.services.revenuecatSync.sync(request.params.userId)),
   );
 }

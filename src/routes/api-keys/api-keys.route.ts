@@ -1,14 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import {
-  bearerSecurity,
-  Envelope,
-  errorResponses,
-  IdParams,
-  Page,
-  PageQuery,
-  Scope,
-  Timestamp,
-} from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { bearerSecurity, IdParams, Page, PageQuery, Scope, Timestamp } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 
 const CreatedApiKey = Type.Object({
@@ -32,7 +24,10 @@ const CreateBody = Type.Object(
     name: Type.String({ minLength: 1, maxLength: 200 }),
     scopes: Type.Array(Scope, { minItems: 1, maxItems: 5, uniqueItems: true }),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [{ name: 'orders-service', scopes: ['credits:debit', 'balances:read'] }],
+  },
 );
 
 export default async function apiKeyRoutes(app: App) {
@@ -44,11 +39,18 @@ export default async function apiKeyRoutes(app: App) {
     {
       onRequest: admin,
       schema: {
+        operationId: 'createApiKey',
         tags: ['api-keys'],
-        summary: 'Create an API key (admin); the key is returned once',
+        summary: 'Create an API key',
+        description:
+          'Creates a key for a backend service with the given scopes (admin). The key is in this response ' +
+          'only, once: only its hash is stored. Send it as `Authorization: Bearer <key>` or `x-api-key: <key>`.',
         security,
         body: CreateBody,
-        response: { 201: Envelope(CreatedApiKey), ...errorResponses },
+        response: {
+          201: ok(CreatedApiKey, 'The key, in clear, shown this once'),
+          ...errors(401, 403, 413, 415),
+        },
       },
     },
     async (request, reply) =>
@@ -60,11 +62,16 @@ export default async function apiKeyRoutes(app: App) {
     {
       onRequest: admin,
       schema: {
+        operationId: 'listApiKeys',
         tags: ['api-keys'],
-        summary: 'List API keys (admin); never the secret',
+        summary: 'List API keys',
+        description: 'Every API key, revoked ones too, newest first, paginated (admin); never the secret.',
         security,
         querystring: PageQuery,
-        response: { 200: Envelope(Page(ListedApiKey)), ...errorResponses },
+        response: {
+          200: ok(Page(ListedApiKey), 'A page of keys; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -76,11 +83,17 @@ export default async function apiKeyRoutes(app: App) {
     {
       onRequest: admin,
       schema: {
+        operationId: 'revokeApiKey',
         tags: ['api-keys'],
-        summary: 'Revoke an API key (admin); it stops working at once',
+        summary: 'Revoke an API key',
+        description:
+          'Revokes a key (admin): it stops working at once. The key stays listed, with `revokedAt`.',
         security,
         params: IdParams,
-        response: { 200: Envelope(ListedApiKey), ...errorResponses },
+        response: {
+          200: ok(ListedApiKey, 'The key, revoked'),
+          ...errors(401, 403, [404, 'No such key'], [409, 'The key is already revoked']),
+        },
       },
     },
     async (request, reply) => reply.ok(await app.services.apiKeys.revoke(request.params.id)),

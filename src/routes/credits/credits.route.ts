@@ -1,14 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import { callerUserId } from '../../plugins/auth.ts';
-import {
-  BalanceSchema,
-  bearerSecurity,
-  Envelope,
-  errorResponses,
-  LedgerEntrySchema,
-  Page,
-  PageQuery,
-} from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { BalanceSchema, bearerSecurity, LedgerEntrySchema, LedgerPageQuery, Page } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 
 /** The caller's own credits (user JWT). */
@@ -21,10 +14,14 @@ export default async function creditRoutes(app: App) {
     {
       onRequest: user,
       schema: {
+        operationId: 'getMyBalance',
         tags: ['credits'],
-        summary: "The caller's balance, with the credits that expire soon",
+        summary: "Get the caller's balance",
+        description:
+          "The caller's balance, and the credits that expire soon (summed per expiry time, soonest first). " +
+          'A user who never had credits has balance 0.',
         security,
-        response: { 200: Envelope(BalanceSchema), ...errorResponses },
+        response: { 200: ok(BalanceSchema, 'The balance'), ...errors(401, 403) },
       },
     },
     async (request, reply) => reply.ok(await app.services.ledger.balance(callerUserId(request))),
@@ -35,16 +32,28 @@ export default async function creditRoutes(app: App) {
     {
       onRequest: user,
       schema: {
+        operationId: 'listMyLedgerEntries',
         tags: ['credits'],
-        summary: "The caller's ledger entries, newest first",
+        summary: "List the caller's ledger entries",
+        description:
+          "Every change of the caller's balance (grants, debits, reversals, expiries), newest first, paginated. " +
+          '`?expand=purchase` adds the purchase each entry belongs to.',
         security,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(LedgerEntrySchema)), ...errorResponses },
+        querystring: LedgerPageQuery,
+        response: {
+          200: ok(Page(LedgerEntrySchema), 'A page of entries; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
       reply.ok(
-        await app.services.ledger.entries(callerUserId(request), request.query.limit, request.query.cursor),
+        await app.services.ledger.entries(
+          callerUserId(request),
+          request.query.limit,
+          request.query.cursor,
+          request.query.expand,
+        ),
       ),
   );
 }

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { sql } from 'kysely';
 import { pendingMigrations } from '../../db/migrator.ts';
 import { unavailable } from '../../errors.ts';
-import { Envelope, errorResponses } from '../../schemas.ts';
+import { errorsWithoutRateLimit, ok } from '../../openapi.ts';
 import type { App } from '../../types.ts';
 
 export default async function healthRoutes(app: App) {
@@ -10,9 +10,11 @@ export default async function healthRoutes(app: App) {
     '/healthz',
     {
       schema: {
+        operationId: 'getLiveness',
         tags: ['operations'],
         summary: 'Liveness: the process is up',
-        response: { 200: Envelope(Type.Object({ status: Type.Literal('ok') })) },
+        description: 'Answers 200 while the process runs; it does not touch the database.',
+        response: { 200: ok(Type.Object({ status: Type.Literal('ok') }), 'The process is up') },
       },
     },
     async (_request, reply) => reply.ok({ status: 'ok' as const }),
@@ -22,9 +24,15 @@ export default async function healthRoutes(app: App) {
     '/readyz',
     {
       schema: {
+        operationId: 'getReadiness',
         tags: ['operations'],
         summary: 'Readiness: the database answers and every migration is applied',
-        response: { 200: Envelope(Type.Object({ status: Type.Literal('ready') })), ...errorResponses },
+        description:
+          'Answers 200 when the service can serve requests; 503 while the database is unreachable or migrations are pending.',
+        response: {
+          200: ok(Type.Object({ status: Type.Literal('ready') }), 'Ready to serve'),
+          ...errorsWithoutRateLimit([503, 'The database is unreachable, or migrations are pending']),
+        },
       },
     },
     async (_request, reply) => {
@@ -32,9 +40,9 @@ export default async function healthRoutes(app: App) {
       try {
         pending = await pendingMigrations((text) => sql.raw(text).execute(app.db));
       } catch {
-        throw unavailable('The database is unavailable');
+        throw unavailable('service.database_unavailable');
       }
-      if (pending > 0) throw unavailable(`${pending} migration(s) not applied yet`);
+      if (pending > 0) throw unavailable('service.migrations_pending', { count: pending });
       return reply.ok({ status: 'ready' as const });
     },
   );

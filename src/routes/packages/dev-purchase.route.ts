@@ -1,15 +1,8 @@
 import { Type } from '@sinclair/typebox';
 import { callerUserId } from '../../plugins/auth.ts';
-import {
-  BalanceSchema,
-  bearerSecurity,
-  Envelope,
-  errorResponses,
-  Id,
-  LedgerEntrySchema,
-  PurchaseSchema,
-} from '../../schemas.ts';
+import { BalanceSchema, bearerSecurity, Id, LedgerEntrySchema, PurchaseSchema } from '../../schemas.ts';
 import type { App } from '../../types.ts';
+import { errors, ok } from '../../openapi.ts';
 
 /**
  * DEV ONLY. Registered only when ALLOW_DEV_PURCHASES=true (never in production: the config refuses it),
@@ -21,6 +14,7 @@ export default async function devPurchaseRoutes(app: App) {
     {
       onRequest: app.authorize(['user']),
       schema: {
+        operationId: 'devPurchasePackage',
         tags: ['packages'],
         summary: 'DEV ONLY: grant a package without payment',
         description:
@@ -28,16 +22,20 @@ export default async function devPurchaseRoutes(app: App) {
           'never in production (the service refuses to start with NODE_ENV=production and ALLOW_DEV_PURCHASES=true). ' +
           'Elsewhere it answers 404 like any unknown route. Grants the package to the caller at once (source `dev`).',
         security: bearerSecurity,
-        body: Type.Object({ packageId: Id }, { additionalProperties: false }),
+        body: Type.Object(
+          { packageId: Id },
+          { additionalProperties: false, examples: [{ packageId: 'pkg_01JD2V4B3Y7Q8N5K6M9P0R1S2T' }] },
+        ),
         response: {
-          201: Envelope(
+          201: ok(
             Type.Object({
               purchase: PurchaseSchema,
               entry: LedgerEntrySchema,
               balance: BalanceSchema.properties.balance,
             }),
+            'The completed `dev` purchase, its grant entry and the balance after it',
           ),
-          ...errorResponses,
+          ...errors(401, 403, [404, 'No such package'], [409, 'The package is not active'], 413, 415),
         },
       },
     },

@@ -1,17 +1,19 @@
 import { Type } from '@sinclair/typebox';
 import { forbidden, unauthorized } from '../../errors.ts';
 import { callerUserId } from '../../plugins/auth.ts';
+import { errors, ok } from '../../openapi.ts';
 import {
   anySecurity,
   bearerSecurity,
-  Envelope,
-  errorResponses,
+  Id,
   IdParams,
   NonNegativeAmount,
   Page,
   PageQuery,
   PackageSchema,
   PositiveAmount,
+  PurchaseExpandQuery,
+  PurchasePageQuery,
   PurchaseSchema,
 } from '../../schemas.ts';
 import type { App } from '../../types.ts';
@@ -42,11 +44,26 @@ const CreatePackageBody = Type.Object(
     revenuecatProductIds: Type.Optional(packageFields.revenuecatProductIds),
     creditExpiryDays: Type.Optional(packageFields.creditExpiryDays),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        name: 'Starter pack',
+        description: '100 credits',
+        credits: 100,
+        price: 499,
+        currency: 'usd',
+        stripePriceId: 'price_1PstarterUSD',
+        revenuecatProductIds: ['credits_100'],
+        creditExpiryDays: 365,
+      },
+    ],
+  },
 );
 const UpdatePackageBody = Type.Partial(Type.Object(packageFields), {
   additionalProperties: false,
   minProperties: 1,
+  examples: [{ price: 399, isActive: true }],
 });
 
 const ListQuery = Type.Composite(
@@ -67,23 +84,32 @@ export default async function packageRoutes(app: App) {
     '/credit-packages',
     {
       schema: {
+        operationId: 'listPackages',
         tags: ['packages'],
-        summary: 'Active credit packages; `includeInactive=true` (admins, packages:write) lists all',
+        summary: 'List credit packages',
+        description:
+          'Active credit packages, newest first, paginated; anyone may call it. `includeInactive=true` lists ' +
+          'inactive ones too and needs an admin token or a `packages:write` key.',
         querystring: ListQuery,
-        response: { 200: Envelope(Page(PackageSchema)), ...errorResponses },
+        response: {
+          200: ok(Page(PackageSchema), 'A page of packages; `nextCursor` fetches the next one'),
+          ...errors(
+            [401, 'includeInactive=true without credentials'],
+            [403, 'includeInactive=true without the right'],
+          ),
+        },
       },
     },
     async (request, reply) => {
       const { limit, cursor, includeInactive } = request.query;
       if (includeInactive) {
         const principal = await app.identify(request);
-        if (!principal)
-          throw unauthorized('includeInactive=true needs an admin token or a packages:write key');
+        if (!principal) throw unauthorized('auth.include_inactive');
         const allowed =
           principal.kind === 'apiKey'
             ? principal.scopes.includes('packages:write')
             : principal.roles.includes('admin');
-        if (!allowed) throw forbidden('includeInactive=true needs an admin token or a packages:write key');
+        if (!allowed) throw forbidden('auth.include_inactive');
       }
       return reply.ok(await app.services.packages.list(limit, includeInactive, cursor));
     },
@@ -94,11 +120,18 @@ export default async function packageRoutes(app: App) {
     {
       onRequest: app.authorize(['user']),
       schema: {
+        operationId: 'listMyPurchases',
         tags: ['packages'],
-        summary: "The caller's purchases, newest first",
+        summary: "List the caller's purchases",
+        description:
+          "The caller's purchases (any provider, any status), newest first, paginated. " +
+          "`?expand=package` adds each purchase's package as it is now.",
         security: bearerSecurity,
-        querystring: PageQuery,
-        response: { 200: Envelope(Page(PurchaseSchema)), ...errorResponses },
+        querystring: PurchasePageQuery,
+        response: {
+          200: ok(Page(PurchaseSchema), 'A page of purchases; `nextCursor` fetches the next one'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -107,6 +140,37 @@ export default async function packageRoutes(app: App) {
           callerUserId(request),
           request.query.limit,
           request.query.cursor,
+          request.query.expand,
+        ),
+      ),
+  );
+
+  app.get(
+    '/credit-packages/purchases/:purchaseId',
+    {
+      onRequest: app.authorize(['user']),
+      schema: {
+        operationId: 'getMyPurchase',
+        tags: ['packages'],
+        summary: "Get one of the caller's purchases",
+        description:
+          "One of the caller's purchases; another user's purchase answers 404, as if it did not exist. " +
+          '`?expand=package` adds its package as it is now.',
+        security: bearerSecurity,
+        params: Type.Object({ purchaseId: Id }),
+        querystring: PurchaseExpandQuery,
+        response: {
+          200: ok(PurchaseSchema, 'The purchase'),
+          ...errors(401, 403, [404, 'No such purchase of the caller']),
+        },
+      },
+    },
+    async (request, reply) =>
+      reply.ok(
+        await app.services.packages.purchase(
+          callerUserId(request),
+          request.params.purchaseId,
+          request.query.expand,
         ),
       ),
   );
@@ -115,10 +179,12 @@ export default async function packageRoutes(app: App) {
     '/credit-packages/:id',
     {
       schema: {
+        operationId: 'getPackage',
         tags: ['packages'],
-        summary: 'One credit package (inactive ones too)',
+        summary: 'Get one credit package',
+        description: 'One credit package by id, inactive ones too; anyone may call it.',
         params: IdParams,
-        response: { 200: Envelope(PackageSchema), ...errorResponses },
+        response: { 200: ok(PackageSchema, 'The package'), ...errors([404, 'No such package']) },
       },
     },
     async (request, reply) => reply.ok(await app.services.packages.get(request.params.id)),
@@ -129,11 +195,19 @@ export default async function packageRoutes(app: App) {
     {
       onRequest: writer,
       schema: {
+        operationId: 'createPackage',
         tags: ['packages'],
-        summary: 'Create a credit package (admin, packages:write)',
+        summary: 'Create a credit package',
+        description:
+          "Creates a package (admin, or an API key with `packages:write`). `price` is in the currency's minor " +
+          'units; `revenuecatProductIds` map store products to it (each product id belongs to one package); ' +
+          '`creditExpiryDays` null means its credits never expire.',
         security: writeSecurity,
         body: CreatePackageBody,
-        response: { 201: Envelope(PackageSchema), ...errorResponses },
+        response: {
+          201: ok(PackageSchema, 'The package, created'),
+          ...errors(401, 403, [409, 'A RevenueCat product id already belongs to another package'], 413, 415),
+        },
       },
     },
     async (request, reply) => reply.ok(await app.services.packages.create(request.body), 201),
@@ -144,13 +218,26 @@ export default async function packageRoutes(app: App) {
     {
       onRequest: writer,
       schema: {
+        operationId: 'updatePackage',
         tags: ['packages'],
-        summary:
-          'Update any fields of a credit package (admin, packages:write); sold purchases keep their terms',
+        summary: 'Update a credit package',
+        description:
+          'Changes any fields of a package (admin, or an API key with `packages:write`). Purchases already ' +
+          'made keep the terms they were sold with.',
         security: writeSecurity,
         params: IdParams,
         body: UpdatePackageBody,
-        response: { 200: Envelope(PackageSchema), ...errorResponses },
+        response: {
+          200: ok(PackageSchema, 'The package, updated'),
+          ...errors(
+            401,
+            403,
+            [404, 'No such package'],
+            [409, 'A RevenueCat product id already belongs to another package'],
+            413,
+            415,
+          ),
+        },
       },
     },
     async (request, reply) => reply.ok(await app.services.packages.update(request.params.id, request.body)),
@@ -161,12 +248,16 @@ export default async function packageRoutes(app: App) {
     {
       onRequest: writer,
       schema: {
+        operationId: 'deletePackage',
         tags: ['packages'],
-        summary: 'Delete a credit package; one with purchases is deactivated instead (data kept)',
+        summary: 'Delete a credit package',
+        description:
+          'Deletes a package (admin, or an API key with `packages:write`). A package that has purchases is ' +
+          'deactivated instead, so its history stays intact: `deactivated` says which happened.',
         security: writeSecurity,
         params: IdParams,
         response: {
-          200: Envelope(
+          200: ok(
             Type.Object({
               deleted: Type.Boolean(),
               deactivated: Type.Boolean({
@@ -174,8 +265,9 @@ export default async function packageRoutes(app: App) {
               }),
               package: PackageSchema,
             }),
+            'What happened, and the package as it was deleted or as it is now',
           ),
-          ...errorResponses,
+          ...errors(401, 403, [404, 'No such package']),
         },
       },
     },

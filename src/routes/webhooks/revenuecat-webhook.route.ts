@@ -1,30 +1,26 @@
-import { createHash } from 'node:crypto';
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { unauthorized, unavailable } from '../../errors.ts';
-import { safeEqual } from '../../plugins/metrics.ts';
-import { Envelope, errorResponses } from '../../schemas.ts';
+import { errorsWithoutRateLimit, ok } from '../../openapi.ts';
+import { safeEqual } from '../../services/secrets.ts';
+import { storableProviderEvent } from '../../services/text.ts';
 import {
   RevenuecatDeliveryResult,
   RevenuecatWebhookBody,
 } from '../../services/revenuecat-webhook.service.ts';
 import type { App } from '../../types.ts';
 
-// Hashing both sides first makes the comparison constant-time in the length of the secret as well.
-const digest = (value: string) => createHash('sha256').update(value).digest('hex');
-
 /** POST /webhooks/revenuecat: RevenueCat sends the Authorization value configured in its dashboard. */
 export default async function revenuecatWebhookRoutes(app: App) {
   const expected = app.config.revenuecat.webhookAuth;
-  const expectedDigest = expected ? digest(expected) : undefined;
 
   // onRequest: checked before the body is parsed, so an unauthenticated caller learns nothing about it.
   const authorize = async (request: FastifyRequest) => {
-    if (!expectedDigest) {
-      throw unavailable('The RevenueCat webhook is not configured (REVENUECAT_WEBHOOK_AUTH is unset)');
+    if (!expected) {
+      throw unavailable('revenuecat.not_configured');
     }
-    if (!safeEqual(digest(request.headers.authorization ?? ''), expectedDigest)) {
-      throw unauthorized('Missing or wrong Authorization for the RevenueCat webhook');
+    if (!safeEqual(request.headers.authorization ?? '', expected)) {
+      throw unauthorized('revenuecat.unauthorized');
     }
   };
 
@@ -32,9 +28,11 @@ export default async function revenuecatWebhookRoutes(app: App) {
     '/revenuecat',
     {
       onRequest: authorize,
+      config: { providerPayload: true },
       schema: {
+        operationId: 'receiveRevenuecatEvent',
         tags: ['webhooks'],
-        summary: 'RevenueCat webhook',
+        summary: 'RevenueCat events',
         description:
           'Receives RevenueCat events. `Authorization` must equal `REVENUECAT_WEBHOOK_AUTH` (unset: 503). ' +
           'Every accepted delivery answers 200: processed, ignored (sandbox, unmapped product, types without ' +
@@ -49,11 +47,18 @@ export default async function revenuecatWebhookRoutes(app: App) {
           ),
         }),
         body: RevenuecatWebhookBody,
-        response: { 200: Envelope(RevenuecatDeliveryResult), ...errorResponses },
+        response: {
+          200: ok(RevenuecatDeliveryResult, 'The delivery was accepted; `outcome` says what it did'),
+          ...errorsWithoutRateLimit([401, 'Missing or wrong Authorization'], 413, 415, [
+            503,
+            'REVENUECAT_WEBHOOK_AUTH is unset, or the database is unavailable (RevenueCat retries)',
+          ]),
+        },
       },
     },
     async (request, reply) => {
-      const result = await app.services.revenuecatWebhook.handle(request.body);
+      // Stored as sent where Postgres can store it; NUL and lone surrogates become U+FFFD.
+      const result = await app.services.revenuecatWebhook.handle(storableProviderEvent(request.body));
       app.metrics.webhooks.inc({ provider: 'revenuecat', outcome: result.outcome });
       request.log.info(
         { eventId: result.eventId, type: result.type, outcome: result.outcome, note: result.note },

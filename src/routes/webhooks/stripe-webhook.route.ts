@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Envelope, errorResponses } from '../../schemas.ts';
+import { errorsWithoutRateLimit, ok } from '../../openapi.ts';
 import type { App } from '../../types.ts';
 
 export const StripeWebhookResultSchema = Type.Object({
@@ -7,11 +7,18 @@ export const StripeWebhookResultSchema = Type.Object({
   eventId: Type.String(),
   type: Type.String(),
   outcome: Type.Union(
-    [Type.Literal('processed'), Type.Literal('ignored'), Type.Literal('parked'), Type.Literal('duplicate')],
+    [
+      Type.Literal('processed'),
+      Type.Literal('ignored'),
+      Type.Literal('parked'),
+      Type.Literal('failed'),
+      Type.Literal('duplicate'),
+    ],
     {
       description:
         'processed: applied; ignored: stored, nothing to do (unknown type, no matching purchase); ' +
-        'parked: stored until the purchase is granted; duplicate: this event id was received before',
+        'parked: stored until the purchase is granted; failed: stored, its handling failed (an operator can ' +
+        'replay it); duplicate: this event id was received before',
     },
   ),
   duplicate: Type.Boolean(),
@@ -31,7 +38,9 @@ export default async function stripeWebhookRoutes(app: App) {
   app.post(
     '/stripe',
     {
+      config: { providerPayload: true },
       schema: {
+        operationId: 'receiveStripeEvent',
         tags: ['webhooks'],
         summary: 'Stripe events (signed with Stripe-Signature)',
         description:
@@ -42,7 +51,14 @@ export default async function stripeWebhookRoutes(app: App) {
           'charge.dispute.created claw credits back, charge.dispute.closed (won) grants them back. ' +
           'Other event types are stored and acknowledged. 503 when STRIPE_WEBHOOK_SECRET is unset.',
         headers: Type.Object({ 'stripe-signature': Type.Optional(Type.String()) }),
-        response: { 200: Envelope(StripeWebhookResultSchema), ...errorResponses },
+        response: {
+          200: ok(StripeWebhookResultSchema, 'The event was received; `outcome` says what it did'),
+          ...errorsWithoutRateLimit(
+            [400, '`invalid_signature`: Stripe-Signature missing, wrong or too old; or not a Stripe event'],
+            413,
+            [503, 'STRIPE_WEBHOOK_SECRET is unset, or the database is unavailable (Stripe retries)'],
+          ),
+        },
       },
     },
     async (request, reply) => {
