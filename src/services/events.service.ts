@@ -87,7 +87,7 @@ export function createEventsService(db: Db) {
     async get(id: string) {
       const n = parseEventId(id);
       const row = n === undefined ? undefined : await findEvent(db, n);
-      if (!row) throw notFound('Event');
+      if (!row) throw notFound('event.not_found');
       return toEvent(row);
     },
   };

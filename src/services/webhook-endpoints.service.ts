@@ -72,7 +72,7 @@ export interface EndpointInput {
 function thresholds(values: number[] | undefined): number[] | undefined {
   if (!values) return undefined;
   if (new Set(values).size !== values.length) {
-    throw badRequest('body.lowBalanceThresholds must not repeat a threshold');
+    throw badRequest('webhook_endpoint.thresholds_repeat');
   }
   return [...values].sort((a, b) => b - a);
 }
@@ -81,7 +81,7 @@ function thresholds(values: number[] | undefined): number[] | undefined {
 function subscriptions(events: string[] | undefined): string[] | undefined {
   if (!events) return undefined;
   if (events.includes('*') && events.length > 1) {
-    throw badRequest('body.events must be ["*"] alone or a list of event types');
+    throw badRequest('webhook_endpoint.events_wildcard');
   }
   return [...new Set(events)];
 }
@@ -94,14 +94,16 @@ export function createWebhookEndpointsService(db: Db, config: Config, lookup: Lo
     try {
       return (await checkWebhookUrl(url, policy, lookup)).toString();
     } catch (err) {
-      if (err instanceof RefusedUrlError) throw badRequest(`body.url ${err.message}`);
+      if (err instanceof RefusedUrlError) {
+        throw badRequest('validation.invalid', { field: 'body.url', reason: err.reason });
+      }
       throw err;
     }
   }
 
   async function endpointOr404(id: string) {
     const row = await findEndpoint(db, id);
-    if (!row) throw notFound('Webhook endpoint');
+    if (!row) throw notFound('webhook_endpoint.not_found');
     return row;
   }
 
@@ -138,13 +140,13 @@ export function createWebhookEndpointsService(db: Db, config: Config, lookup: Lo
         lowBalanceThresholds: thresholds(changes.lowBalanceThresholds),
         disabled: changes.disabled,
       });
-      if (!row) throw notFound('Webhook endpoint');
+      if (!row) throw notFound('webhook_endpoint.not_found');
       return toEndpoint(row);
     },
 
     async remove(id: string): Promise<Endpoint> {
       const row = await deleteEndpoint(db, id);
-      if (!row) throw notFound('Webhook endpoint');
+      if (!row) throw notFound('webhook_endpoint.not_found');
       return toEndpoint(row);
     },
 
@@ -156,7 +158,7 @@ export function createWebhookEndpointsService(db: Db, config: Config, lookup: Lo
         newWebhookSecret(),
         new Date(Date.now() + PREVIOUS_SECRET_GRACE_MS),
       );
-      if (!row) throw notFound('Webhook endpoint');
+      if (!row) throw notFound('webhook_endpoint.not_found');
       return { ...toEndpoint(row), secret: row.secret };
     },
 
@@ -173,9 +175,9 @@ export function createWebhookEndpointsService(db: Db, config: Config, lookup: Lo
       const n = parseDeliveryId(delivery);
       return db.transaction().execute(async (trx) => {
         const row = n === undefined ? undefined : await findDelivery(trx, id, n, true);
-        if (!row) throw notFound('Delivery');
+        if (!row) throw notFound('webhook_delivery.not_found');
         if (row.lease_until && new Date(row.lease_until).getTime() > Date.now()) {
-          throw conflict('An attempt of this delivery is running; retry when it has ended');
+          throw conflict('webhook_delivery.attempt_running');
         }
         await scheduleDeliveryNow(trx, row.id);
         const after = await findDelivery(trx, id, row.id);

@@ -1,5 +1,6 @@
 import { type LookupAddress, lookup as dnsLookup } from 'node:dns';
 import { BlockList, isIP } from 'node:net';
+import { type Message, msg, render } from '../messages.ts';
 
 /**
  * Where webhooks may go. Loopback, private, link-local, carrier-grade NAT, multicast and reserved ranges are
@@ -73,10 +74,13 @@ export function isPrivateAddress(address: string): boolean {
   return PRIVATE.check(bare, 'ipv6');
 }
 
+/** A URL the policy refuses; `reason` says why (a catalogue message, completing "body.url ..."). */
 export class RefusedUrlError extends Error {
-  constructor(message: string) {
-    super(message);
+  readonly reason: Message;
+  constructor(reason: Message) {
+    super(render(reason, 'en'));
     this.name = 'RefusedUrlError';
+    this.reason = reason;
   }
 }
 
@@ -99,7 +103,7 @@ export const hostOf = (url: URL) => url.hostname.replace(/^\[|\]$/g, '');
 
 /**
  * Checks a webhook URL against the policy: scheme, no credentials-free surprises, and (private URLs refused)
- * every address the host is or resolves to. Throws RefusedUrlError with a message for the API.
+ * every address the host is or resolves to. Throws RefusedUrlError with the reason, for the API.
  */
 export async function checkWebhookUrl(
   raw: string,
@@ -110,29 +114,27 @@ export async function checkWebhookUrl(
   try {
     url = new URL(raw);
   } catch {
-    throw new RefusedUrlError('is not a valid URL');
+    throw new RefusedUrlError(msg('webhook_url.invalid'));
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:')
-    throw new RefusedUrlError('must be an http(s) URL');
-  if (policy.httpsOnly && url.protocol !== 'https:')
-    throw new RefusedUrlError('must be an https URL in production');
+    throw new RefusedUrlError(msg('webhook_url.scheme'));
+  if (policy.httpsOnly && url.protocol !== 'https:') throw new RefusedUrlError(msg('webhook_url.https_only'));
   if (policy.allowPrivateUrls) return url;
   const host = hostOf(url);
   if (isIP(host)) {
-    if (isPrivateAddress(host))
-      throw new RefusedUrlError(`points at a private or loopback address (${host})`);
+    if (isPrivateAddress(host)) throw new RefusedUrlError(msg('webhook_url.private_address', { host }));
     return url;
   }
   let addresses: LookupAddress[];
   try {
     addresses = await lookup(host);
   } catch {
-    throw new RefusedUrlError(`has a host name that does not resolve (${host})`);
+    throw new RefusedUrlError(msg('webhook_url.unresolvable', { host }));
   }
   const refused = addresses.find((a) => isPrivateAddress(a.address));
   if (addresses.length === 0 || refused) {
     throw new RefusedUrlError(
-      `resolves to a private or loopback address (${host} → ${refused?.address ?? 'none'})`,
+      msg('webhook_url.resolves_private', { host, address: refused?.address ?? 'none' }),
     );
   }
   return url;
@@ -161,7 +163,8 @@ export function guardedLookup(allowPrivateUrls: boolean) {
         if (err) return callback(err, []);
         const refused = addresses.find((a) => isPrivateAddress(a.address));
         if (!allowPrivateUrls && (refused || addresses.length === 0)) {
-          const e: NodeJS.ErrnoException = new RefusedUrlError(
+          // An attempt's error, recorded on the delivery (last_error); never an API answer.
+          const e: NodeJS.ErrnoException = new Error(
             `${hostname} resolves to a private or loopback address (${refused?.address ?? 'none'})`,
           );
           e.code = 'EPRIVATEADDRESS';

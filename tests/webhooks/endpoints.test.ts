@@ -97,6 +97,12 @@ describe('webhook endpoints API', () => {
       expect(res.statusCode, url).toBe(404);
       expect(res.json().code).toBe('not_found');
     }
+    const ru = await t.app.inject({
+      method: 'GET',
+      url: `/api/v1/webhook-endpoints/${endpoint.id}`,
+      headers: { ...asAdmin(), 'accept-language': 'ru' },
+    });
+    expect(ru.json().errors).toEqual(['Эндпоинт вебхуков не найден']);
   });
 
   it('after a rotation, deliveries verify with the new secret and, for a grace period, the old one', async () => {
@@ -217,8 +223,16 @@ describe('webhook URLs: refused addresses (SSRF)', () => {
     const http = await post(prod.app, { url: 'http://93.184.215.14/hooks', events: ['*'] }, admin);
     expect(http.statusCode).toBe(400);
     expect(http.json().errors[0]).toBe('body.url must be an https URL in production');
+    // The same refusal in Russian: the reason comes from the message catalogue, the field name stays.
+    const ru = await post(
+      prod.app,
+      { url: 'http://93.184.215.14/hooks', events: ['*'] },
+      { ...admin, 'accept-language': 'ru' },
+    );
+    expect(ru.json().errors).toEqual(['body.url должен быть https-URL в production']);
     const loopback = await post(prod.app, { url: 'https://127.0.0.1/hooks', events: ['*'] }, admin);
     expect(loopback.statusCode).toBe(400);
+    expect(loopback.json().errors).toEqual(['body.url points at a private or loopback address (127.0.0.1)']);
     expect(
       (await post(prod.app, { url: 'https://93.184.215.14/hooks', events: ['*'] }, admin)).statusCode,
     ).toBe(201);
@@ -309,6 +323,7 @@ describe('event log API', () => {
     for (const id of ['evt_999999', 'evt_abc', 'nope']) {
       const res = await app.app.inject({ method: 'GET', url: `/api/v1/events/${id}`, headers: asAdmin() });
       expect(res.statusCode).toBe(404);
+      expect(res.json().errors).toEqual(['Event not found']);
     }
   });
 
