@@ -28,7 +28,7 @@ beforeAll(async () => {
   t = await buildTestApp(fastWebhooks);
 });
 
-const post = (app: TestApp['app'], payload: unknown, headers = asAdmin()) =>
+const post = (app: TestApp['app'], payload: unknown, headers: Record<string, string> = asAdmin()) =>
   app.inject({ method: 'POST', url: '/api/v1/webhook-endpoints', headers, payload: payload as object });
 
 describe('webhook endpoints API', () => {
