@@ -1,5 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import { bearerSecurity, Envelope, errorResponses, Page, PageQuery, Timestamp } from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { bearerSecurity, Page, PageQuery, Timestamp } from '../../schemas.ts';
 import { EVENT_TYPES } from '../../services/event-types.ts';
 import type { App } from '../../types.ts';
 
@@ -39,7 +40,10 @@ export default async function eventRoutes(app: App) {
           'as the change. The body of each is what webhook endpoints receive.',
         security: bearerSecurity,
         querystring: PageQuery,
-        response: { 200: Envelope(Page(EventSchema)), ...errorResponses },
+        response: {
+          200: ok(Page(EventSchema), 'A page of events, newest first; `nextCursor` is null on the last'),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) =>
@@ -57,7 +61,10 @@ export default async function eventRoutes(app: App) {
         description: 'One event of the log by its `evt_…` id (the `webhook-id` of its deliveries).',
         security: bearerSecurity,
         params: Type.Object({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
-        response: { 200: Envelope(EventSchema), ...errorResponses },
+        response: {
+          200: ok(EventSchema, 'The event, as webhook endpoints receive it'),
+          ...errors(401, 403, [404, 'No such event']),
+        },
       },
     },
     async (request, reply) => reply.ok(await app.services.events.get(request.params.id)),

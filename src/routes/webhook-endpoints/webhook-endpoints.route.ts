@@ -1,14 +1,6 @@
 import { Type } from '@sinclair/typebox';
-import {
-  bearerSecurity,
-  Envelope,
-  errorResponses,
-  IdParams,
-  Page,
-  PageQuery,
-  PositiveAmount,
-  Timestamp,
-} from '../../schemas.ts';
+import { errors, ok } from '../../openapi.ts';
+import { bearerSecurity, IdParams, Page, PageQuery, PositiveAmount, Timestamp } from '../../schemas.ts';
 import type { App } from '../../types.ts';
 import { EventTypeSchema } from '../events/events.route.ts';
 
@@ -81,7 +73,17 @@ const CreateBody = Type.Object(
     description: Type.Optional(Description),
     lowBalanceThresholds: Type.Optional(Thresholds),
   },
-  { additionalProperties: false },
+  {
+    additionalProperties: false,
+    examples: [
+      {
+        url: 'https://billing.example.com/hooks/credits',
+        events: ['purchase.completed', 'balance.low', 'balance.depleted'],
+        description: 'billing app',
+        lowBalanceThresholds: [100, 10],
+      },
+    ],
+  },
 );
 const UpdateBody = Type.Object(
   {
@@ -91,7 +93,7 @@ const UpdateBody = Type.Object(
     lowBalanceThresholds: Type.Optional(Thresholds),
     disabled: Type.Optional(Type.Boolean()),
   },
-  { additionalProperties: false, minProperties: 1 },
+  { additionalProperties: false, minProperties: 1, examples: [{ disabled: true }, { events: ['*'] }] },
 );
 const DeliveriesQuery = Type.Composite(
   [
@@ -125,7 +127,10 @@ export default async function webhookEndpointRoutes(app: App) {
           '(also names resolving to them) are refused unless WEBHOOK_ALLOW_PRIVATE_URLS=true.',
         security,
         body: CreateBody,
-        response: { 201: Envelope(EndpointWithSecret), ...errorResponses },
+        response: {
+          201: ok(EndpointWithSecret, 'The endpoint, with its signing secret (shown this once)'),
+          ...errors(401, 403, 413, 415),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().create(request.body), 201),
@@ -142,7 +147,13 @@ export default async function webhookEndpointRoutes(app: App) {
         description: 'Newest first, paginated; never the secrets.',
         security,
         querystring: PageQuery,
-        response: { 200: Envelope(Page(EndpointSchema)), ...errorResponses },
+        response: {
+          200: ok(
+            Page(EndpointSchema),
+            'A page of endpoints, newest first; `nextCursor` is null on the last',
+          ),
+          ...errors(401, 403),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().list(request.query.limit, request.query.cursor)),
@@ -159,7 +170,10 @@ export default async function webhookEndpointRoutes(app: App) {
         description: 'One endpoint, without its secret.',
         security,
         params: IdParams,
-        response: { 200: Envelope(EndpointSchema), ...errorResponses },
+        response: {
+          200: ok(EndpointSchema, 'The endpoint (without its secret)'),
+          ...errors(401, 403, [404, 'No such webhook endpoint']),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().get(request.params.id)),
@@ -179,7 +193,10 @@ export default async function webhookEndpointRoutes(app: App) {
         security,
         params: IdParams,
         body: UpdateBody,
-        response: { 200: Envelope(EndpointSchema), ...errorResponses },
+        response: {
+          200: ok(EndpointSchema, 'The endpoint as changed'),
+          ...errors(401, 403, [404, 'No such webhook endpoint'], 413, 415),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().update(request.params.id, request.body)),
@@ -196,7 +213,10 @@ export default async function webhookEndpointRoutes(app: App) {
         description: 'The endpoint stops receiving at once; the events stay in the event log.',
         security,
         params: IdParams,
-        response: { 200: Envelope(EndpointSchema), ...errorResponses },
+        response: {
+          200: ok(EndpointSchema, 'The endpoint as it was before it was deleted'),
+          ...errors(401, 403, [404, 'No such webhook endpoint']),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().remove(request.params.id)),
@@ -215,7 +235,10 @@ export default async function webhookEndpointRoutes(app: App) {
           'without losing events; then only the new one.',
         security,
         params: IdParams,
-        response: { 200: Envelope(EndpointWithSecret), ...errorResponses },
+        response: {
+          200: ok(EndpointWithSecret, 'The endpoint, with its new signing secret (shown this once)'),
+          ...errors(401, 403, [404, 'No such webhook endpoint']),
+        },
       },
     },
     async (request, reply) => reply.ok(await service().rotateSecret(request.params.id)),
@@ -235,7 +258,13 @@ export default async function webhookEndpointRoutes(app: App) {
         security,
         params: IdParams,
         querystring: DeliveriesQuery,
-        response: { 200: Envelope(Page(DeliverySchema)), ...errorResponses },
+        response: {
+          200: ok(
+            Page(DeliverySchema),
+            'A page of deliveries, newest first; `nextCursor` is null on the last',
+          ),
+          ...errors(401, 403, [404, 'No such webhook endpoint']),
+        },
       },
     },
     async (request, reply) =>
@@ -265,7 +294,15 @@ export default async function webhookEndpointRoutes(app: App) {
           id: IdParams.properties.id,
           deliveryId: Type.String({ minLength: 1, maxLength: 64 }),
         }),
-        response: { 202: Envelope(DeliverySchema), ...errorResponses },
+        response: {
+          202: ok(DeliverySchema, 'The delivery, due now'),
+          ...errors(
+            401,
+            403,
+            [404, 'No such webhook endpoint, or no such delivery of it'],
+            [409, 'An attempt of the delivery is running'],
+          ),
+        },
       },
     },
     async (request, reply) =>
