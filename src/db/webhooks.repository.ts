@@ -1,9 +1,7 @@
 import { sql } from 'kysely';
 import type { Db, DeliveryStatus, EventRow, WebhookDeliveryRow, WebhookEndpointRow } from './database.ts';
+import { exactTime, olderThan } from './keyset.ts';
 import type { Executor } from './ledger.repository.ts';
-
-/** created_at to the microsecond, for keyset cursors (a JS Date keeps milliseconds only). */
-const createdAtExact = sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
 
 // ------------------------------------------------------------------------------------------------ endpoints
 
@@ -39,11 +37,11 @@ export async function listEndpoints(db: Db, limit: number, after?: { createdAt: 
   let q = db
     .selectFrom('webhook_endpoints')
     .selectAll()
-    .select(createdAtExact.as('created_at_exact'))
+    .select(exactTime('created_at').as('created_at_exact'))
     .orderBy('created_at', 'desc')
     .orderBy('id', 'desc')
     .limit(limit + 1);
-  if (after) q = q.where(sql<boolean>`(created_at, id) < (${after.createdAt}::timestamptz, ${after.id})`);
+  if (after) q = q.where(olderThan('created_at', 'id', { time: after.createdAt, id: after.id }));
   return q.execute();
 }
 
