@@ -9,17 +9,19 @@ describe('delivery leases', () => {
     const receiver = await startReceiver();
     const endpoint = await subscribe(t.app, receiver, { events: ['credits.granted'] });
     await grant(t.app, 'lease_user', 1);
-    // A replica dispatches the event, claiming its first attempt for 1.5 s, and "dies" before sending it.
-    const dispatched = await dispatchAndClaim(t.app.db, { maxEvents: 100, slots: 4, leaseMs: 1500 });
+    // A replica dispatches the event, claiming its first attempt for 3 s, and "dies" before sending it.
+    // The clock starts before the claim, so a slow machine cannot make the lease look shorter than it is, and
+    // the lease is long enough that the check half a second in cannot land after it.
+    const started = Date.now();
+    const dispatched = await dispatchAndClaim(t.app.db, { maxEvents: 100, slots: 4, leaseMs: 3000 });
     expect(dispatched.events).toBe(1);
     expect(dispatched.claimed).toEqual([expect.objectContaining({ attempts: 1, endpoint_id: endpoint.id })]);
-    const started = Date.now();
     t.app.services.webhookWorker.start();
     await new Promise((r) => setTimeout(r, 500));
     expect(receiver.requests).toHaveLength(0); // leased: no other replica sends it meanwhile
 
     await waitFor(() => receiver.events.size === 1, 'the delivery after the lease');
-    expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2900);
     await waitFor(
       async () => (await deliveriesOf(t.app, endpoint.id))[0]?.status === 'delivered',
       'recorded',
