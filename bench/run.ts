@@ -13,17 +13,22 @@
  * 5. When PgBouncer is installed: a second service process whose DATABASE_URL goes through a PgBouncer in
  *    transaction mode (DATABASE_POOLER=transaction, as many server connections as the direct pool), and
  *    the spread debits again through it, in the same rounds as the direct ones.
+ * 6. Webhooks: spread debits with no webhook endpoint, then with 2 endpoints subscribed to `*` (an https
+ *    receiver in a child process; its self-signed certificate is trusted by the service through
+ *    NODE_EXTRA_CA_CERTS; openssl makes it). The delivery worker runs in the service as in production: the
+ *    second figure must stay within 10% of the first. The backlog left after the run is drained before the next.
  * BENCH_ROUNDS > 1 repeats 2-4 that many times, interleaved, and keeps each scenario's median round.
  * Prints a table and one JSON line, and writes the report to bench/reports/<timestamp>.json.
  * Traffic goes to 127.0.0.1 only; every wait is bounded.
  */
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, openSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import autocannon, { type RawRequest, type RequestSpec, type Result } from 'autocannon';
+import { createSigner } from 'fast-jwt';
 import pg from 'pg';
 import { createDatabase } from '../src/db/database.ts';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
@@ -187,6 +192,100 @@ async function stopChild(child: ChildProcess) {
   if (timedOut) child.kill('SIGKILL');
 }
 
+// ---------------------------------------------------------------------------------------------- webhooks
+
+/** A self-signed certificate for 127.0.0.1 made with openssl, or undefined without openssl. */
+function selfSignedCertificate(dir: string): { cert: string; key: string } | undefined {
+  const cert = path.join(dir, 'webhook-cert.pem');
+  const key = path.join(dir, 'webhook-key.pem');
+  try {
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'ec',
+        '-pkeyopt',
+        'ec_paramgen_curve:prime256v1',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
+    return { cert, key };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Webhook endpoints through the service's API (as an admin), and the delivery backlog from the database. */
+class Webhooks {
+  private readonly pool: pg.Pool;
+  private readonly token: string;
+  private readonly base: string;
+  private readonly receiverUrl: string;
+  private ids: string[] = [];
+  constructor(base: string, databaseUrl: string, jwtSecret: string, receiverUrl: string) {
+    this.base = base;
+    this.receiverUrl = receiverUrl;
+    this.pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    this.token = createSigner({ key: jwtSecret, expiresIn: 24 * 3_600_000 })({
+      sub: 'bench_admin',
+      roles: ['admin'],
+    });
+  }
+  private async call(method: string, url: string, body?: unknown) {
+    const res = await fetch(`${this.base}/api/v1${url}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body ? { 'content-type': 'application/json' } : {}),
+      },
+      body: body ? JSON.stringify(body) : undefined,
+    });
+    if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);
+    return ((await res.json()) as { data: { id: string } }).data;
+  }
+  async subscribe(n: number) {
+    for (let i = 0; i < n; i++) {
+      this.ids.push(
+        (await this.call('POST', '/webhook-endpoints', { url: this.receiverUrl, events: ['*'] })).id,
+      );
+    }
+  }
+  async unsubscribe() {
+    for (const id of this.ids) await this.call('DELETE', `/webhook-endpoints/${id}`);
+    this.ids = [];
+  }
+  private async backlog(): Promise<number> {
+    const { rows } = await this.pool.query<{ n: number }>(
+      `select ((select count(*) from events where dispatched_at is null)
+             + (select count(*) from webhook_deliveries where status = 'pending'))::int as n`,
+    );
+    return rows[0]?.n ?? 0;
+  }
+  /** Waits (at most 5 minutes) until every event is dispatched and every delivery attempted. */
+  async drain(): Promise<{ backlog: number; seconds: number }> {
+    const started = Date.now();
+    const backlog = await this.backlog();
+    while ((await this.backlog()) > 0 && Date.now() - started < 300_000) await sleep(250);
+    return { backlog, seconds: round((Date.now() - started) / 1000) };
+  }
+  close() {
+    return this.pool.end();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------- load
 
 /**
@@ -297,6 +396,24 @@ async function pgbench(
 
 // ---------------------------------------------------------------------------------------------- report
 
+/**
+ * The webhook scenarios run back to back in each round: the median of the rounds' ratios (2 endpoints over
+ * none) cancels more of the machine's noise than a ratio of the two medians.
+ */
+function webhooksPairedRatio(all: Row[]): number | null {
+  const none = all.filter((r) => r.name.startsWith('webhooks: debits, no'));
+  const two = all.filter((r) => r.name.startsWith('webhooks: debits, 2'));
+  const ratios = none
+    .map((n, i) => {
+      const t = two[i];
+      return t && n.rps > 0 ? t.rps / n.rps : undefined;
+    })
+    .filter((r): r is number => r !== undefined)
+    .sort((a, b) => a - b);
+  const mid = ratios[Math.floor((ratios.length - 1) / 2)];
+  return mid === undefined ? null : round(mid, 3);
+}
+
 /** Per scenario, the round with the median req/s (the lower middle one for an even count), in run order. */
 function medians(all: Row[]): Row[] {
   const names = [...new Set(all.map((r) => r.name))];
@@ -336,6 +453,7 @@ async function main() {
   let pooledServer: ChildProcess | undefined;
   let bare: ChildProcess | undefined;
   let bouncer: Awaited<ReturnType<typeof startPgBouncer>>;
+  let receiver: ChildProcess | undefined;
 
   console.log(
     `bench: ${cfg.accounts} accounts, ${cfg.connections} connections, ${cfg.duration} s per scenario`,
@@ -353,6 +471,9 @@ async function main() {
     await migrate(database.url);
     const apiKey = await seed(database.url, cfg);
 
+    const webhookTls = selfSignedCertificate(tmp);
+    if (!webhookTls) notes.push('openssl not found: the webhook scenarios are missing');
+    const jwtSecret = randomBytes(32).toString('hex');
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
     server = await startChild(
@@ -364,8 +485,11 @@ async function main() {
         DATABASE_URL: database.url,
         DATABASE_POOL_SIZE: String(cfg.poolSize),
         ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
-        JWT_SECRET: randomBytes(32).toString('hex'),
+        JWT_SECRET: jwtSecret,
         LOG_LEVEL: cfg.logLevel,
+        // The bench's receiver is on 127.0.0.1, with a certificate of its own.
+        WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+        ...(webhookTls ? { NODE_EXTRA_CA_CERTS: webhookTls.cert } : {}),
       },
       `${base}/readyz`,
       path.join(tmp, 'server.log'),
@@ -390,6 +514,9 @@ async function main() {
           ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
           JWT_SECRET: randomBytes(32).toString('hex'),
           LOG_LEVEL: cfg.logLevel,
+          // No delivery worker here: it would neither trust the receiver's certificate nor reach 127.0.0.1,
+          // and would turn the webhook scenario's deliveries into retries.
+          WEBHOOK_POLL_INTERVAL_MS: '0',
         },
         `${pooledBase}/readyz`,
         path.join(tmp, 'server-pgbouncer.log'),
@@ -405,6 +532,25 @@ async function main() {
       `${bareBase}/bare`,
       path.join(tmp, 'bare.log'),
     );
+
+    let webhooks: Webhooks | undefined;
+    if (webhookTls) {
+      const receiverPort = await freePort();
+      const statusPort = await freePort();
+      receiver = await startChild(
+        [
+          'bench/webhook-receiver.ts',
+          String(receiverPort),
+          String(statusPort),
+          webhookTls.cert,
+          webhookTls.key,
+        ],
+        {},
+        `http://127.0.0.1:${statusPort}/count`,
+        path.join(tmp, 'receiver.log'),
+      );
+      webhooks = new Webhooks(base, database.url, jwtSecret, `https://127.0.0.1:${receiverPort}/hooks`);
+    }
 
     const headers = { 'content-type': 'application/json', 'x-api-key': apiKey };
     let n = 0;
@@ -552,6 +698,24 @@ async function main() {
         allRows.push(row);
         console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
       }
+      if (webhooks) {
+        const none = await cannon('webhooks: debits, no endpoint', base, cfg, spread('wh0'));
+        allRows.push(none);
+        console.log(`  ${none.name}: ${round(none.rps, 0)} req/s, p99 ${none.p99} ms`);
+        await webhooks.subscribe(2);
+        const two = await cannon('webhooks: debits, 2 endpoints on *', base, cfg, spread('wh2'));
+        allRows.push(two);
+        const drained = await webhooks.drain();
+        console.log(
+          `  ${two.name}: ${round(two.rps, 0)} req/s, p99 ${two.p99} ms; backlog at its end ${drained.backlog}, ` +
+            `drained in ${drained.seconds} s`,
+        );
+        notes.push(
+          `round ${roundNo}: with 2 endpoints, ${drained.backlog} events or deliveries were waiting when the load ` +
+            `stopped; the worker caught up ${drained.seconds} s later`,
+        );
+        await webhooks.unsubscribe();
+      }
       if (bin) {
         for (const [name, script] of [
           ['pgbench: update+insert, spread', 'debit-spread.pgbench'],
@@ -577,6 +741,9 @@ async function main() {
     pooledServer = undefined;
     await stopChild(bare);
     bare = undefined;
+    if (receiver) await stopChild(receiver);
+    receiver = undefined;
+    await webhooks?.close();
 
     const inconsistent = await verifyLedger(database.url);
     notes.push(
@@ -587,6 +754,7 @@ async function main() {
     if (server) await stopChild(server);
     if (pooledServer) await stopChild(pooledServer);
     if (bare) await stopChild(bare);
+    if (receiver) await stopChild(receiver);
     await bouncer?.stop();
     await database.drop().catch((err) => console.error('bench: could not drop the database:', err));
   }
@@ -594,6 +762,7 @@ async function main() {
   const rows = medians(allRows);
   const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
   const pooledDebits = by('service via PgBouncer');
+  const [webhooksNone, webhooksTwo] = [by('webhooks: debits, no'), by('webhooks: debits, 2')];
   const [debits, hotRow, balance, pgSpread, pgHot, fnSpread, fnHot, bareRow] = [
     by('service: debits, 2'),
     by('service: debits, one'),
@@ -631,6 +800,7 @@ async function main() {
     batchVsSingleDebits: ratio(batches, debits),
     // the same debits through PgBouncer in transaction mode against direct
     pgbouncerVsDirect: ratio(pooledDebits, debits),
+    webhooksTwoVsNone: webhooksPairedRatio(allRows) ?? ratio(webhooksTwo, webhooksNone),
   };
   const service = [debits, hotRow, balance, pairs, pairsHot, batches, pooledDebits].filter(
     (r): r is Row => !!r,
@@ -644,6 +814,10 @@ async function main() {
       met: ratios.creditsDebitFnVsPgbench !== null && ratios.creditsDebitFnVsPgbench >= 0.6,
     },
     holdPairVsDebit: { goal: 0.5, met: ratios.holdPairVsDebit !== null && ratios.holdPairVsDebit >= 0.5 },
+    webhooksTwoVsNone: {
+      goal: 0.9,
+      met: ratios.webhooksTwoVsNone !== null && ratios.webhooksTwoVsNone >= 0.9,
+    },
     p99Under50ms: { goal: 50, met: service.every((r) => r.p99 < 50) },
     noNon2xx: { goal: 0, met: service.every((r) => r.non2xx === 0 && r.errors === 0) },
   };

@@ -20,14 +20,17 @@ import apiKeyRoutes from './routes/api-keys/api-keys.route.ts';
 import checkoutRoutes from './routes/credits/checkout.route.ts';
 import creditRoutes from './routes/credits/credits.route.ts';
 import batchDebitRoutes from './routes/debits/batch-debits.route.ts';
+import eventRoutes from './routes/events/events.route.ts';
 import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
 import packageRoutes from './routes/packages/packages.route.ts';
 import healthRoutes from './routes/operations/health.route.ts';
 import providerEventRoutes from './routes/operations/provider-events.route.ts';
 import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
+import webhookEndpointRoutes from './routes/webhook-endpoints/webhook-endpoints.route.ts';
 import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
 import { createApiKeysService } from './services/api-keys.service.ts';
 import { createCheckoutService } from './services/checkout.service.ts';
+import { createEventsService } from './services/events.service.ts';
 import { createLedgerService } from './services/ledger.service.ts';
 import { createPackagesService } from './services/packages.service.ts';
 import { createProviderInbox } from './services/provider-inbox.service.ts';
@@ -41,11 +44,13 @@ import { createRevenuecatSync } from './services/revenuecat-sync.service.ts';
 import { createStripeClient } from './services/stripe.client.ts';
 import { createStripeReconciler } from './services/stripe-reconcile.service.ts';
 import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
+import { createDeliveryWorker } from './services/webhook-delivery.ts';
+import { createWebhookEndpointsService } from './services/webhook-endpoints.service.ts';
 import type { App } from './types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-function createServices(database: DatabaseHandle, config: Config, app: App) {
+function createServices(database: DatabaseHandle, config: Config, app: App, requestsInFlight: () => number) {
   const { db } = database;
   const ledger = createLedgerService(db, database.prepared, {
     debitCallsInFlight: config.debitCallsInFlight,
@@ -106,6 +111,15 @@ function createServices(database: DatabaseHandle, config: Config, app: App) {
     }),
     revenuecatWebhook: createRevenuecatWebhookService(inbox),
     revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
+    events: createEventsService(db),
+    webhookEndpoints: createWebhookEndpointsService(db, config),
+    /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
+    webhookWorker: createDeliveryWorker(db, {
+      ...config.webhooks,
+      log: app.log.child({ component: 'webhook-worker' }),
+      requestsInFlight,
+      onAttempt: (outcome) => app.metrics.webhookAttempts.inc({ outcome }),
+    }),
   };
 }
 export type Services = ReturnType<typeof createServices>;
@@ -192,6 +206,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('config', config);
   app.decorate('db', database.db);
   app.addHook('onClose', async () => database.close());
+  // Requests being served now: the webhook worker yields to them under load.
+  let requestsInFlight = 0;
+  app.addHook('onRequest', async (_request, reply) => {
+    requestsInFlight++;
+    reply.raw.once('close', () => requestsInFlight--);
+  });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
     // The language of the error messages (src/messages.ts), said on every answer so caches and clients can tell.
@@ -201,7 +221,12 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(envelopePlugin);
   await app.register(inputGuardPlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
-  app.decorate('services', createServices(database, config, app));
+  app.decorate(
+    'services',
+    createServices(database, config, app, () => requestsInFlight),
+  );
+  // Before the pool closes: attempts in flight are aborted and recorded.
+  app.addHook('preClose', async () => app.services.webhookWorker.stop());
   await app.register(authPlugin, { config, apiKeys: app.services.apiKeys });
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: [...config.corsOrigins], credentials: true });
@@ -241,6 +266,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(batchDebitRoutes);
       await api.register(packageRoutes);
       await api.register(providerEventRoutes);
+      await api.register(webhookEndpointRoutes);
+      await api.register(eventRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },
     { prefix: '/api/v1' },

@@ -7,6 +7,9 @@ export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
 /** RevenueCat's REST API (v1), used by the purchase sync. */
 export const REVENUECAT_API_URL = 'https://api.revenuecat.com';
 
+/** Waits before the 2nd, 3rd, ... attempt of a webhook delivery; after the last one fails, the delivery fails. */
+const DEFAULT_RETRY_SCHEDULE = '5s,5m,30m,2h,5h,10h,10h';
+
 const Bool = Type.Union([Type.Literal('true'), Type.Literal('false')]);
 const Url = Type.String({ pattern: '^https?://[^\\s]+$' });
 
@@ -53,6 +56,11 @@ export const EnvSchema = Type.Object({
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   HOLD_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 10_000 }),
   DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Bool),
+  WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 1000 }),
+  WEBHOOK_RETRY_SCHEDULE: Type.String({ minLength: 1, default: DEFAULT_RETRY_SCHEDULE }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 64 }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -108,6 +116,20 @@ export interface Config {
   readonly expirySweepIntervalMs: number;
   /** How often active holds past their expiry are marked expired and their credits freed; 0 disables. */
   readonly holdSweepIntervalMs: number;
+  readonly webhooks: {
+    /** Endpoints may point at loopback, private and link-local addresses (checked again at delivery). */
+    readonly allowPrivateUrls: boolean;
+    /** Endpoint URLs must be https (production). */
+    readonly httpsOnly: boolean;
+    /** How often an idle delivery worker looks for work; 0: no worker in this process. */
+    readonly pollIntervalMs: number;
+    /** Waits before each retry, in ms; one attempt more than entries. */
+    readonly retryScheduleMs: readonly number[];
+    /** An attempt that has no 2xx by then failed. */
+    readonly timeoutMs: number;
+    /** Deliveries in flight at once per process. */
+    readonly concurrency: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -131,6 +153,24 @@ function originOf(url: string, variable: string): string {
   } catch {
     throw new ConfigError(variable, `is not a valid URL: ${url}`);
   }
+}
+
+const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
+
+/** "5s,5m,30m" → [5000, 300000, 1800000]; each wait a whole number with a unit (ms, s, m, h). */
+export function parseRetrySchedule(value: string): number[] {
+  const waits = value.split(',').map((part) => {
+    const match = /^\s*(\d{1,9})(ms|s|m|h)\s*$/.exec(part);
+    if (!match) {
+      throw new ConfigError(
+        'WEBHOOK_RETRY_SCHEDULE',
+        `must be comma-separated waits such as "5s,5m,2h" (units ms, s, m, h), got "${part.trim()}"`,
+      );
+    }
+    return Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS];
+  });
+  if (waits.length > 20) throw new ConfigError('WEBHOOK_RETRY_SCHEDULE', 'must have at most 20 waits');
+  return waits;
 }
 
 /** Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable. */
@@ -242,5 +282,15 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     requestTimeoutMs: env.REQUEST_TIMEOUT_MS,
     expirySweepIntervalMs: env.EXPIRY_SWEEP_INTERVAL_MS,
     holdSweepIntervalMs: env.HOLD_SWEEP_INTERVAL_MS,
+    webhooks: Object.freeze({
+      allowPrivateUrls: env.WEBHOOK_ALLOW_PRIVATE_URLS
+        ? env.WEBHOOK_ALLOW_PRIVATE_URLS === 'true'
+        : !production,
+      httpsOnly: production,
+      pollIntervalMs: env.WEBHOOK_POLL_INTERVAL_MS,
+      retryScheduleMs: Object.freeze(parseRetrySchedule(env.WEBHOOK_RETRY_SCHEDULE)),
+      timeoutMs: env.WEBHOOK_TIMEOUT_MS,
+      concurrency: env.WEBHOOK_CONCURRENCY,
+    }),
   });
 }

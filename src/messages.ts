@@ -191,6 +191,42 @@ export const MESSAGES = {
     ru: 'Это событие провайдера уже обработано: повторять нечего',
   },
 
+  // events and webhook endpoints
+  'event.not_found': { en: 'Event not found', ru: 'Событие не найдено' },
+  'webhook_endpoint.not_found': { en: 'Webhook endpoint not found', ru: 'Эндпоинт вебхуков не найден' },
+  'webhook_endpoint.thresholds_repeat': {
+    en: 'body.lowBalanceThresholds must not repeat a threshold',
+    ru: 'body.lowBalanceThresholds не должно содержать повторяющихся порогов',
+  },
+  'webhook_endpoint.events_wildcard': {
+    en: 'body.events must be ["*"] alone or a list of event types',
+    ru: 'body.events должно быть либо ["*"] без других значений, либо списком типов событий',
+  },
+  'webhook_delivery.not_found': { en: 'Delivery not found', ru: 'Доставка не найдена' },
+  'webhook_delivery.attempt_running': {
+    en: 'An attempt of this delivery is running; retry when it has ended',
+    ru: 'Попытка этой доставки ещё выполняется; повторите, когда она завершится',
+  },
+  /** Why a webhook URL is refused: the `reason` of `validation.invalid` for body.url (src/services/webhook-url.ts). */
+  'webhook_url.invalid': { en: 'is not a valid URL', ru: 'не является корректным URL' },
+  'webhook_url.scheme': { en: 'must be an http(s) URL', ru: 'должен быть URL со схемой http или https' },
+  'webhook_url.https_only': {
+    en: 'must be an https URL in production',
+    ru: 'должен быть https-URL в production',
+  },
+  'webhook_url.private_address': {
+    en: 'points at a private or loopback address ({host})',
+    ru: 'указывает на частный или loopback-адрес ({host})',
+  },
+  'webhook_url.unresolvable': {
+    en: 'has a host name that does not resolve ({host})',
+    ru: 'содержит имя хоста, которое не разрешается в адрес ({host})',
+  },
+  'webhook_url.resolves_private': {
+    en: 'resolves to a private or loopback address ({host} → {address})',
+    ru: 'разрешается в частный или loopback-адрес ({host} → {address})',
+  },
+
   // the HTTP layer
   'request.invalid_json': { en: 'Body is not valid JSON', ru: 'Тело запроса не является корректным JSON' },
   'request.too_large': {

@@ -21,6 +21,8 @@ async function main() {
     if (sweeper) clearInterval(sweeper);
     if (holdSweeper) clearInterval(holdSweeper);
     if (reconciler) clearInterval(reconciler);
+    // Before the pool closes: attempts in flight end or are aborted, and are recorded (retried later).
+    await app?.services.webhookWorker.stop();
     await app?.close();
     if (embedded) await embedded.stop();
   };
@@ -72,6 +74,8 @@ async function main() {
           }, config.stripe.reconcileIntervalMs)
         : undefined;
     reconciler?.unref();
+    // Every replica runs a delivery worker (WEBHOOK_POLL_INTERVAL_MS=0: none in this process).
+    app.services.webhookWorker.start();
 
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {

@@ -84,7 +84,7 @@ export interface PurchasesTable {
 export interface AccountsTable {
   user_id: string;
   balance: Generated<number>;
-  /** What active holds reserve: available = balance - held. */
+  /** What active holds reserve; available = balance - held (SQL: credits_available). */
   held: Generated<number>;
   created_at: Generated<Date>;
   updated_at: Generated<Date>;
@@ -174,6 +174,48 @@ export interface ProviderSyncStateTable {
   last_result: ColumnType<unknown, string | null, string | null> | null;
 }
 
+/** The event log (migrations/012_events.sql): written by triggers, read by the API and the delivery worker. */
+export interface EventsTable {
+  id: Generated<number>;
+  type: string;
+  user_id: string | null;
+  endpoint_id: string | null;
+  data: ColumnType<Record<string, unknown>, never, never>;
+  created_at: Generated<Date>;
+  dispatched_at: Timestamp | null;
+}
+
+export interface WebhookEndpointsTable {
+  id: string;
+  url: string;
+  description: string | null;
+  events: string[];
+  low_balance_thresholds: ColumnType<number[], number[] | undefined, number[]>;
+  secret: string;
+  previous_secret: string | null;
+  previous_secret_until: Timestamp | null;
+  disabled: Generated<boolean>;
+  created_at: Generated<Date>;
+  updated_at: Generated<Date>;
+}
+
+export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+
+export interface WebhookDeliveriesTable {
+  id: Generated<number>;
+  endpoint_id: string;
+  event_id: number;
+  status: Generated<DeliveryStatus>;
+  attempts: Generated<number>;
+  next_attempt_at: Generated<Date>;
+  lease_until: Timestamp | null;
+  last_attempt_at: Timestamp | null;
+  last_status_code: number | null;
+  last_error: string | null;
+  delivered_at: Timestamp | null;
+  created_at: Generated<Date>;
+}
+
 export interface Database {
   api_keys: ApiKeysTable;
   credit_packages: CreditPackagesTable;
@@ -185,6 +227,9 @@ export interface Database {
   holds: HoldsTable;
   webhook_events: WebhookEventsTable;
   provider_sync_state: ProviderSyncStateTable;
+  events: EventsTable;
+  webhook_endpoints: WebhookEndpointsTable;
+  webhook_deliveries: WebhookDeliveriesTable;
 }
 
 export type Db = Kysely<Database>;
@@ -192,6 +237,9 @@ export type LedgerEntryRow = Selectable<LedgerEntriesTable>;
 export type HoldRow = Selectable<HoldsTable>;
 export type PurchaseRow = Selectable<PurchasesTable>;
 export type ProviderEventRow = Selectable<WebhookEventsTable>;
+export type EventRow = Selectable<EventsTable>;
+export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
+export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
 
 /**
  * A query run as a named prepared statement: parsed and planned once per connection, not per call. Kysely

@@ -11,6 +11,8 @@ declare module 'fastify' {
       /** Credits moved, by entry type and source: what operators alert on. */
       credits: Counter<'type' | 'source'>;
       webhooks: Counter<'provider' | 'outcome'>;
+      /** Attempts to deliver events to webhook endpoints, by outcome (delivered, retry, failed). */
+      webhookAttempts: Counter<'outcome'>;
       /** Debits per call to Postgres: above 1 when debits wait for a free slot and share a commit. */
       debitBatchSize: Histogram;
       /** Stripe reconciliation: events seen, applied (missed by the webhook) and already stored. */
@@ -43,6 +45,12 @@ async function metrics(app: FastifyInstance, opts: { token: string | undefined }
     labelNames: ['provider', 'outcome'],
     registers: [registry],
   });
+  const webhookAttempts = new Counter({
+    name: 'credits_webhook_attempts_total',
+    help: 'Attempts to deliver events to webhook endpoints, by outcome (delivered, retry, failed)',
+    labelNames: ['outcome'],
+    registers: [registry],
+  });
   const debitBatchSize = new Histogram({
     name: 'credits_debit_batch_size',
     help: 'Debits sent to Postgres in one call (one transaction, one commit)',
@@ -61,7 +69,15 @@ async function metrics(app: FastifyInstance, opts: { token: string | undefined }
     labelNames: ['outcome'],
     registers: [registry],
   });
-  app.decorate('metrics', { registry, credits, webhooks, debitBatchSize, reconcileEvents, reconcileRuns });
+  app.decorate('metrics', {
+    registry,
+    credits,
+    webhooks,
+    webhookAttempts,
+    debitBatchSize,
+    reconcileEvents,
+    reconcileRuns,
+  });
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';

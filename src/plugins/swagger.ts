@@ -57,6 +57,12 @@ async function docs(app: FastifyInstance) {
           name: 'provider-events',
           description: 'The provider-event inbox: every Stripe and RevenueCat event, its outcome, replays',
         },
+        {
+          name: 'webhook-endpoints',
+          description:
+            'Outgoing webhooks: endpoints that receive signed events, their secrets and deliveries',
+        },
+        { name: 'events', description: "The service's own event log: what webhooks report" },
         { name: 'operations', description: 'Health and readiness' },
       ],
     },

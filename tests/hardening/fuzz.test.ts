@@ -76,6 +76,8 @@ describe('fuzz pass over the OpenAPI document', () => {
   let t: StripeTestApp;
   let doc: Doc;
   const known: Record<string, string> = { userId: 'fuzz_user' };
+  /** Path parameters of the routes under a prefix, where `id` is not the package's. */
+  const knownByPath: Record<string, Record<string, string>> = {};
 
   beforeAll(async () => {
     // Every provider configured (against local fakes), so a 503 can only mean a fault.
@@ -98,6 +100,21 @@ describe('fuzz pass over the OpenAPI document', () => {
     });
     known.purchaseId = bought.json().data.purchase.id;
     await createApiKey(t.app, ['ledger:read']);
+    // A webhook endpoint with a delivery of a real event, so its routes are fuzzed past the 404.
+    const endpoint = await t.app.inject({
+      method: 'POST',
+      url: '/api/v1/webhook-endpoints',
+      headers: asAdmin(),
+      payload: { url: 'https://hooks.example.test/fuzz', events: ['*'], lowBalanceThresholds: [10] },
+    });
+    knownByPath['/api/v1/webhook-endpoints'] = { id: endpoint.json().data.id };
+    const { rows } = await t.pg.query(
+      `insert into webhook_deliveries (endpoint_id, event_id)
+       select $1, max(id) from events returning id, event_id`,
+      [endpoint.json().data.id],
+    );
+    knownByPath['/api/v1/webhook-endpoints'].deliveryId = `dlv_${rows[0].id}`;
+    knownByPath['/api/v1/events'] = { id: `evt_${rows[0].event_id}` };
     doc = (await t.app.inject({ method: 'GET', url: '/docs/json' })).json();
   });
 
@@ -191,8 +208,9 @@ describe('fuzz pass over the OpenAPI document', () => {
     const params: Record<string, string> = {};
     const query: Record<string, string> = {};
     const headers: Record<string, string> = {};
+    const own = Object.entries(knownByPath).find(([prefix]) => path.startsWith(prefix))?.[1];
     for (const p of op.parameters ?? []) {
-      const value = String(example(p.schema, p.name));
+      const value = String((p.in === 'path' && own?.[p.name]) || example(p.schema, p.name));
       if (p.in === 'path') params[p.name] = value;
       else if (p.in === 'header' && p.required) headers[p.name] = value;
     }

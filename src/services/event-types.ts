@@ -1,0 +1,19 @@
+/** Every event type the service emits (the `events.type` check in migrations/012_events.sql lists the same). */
+export const EVENT_TYPES = [
+  'purchase.completed',
+  'purchase.failed',
+  'purchase.expired',
+  'purchase.refunded',
+  'purchase.disputed',
+  'purchase.dispute_closed',
+  'credits.granted',
+  'credits.debited',
+  'credits.debit_reversed',
+  'credits.clawed_back',
+  'credits.expired',
+  'hold.expired',
+  'balance.low',
+  'balance.depleted',
+] as const;
+
+export type EventType = (typeof EVENT_TYPES)[number];
