@@ -251,3 +251,34 @@ describe('debits beside holds', () => {
     expect(await inconsistentAccounts(app)).toEqual([]);
   });
 });
+
+describe('one idempotency key, concurrent transactions', () => {
+  it('20 concurrent credits_debit calls with one key write one debit; the others replay it', async () => {
+    await grant(app, 'hl_key_debit', 100);
+    const results = await Promise.all(
+      Array.from({ length: 20 }, () =>
+        t.pg.query<{ outcome: string; balance: string }>(
+          `select outcome, balance from credits_debit('hl_key_debit', 3, 'hl-same-key', 'hash-1', null, '{}')`,
+        ),
+      ),
+    );
+    const outcomes = results.map((r) => r.rows[0]!.outcome).sort();
+    expect(outcomes).toEqual(['created', ...Array(19).fill('replayed')]);
+    expect(new Set(results.map((r) => Number(r.rows[0]!.balance)))).toEqual(new Set([97]));
+    expect((await entryRows(t.pg, 'hl_key_debit')).map((e) => e.type)).toEqual(['grant', 'debit']);
+    expect(await inconsistentAccounts(app)).toEqual([]);
+  });
+
+  it('20 concurrent holds with one key reserve once: one 201, nineteen 200 replays of the same hold', async () => {
+    await grant(app, 'hl_key_hold', 10);
+    const responses = await Promise.all(
+      Array.from({ length: 20 }, () => createHold(app, key, 'hl_key_hold', { amount: 4 }, 'hl-hold-key')),
+    );
+    expect(responses.filter((r) => r.statusCode === 201)).toHaveLength(1);
+    expect(responses.filter((r) => r.statusCode === 200)).toHaveLength(19);
+    expect(new Set(responses.map((r) => r.json().data.hold.id)).size).toBe(1);
+    expect(await heldOf(t.pg, 'hl_key_hold')).toEqual({ balance: 10, held: 4, lots: [4] });
+    expect(await holdRows(t.pg, 'hl_key_hold')).toHaveLength(1);
+    expect(await inconsistentAccounts(app)).toEqual([]);
+  });
+});
