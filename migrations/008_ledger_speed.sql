@@ -27,8 +27,10 @@ create view hold_lots as
   select user_id, hold_id, lot_id, amount from hold_lot_parts;
 
 -- The hold as the API layer reads it: its columns but seq, request_hash, idempotency_key and lot_id. Built
--- key by key, at about half the cost of to_jsonb(h) less four keys (each `-` copies the object).
-create or replace function credits_hold_json(h holds) returns jsonb language sql immutable as $$
+-- key by key, at about half the cost of to_jsonb(h) less four keys (each `-` copies the object). Stable, not
+-- immutable: a timestamptz's JSON depends on TimeZone, and an immutable SQL function whose body is only
+-- stable is never inlined (it ran as a function call of its own in every hold and capture).
+create or replace function credits_hold_json(h holds) returns jsonb language sql stable as $$
   select jsonb_build_object('user_id', h.user_id, 'id', h.id, 'amount', h.amount,
                             'captured_amount', h.captured_amount, 'status', h.status, 'reason', h.reason,
                             'metadata', h.metadata, 'created_at', h.created_at, 'expires_at', h.expires_at,
@@ -283,8 +285,10 @@ begin
            or not exists (select 1 from credit_lots c where c.user_id = p_user and c.id = hd.lot_id and c.expires_at <= ts))
     returning hd.amount, hd.captured_amount, hd.lot_id, hd.reason, hd.metadata, hd.entry_id, credits_hold_json(hd) as j
   ), l as (
-    update credit_lots cl set held = cl.held - u.amount, remaining = cl.remaining - u.captured_amount
-    from u where cl.user_id = p_user and cl.id = u.lot_id
+    -- Scalar subqueries, not a join with u: a join would scan all the user's lots and filter on the id.
+    update credit_lots cl
+    set held = cl.held - (select u.amount from u), remaining = cl.remaining - (select u.captured_amount from u)
+    where cl.user_id = p_user and cl.id = (select u.lot_id from u)
   ), a as (
     update accounts ac set balance = bal - u.captured_amount, held = hld - u.amount, updated_at = ts
     from u where ac.user_id = p_user
