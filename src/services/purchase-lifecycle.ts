@@ -1,4 +1,4 @@
-import type { LedgerSource, PurchaseRow, PurchaseStatus } from '../db/database.ts';
+import type { PurchaseRow, PurchaseStatus } from '../db/database.ts';
 import {
   countReversals,
   type Executor,
@@ -65,7 +65,15 @@ interface GrantFields {
  * - `credits_disputed`: the part of `credits_reversed` that the open dispute requested.
  */
 export function createPurchaseLifecycle(ledger: LedgerService) {
-  const source = (p: PurchaseRow): LedgerSource => p.provider;
+  /** What every ledger call about a purchase says: its user, provider, id, and the caller's key and reason. */
+  const about = (p: PurchaseRow, key: string, m: { reason: string; metadata: Record<string, unknown> }) => ({
+    userId: p.user_id,
+    source: p.provider,
+    purchaseId: p.id,
+    idempotencyKey: key,
+    reason: m.reason,
+    metadata: m.metadata,
+  });
 
   return {
     /** Records provider references (session, PaymentIntent) without a status change. */
@@ -83,13 +91,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
     ): Promise<PurchaseRow> {
       await ledger.grant(
         {
-          userId: p.user_id,
+          ...about(p, grant.key, grant),
           amount: p.credits,
-          source: source(p),
-          purchaseId: p.id,
-          idempotencyKey: grant.key,
-          reason: grant.reason,
-          metadata: grant.metadata,
           expiresAt: expiryFor(p.credit_expiry_days),
         },
         ex,
@@ -124,13 +127,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
         }));
       const granted = await ledger.grant(
         {
-          userId: purchase.user_id,
+          ...about(purchase, grant.key, grant),
           amount: purchase.credits,
-          source: source(purchase),
-          purchaseId: purchase.id,
-          idempotencyKey: grant.key,
-          reason: grant.reason,
-          metadata: grant.metadata,
           expiresAt: expiryFor(purchase.credit_expiry_days),
         },
         ex,
@@ -176,13 +174,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       if (toTake > 0) {
         const result = await ledger.clawback(
           {
-            userId: p.user_id,
+            ...about(p, r.key, r),
             amount: toTake,
-            source: source(p),
-            purchaseId: p.id,
-            idempotencyKey: r.key,
-            reason: r.reason,
-            metadata: r.metadata,
           },
           ex,
         );
@@ -214,13 +207,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       if (rest > 0) {
         const result = await ledger.clawback(
           {
-            userId: p.user_id,
+            ...about(p, d.key, d),
             amount: rest,
-            source: source(p),
-            purchaseId: p.id,
-            idempotencyKey: d.key,
-            reason: d.reason,
-            metadata: d.metadata,
           },
           ex,
         );
@@ -251,13 +239,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       if (giveBack > 0) {
         await ledger.grant(
           {
-            userId: p.user_id,
+            ...about(p, d.key, d),
             amount: giveBack,
-            source: source(p),
-            purchaseId: p.id,
-            idempotencyKey: d.key,
-            reason: d.reason,
-            metadata: d.metadata,
             // The credits come back with the expiry they had.
             expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
           },
@@ -283,13 +266,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const taken = await withFreshKey(r.keyBase, (key) =>
         ledger.clawback(
           {
-            userId: p.user_id,
+            ...about(p, key, r),
             amount,
-            source: source(p),
-            purchaseId: p.id,
-            idempotencyKey: key,
-            reason: r.reason,
-            metadata: r.metadata,
           },
           ex,
         ),
@@ -313,13 +291,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
         const granted = await withFreshKey(r.keyBase, (key) =>
           ledger.grant(
             {
-              userId: p.user_id,
+              ...about(p, key, r),
               amount,
-              source: source(p),
-              purchaseId: p.id,
-              idempotencyKey: key,
-              reason: r.reason,
-              metadata: r.metadata,
               expiresAt: expiryFor(p.credit_expiry_days),
             },
             ex,

@@ -101,16 +101,17 @@ export function parseRevenuecatEvent(payload: unknown): RevenuecatEvent {
  * serialized by its advisory lock.
  */
 export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { allowSandbox: boolean }) {
+  /** An event about a store transaction whose purchase is not known yet waits for it (parked). */
+  const waitForPurchase = (transactionId: string): Outcome => ({
+    status: 'parked',
+    note: `waiting for the purchase of transaction ${transactionId}`,
+    waitingFor: transactionKey(transactionId),
+  });
+
   /** A refund (CANCELLATION with CUSTOMER_SUPPORT): takes back the purchase's credits, never below zero. */
   async function refund(ctx: InboxContext, event: RevenuecatEvent, transactionId: string): Promise<Outcome> {
     const purchase = await findPurchaseByProviderRef(ctx.trx, PROVIDER, transactionId, true);
-    if (!purchase) {
-      return {
-        status: 'parked',
-        note: `waiting for the purchase of transaction ${transactionId}`,
-        waitingFor: transactionKey(transactionId),
-      };
-    }
+    if (!purchase) return waitForPurchase(transactionId);
     const done = { purchaseId: purchase.id, userId: purchase.user_id };
     if (purchase.status === 'refunded')
       return { status: 'ignored', note: 'purchase already refunded', ...done };
@@ -138,13 +139,7 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
     transactionId: string,
   ): Promise<Outcome> {
     const purchase = await findPurchaseByProviderRef(ctx.trx, PROVIDER, transactionId, true);
-    if (!purchase) {
-      return {
-        status: 'parked',
-        note: `waiting for the purchase of transaction ${transactionId}`,
-        waitingFor: transactionKey(transactionId),
-      };
-    }
+    if (!purchase) return waitForPurchase(transactionId);
     const done = { purchaseId: purchase.id, userId: purchase.user_id };
     if (purchase.status !== 'refunded') {
       // Before the purchase's first refund: the reversal arrived before its refund (RevenueCat does not
