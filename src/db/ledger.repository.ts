@@ -48,30 +48,106 @@ export interface DebitArgs {
   metadata?: Record<string, unknown>;
 }
 
-export async function callDebit(q: PreparedQuery, a: DebitArgs): Promise<LedgerResult> {
-  const rows = await q<LedgerResult>(
-    'credits_debit',
-    'select (r).* from (select credits_debit($1, $2, $3, $4, $5, $6::jsonb) as r) s',
-    [a.userId, a.amount, a.key, a.hash, a.reason, json(a.metadata)],
-  );
+export interface HoldArgs {
+  userId: string;
+  id: string;
+  amount: number;
+  expiresInSeconds: number;
+  key: string;
+  hash: string;
+  reason: string | null;
+  metadata?: Record<string, unknown>;
+}
+
+export interface CaptureArgs {
+  userId: string;
+  holdId: string;
+  amount: number | null;
+  reason: string | null;
+  metadata?: Record<string, unknown>;
+}
+
+/** One call of the group commit (credits_ledger_many): a debit, a hold, a capture or a release. */
+export type LedgerOp =
+  | ({ op: 'debit' } & DebitArgs)
+  | ({ op: 'hold' } & HoldArgs)
+  | ({ op: 'capture' } & CaptureArgs)
+  | { op: 'release'; userId: string; holdId: string };
+
+const outcomeColumns = 'outcome, balance, held, entry, hold';
+
+/** One operation alone, as a named statement (planned once per connection). */
+export async function callLedger(q: PreparedQuery, a: LedgerOp): Promise<LedgerResult> {
+  let rows: LedgerResult[];
+  switch (a.op) {
+    case 'debit':
+      rows = await q<LedgerResult>(
+        'credits_debit',
+        `select ${outcomeColumns} from credits_debit($1, $2, $3, $4, $5, $6::jsonb)`,
+        [a.userId, a.amount, a.key, a.hash, a.reason, json(a.metadata)],
+      );
+      break;
+    case 'hold':
+      rows = await q<LedgerResult>(
+        'credits_hold',
+        `select ${outcomeColumns} from credits_hold($1, $2, $3, make_interval(secs => $4), $5, $6, $7, $8::jsonb)`,
+        [a.userId, a.id, a.amount, a.expiresInSeconds, a.key, a.hash, a.reason, json(a.metadata)],
+      );
+      break;
+    case 'capture':
+      rows = await q<LedgerResult>(
+        'credits_capture',
+        `select ${outcomeColumns} from credits_capture($1, $2, $3::bigint, $4, $5::jsonb)`,
+        [a.userId, a.holdId, a.amount, a.reason, a.metadata ? JSON.stringify(a.metadata) : null],
+      );
+      break;
+    case 'release':
+      rows = await q<LedgerResult>(
+        'credits_release',
+        `select ${outcomeColumns} from credits_release($1, $2)`,
+        [a.userId, a.holdId],
+      );
+      break;
+  }
   return rows[0] as LedgerResult;
 }
 
+/** An operation as an item of credits_ledger_many (014_ledger_many.sql). */
+function manyItem(a: LedgerOp) {
+  switch (a.op) {
+    case 'debit':
+      return { o: 'd', u: a.userId, a: a.amount, k: a.key, h: a.hash, r: a.reason, m: a.metadata ?? {} };
+    case 'hold':
+      return {
+        o: 'h',
+        u: a.userId,
+        i: a.id,
+        a: a.amount,
+        x: a.expiresInSeconds,
+        k: a.key,
+        h: a.hash,
+        r: a.reason,
+        m: a.metadata ?? {},
+      };
+    case 'capture':
+      return { o: 'c', u: a.userId, i: a.holdId, a: a.amount, r: a.reason, m: a.metadata ?? null };
+    case 'release':
+      return { o: 'r', u: a.userId, i: a.holdId };
+  }
+}
+
 /**
- * Debits of any users in one transaction (see credits_debit_many); one result per item, in the order given.
- * A failure rolls back the whole batch.
+ * Operations of any users in one transaction (see credits_ledger_many); one result per item, in the order
+ * given. A failure rolls back the whole call.
  */
-export async function callDebitMany(q: PreparedQuery, items: DebitArgs[]): Promise<LedgerResult[]> {
-  const payload = JSON.stringify(
-    items.map((i) => ({ u: i.userId, a: i.amount, k: i.key, h: i.hash, r: i.reason, m: i.metadata ?? {} })),
-  );
-  const rows = await q<Omit<LedgerResult, 'hold'> & { n: number }>(
-    'credits_debit_many',
-    'select n, outcome, balance, held, entry from credits_debit_many($1::jsonb)',
-    [payload],
+export async function callLedgerMany(q: PreparedQuery, items: LedgerOp[]): Promise<LedgerResult[]> {
+  const rows = await q<LedgerResult & { n: number }>(
+    'credits_ledger_many',
+    `select n, ${outcomeColumns} from credits_ledger_many($1::jsonb)`,
+    [JSON.stringify(items.map(manyItem))],
   );
   const results: LedgerResult[] = [];
-  for (const { n, ...result } of rows) results[n - 1] = { ...result, hold: null };
+  for (const { n, ...result } of rows) results[n - 1] = result;
   return results;
 }
 
@@ -111,50 +187,6 @@ export async function callClawback(
   const { rows } =
     await sql<LedgerResult>`select (r).* from (select credits_clawback(${a.userId}, ${a.amount},
     ${a.source}, ${a.purchaseId}, ${a.key}, ${a.reason}, ${json(a.metadata)}::jsonb) as r) s`.execute(ex);
-  return rows[0] as LedgerResult;
-}
-
-export async function callHold(
-  ex: Executor,
-  a: {
-    userId: string;
-    id: string;
-    amount: number;
-    expiresInSeconds: number;
-    key: string;
-    hash: string;
-    reason: string | null;
-    metadata?: Record<string, unknown>;
-  },
-): Promise<LedgerResult> {
-  const { rows } = await sql<LedgerResult>`select (r).* from (select credits_hold(${a.userId}, ${a.id},
-    ${a.amount}, make_interval(secs => ${a.expiresInSeconds}), ${a.key}, ${a.hash}, ${a.reason},
-    ${json(a.metadata)}::jsonb) as r) s`.execute(ex);
-  return rows[0] as LedgerResult;
-}
-
-export async function callCapture(
-  ex: Executor,
-  a: {
-    userId: string;
-    holdId: string;
-    amount: number | null;
-    reason: string | null;
-    metadata?: Record<string, unknown>;
-  },
-): Promise<LedgerResult> {
-  const { rows } = await sql<LedgerResult>`select (r).* from (select credits_capture(${a.userId}, ${a.holdId},
-    ${a.amount}::bigint, ${a.reason}, ${a.metadata ? JSON.stringify(a.metadata) : null}::jsonb) as r) s`.execute(
-    ex,
-  );
-  return rows[0] as LedgerResult;
-}
-
-export async function callRelease(ex: Executor, userId: string, holdId: string): Promise<LedgerResult> {
-  const { rows } =
-    await sql<LedgerResult>`select (r).* from (select credits_release(${userId}, ${holdId}) as r) s`.execute(
-      ex,
-    );
   return rows[0] as LedgerResult;
 }
 

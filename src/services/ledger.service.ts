@@ -2,15 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
 import { fromDatabaseError, isDatabaseUnavailable } from '../db/errors.ts';
 import {
-  callCapture,
   callClawback,
-  callDebit,
-  callDebitMany,
   callGrant,
-  callHold,
-  callRelease,
+  callLedger,
+  callLedgerMany,
   callReverseDebit,
-  type DebitArgs,
   type EntryJson,
   type Executor,
   expireDueHolds,
@@ -18,6 +14,7 @@ import {
   findHold,
   findInconsistentAccounts,
   type HoldJson,
+  type LedgerOp,
   type LedgerResult,
   listAccounts,
   listEntries,
@@ -179,7 +176,8 @@ function debitError(result: LedgerResult, amount: number): AppError | null {
 const debitHash = (input: DebitInput) =>
   requestHash({ amount: input.amount, reason: input.reason, metadata: input.metadata });
 
-const debitArgs = (input: DebitInput): DebitArgs => ({
+const debitArgs = (input: DebitInput): LedgerOp => ({
+  op: 'debit',
   userId: input.userId,
   amount: input.amount,
   key: input.idempotencyKey,
@@ -229,20 +227,20 @@ export interface GrantInput extends LedgerRequest {
 
 export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
-/** The most debits sent in one call: a whole batch request (100 items) fits in one. */
-const MAX_DEBIT_BATCH = 100;
+/** The most operations sent in one call: a whole batch request (100 items) fits in one. */
+const MAX_CALL_BATCH = 100;
 
 export interface LedgerServiceOptions {
   /** Every entry written (not replays): metrics. */
   onEntry?: (entry: LedgerEntry) => void;
-  /** Every debit call sent, with how many debits it carried: metrics. */
+  /** Every call sent to Postgres by the group commit, with how many operations it carried: metrics. */
   onDebitCall?: (size: number) => void;
-  /** A batch that failed as a whole (its debits are then retried one by one): logs. */
+  /** A call that failed as a whole (its operations are then retried one by one): logs. */
   onDebitBatchError?: (err: unknown, size: number) => void;
   /**
-   * How many debit calls run at once (DEBIT_CALLS_IN_FLIGHT). Beyond it, debits wait and leave together
-   * when a call returns: one transaction and one commit for all of them (group commit). Most of a lone
-   * debit's cost is its commit's WAL flush and its round trip (README, Benchmark).
+   * How many calls of debits, holds, captures and releases run at once (DEBIT_CALLS_IN_FLIGHT). Beyond it,
+   * they wait and leave together when a call returns: one transaction and one commit for all of them (group
+   * commit). Most of a lone operation's cost is its commit's WAL flush and its round trip (docs/benchmarks.md).
    */
   debitCallsInFlight: number;
 }
@@ -258,12 +256,13 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     return o;
   };
 
-  const debits = createGroupCommit<DebitArgs, LedgerResult>({
+  // Debits, holds, captures and releases share commits: a hold+capture pair costs what two debits cost.
+  const calls = createGroupCommit<LedgerOp, LedgerResult>({
     maxInFlight: options.debitCallsInFlight,
-    maxBatch: MAX_DEBIT_BATCH,
+    maxBatch: MAX_CALL_BATCH,
     keyOf: (a) => a.userId,
-    sendOne: (a) => callDebit(prepared, a),
-    sendMany: (list) => callDebitMany(prepared, list),
+    sendOne: (a) => callLedger(prepared, a),
+    sendMany: (list) => callLedgerMany(prepared, list),
     onCall: onDebitCall,
     onBatchError: onDebitBatchError,
     // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
@@ -273,7 +272,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
   return {
     /** Spends credits; 402 when `available` is short, 409 when the key was used for another body. */
     async debit(input: DebitInput): Promise<LedgerOutcome> {
-      const result = await debits.run(debitArgs(input));
+      const result = await calls.run(debitArgs(input));
       const err = debitError(result, input.amount);
       if (err) throw err;
       return written(outcome(result, 'Debit'));
@@ -284,7 +283,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
      * commit together, so a batch is one transaction where the accounts allow. Validated by the caller.
      */
     async debitBatch(items: DebitInput[]): Promise<BatchDebitResult[]> {
-      const settled = await debits.runAll(items.map(debitArgs));
+      const settled = await calls.runAll(items.map(debitArgs));
       // The database could not be reached: the batch fails as a whole (503), as a single debit would.
       const down = settled.find((s) => s.status === 'rejected' && isDatabaseUnavailable(s.reason));
       if (down?.status === 'rejected') throw down.reason;
@@ -335,8 +334,9 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Reserves credits for later capture; 402 beyond `available`; replays like a debit. */
-    async createHold(input: HoldInput, ex: Executor = db): Promise<HoldOutcome> {
-      const result = await callHold(ex, {
+    async createHold(input: HoldInput): Promise<HoldOutcome> {
+      const result = await calls.run({
+        op: 'hold',
         userId: input.userId,
         id: newId('hold'),
         amount: input.amount,
@@ -358,8 +358,9 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Spends what the work cost (default: the whole hold) and frees the rest. At most once. */
-    async captureHold(input: CaptureInput, ex: Executor = db): Promise<CaptureOutcome> {
-      const result = await callCapture(ex, {
+    async captureHold(input: CaptureInput): Promise<CaptureOutcome> {
+      const result = await calls.run({
+        op: 'capture',
         userId: input.userId,
         holdId: input.holdId,
         amount: input.amount ?? null,
@@ -388,8 +389,8 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     /** Frees a hold's credits; releasing it again answers it again; a captured or expired hold is 409. */
-    async releaseHold(userId: string, holdId: string, ex: Executor = db): Promise<HoldOutcome> {
-      const result = await callRelease(ex, userId, holdId);
+    async releaseHold(userId: string, holdId: string): Promise<HoldOutcome> {
+      const result = await calls.run({ op: 'release', userId, holdId });
       if (result.outcome === 'not_found') throw notFound('hold.not_found');
       const hold = result.hold ? toHold(result.hold) : null;
       if (!hold) throw new Error(`credits_release returned ${result.outcome} without a hold`);

@@ -84,6 +84,60 @@ describe('debit group commit', () => {
     expect(await inconsistent('gc_')).toEqual([]);
   });
 
+  it('holds, captures and releases share calls with debits; each is answered as if it had gone alone', async () => {
+    const { ledger, calls, batchErrors } = recordingLedger(1);
+    await grant(t.app, 'gch_a', 10);
+    await grant(t.app, 'gch_b', 3);
+    await grant(t.app, 'gch_c', 5);
+    const hold = (userId: string, amount: number, idempotencyKey: string) =>
+      ledger.createHold({ userId, amount, idempotencyKey, expiresInSeconds: 600 });
+    const open = await hold('gch_c', 2, 'gch-open');
+    const spent = await hold('gch_c', 1, 'gch-spent');
+    await ledger.captureHold({ userId: 'gch_c', holdId: spent.hold.id });
+    await new Promise((resolve) => setImmediate(resolve));
+    calls.length = 0;
+
+    const answer = (p: Promise<{ replayed: boolean }>) =>
+      p.then(
+        (r) => (r.replayed ? 'replayed' : 'ok'),
+        (err) => (err instanceof AppError ? err.code : 'error'),
+      );
+    const results = await Promise.all([
+      outcome(ledger.debit({ userId: 'gch_first', amount: 1, idempotencyKey: 'gch-0' })), // alone: 402
+      answer(hold('gch_a', 4, 'gch-1')),
+      answer(hold('gch_b', 5, 'gch-2')), // beyond available: 402
+      answer(ledger.captureHold({ userId: 'gch_c', holdId: open.hold.id, amount: 1 })),
+      answer(ledger.releaseHold('gch_c', spent.hold.id)), // captured already: 409
+      answer(ledger.captureHold({ userId: 'gch_c', holdId: spent.hold.id })), // the same capture: a replay
+      answer(ledger.debit({ userId: 'gch_a', amount: 7, idempotencyKey: 'gch-3' })), // 6 available after the hold
+      answer(hold('gch_a', 4, 'gch-1')), // the same hold again: a replay
+      answer(ledger.releaseHold('gch_a', 'hold_missing')),
+    ]);
+
+    expect(calls).toEqual([1, 8]);
+    expect(batchErrors).toEqual([]);
+    expect(results).toEqual([
+      'insufficient_credits',
+      'ok',
+      'insufficient_credits',
+      'ok',
+      'conflict',
+      'replayed',
+      'insufficient_credits',
+      'replayed',
+      'not_found',
+    ]);
+    expect(await balanceOf(t.app, 'gch_a')).toMatchObject({ balance: 10, held: 4, available: 6 });
+    expect(await balanceOf(t.app, 'gch_b')).toMatchObject({ balance: 3, held: 0, available: 3 });
+    expect(await balanceOf(t.app, 'gch_c')).toMatchObject({ balance: 3, held: 0, available: 3 });
+    expect((await entryRows(t.pg, 'gch_c')).map((e) => [e.type, e.amount])).toEqual([
+      ['grant', 5],
+      ['debit', -1],
+      ['debit', -1],
+    ]);
+    expect(await inconsistent('gch_')).toEqual([]);
+  });
+
   it("one account's debits keep their arrival order, within a call and across calls", async () => {
     const { ledger, calls } = recordingLedger(2);
     await grant(t.app, 'gc_order', 100);
