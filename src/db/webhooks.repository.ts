@@ -187,13 +187,25 @@ const toClaimed = (r: ClaimedRow): ClaimedDelivery => ({
   event: { id: r.event_id, type: r.event_type, data: r.event_data, created_at: r.event_created_at },
 });
 
+/** Events no endpoint wants are marked dispatched up to this many at a time, from the oldest undispatched ones. */
+const UNWANTED_WINDOW = 5_000;
+
+/** True when endpoint `e` wants event `ev`: enabled, existing when it happened, addressed and subscribed. */
+const wants = (e: string, ev: string) =>
+  sql.raw(`not ${e}.disabled and ${e}.created_at <= ${ev}.created_at
+           and (${ev}.endpoint_id is null or ${ev}.endpoint_id = ${e}.id)
+           and (${e}.events @> array[${ev}.type] or ${e}.events @> array['*'])`);
+
 /**
- * Dispatches undispatched events: creates their deliveries, one per enabled endpoint subscribed to the event's
- * type (and that existed when it happened), already claimed for their first attempt (attempt 1, a lease of
- * `leaseMs`), and marks the events dispatched, in one statement. It takes as many events as `slots` free
- * attempt slots can send (slots / endpoints, at least one while a slot is free), or up to `maxEvents` when no
- * endpoint is enabled (nothing to send: the events are only marked). SKIP LOCKED: replicas dispatching at once
- * take different events. The caller sends the deliveries returned at once.
+ * Dispatches undispatched events, in one statement:
+ * - events some endpoint wants: their deliveries are created, one per enabled endpoint subscribed to the
+ *   event's type (and that existed when it happened), already claimed for their first attempt (attempt 1, a
+ *   lease of `leaseMs`); it takes as many of them as `slots` free attempt slots can send (slots / endpoints,
+ *   at least one while a slot is free). The caller sends the deliveries returned at once;
+ * - events no endpoint wants, among the oldest undispatched ones: only marked, in bulk, so that they never
+ *   wait for attempt slots (every ledger entry writes an event, subscribed or not).
+ * Both are marked dispatched. SKIP LOCKED: replicas dispatching at once take different events. `events` is
+ * how many were dispatched either way.
  */
 export async function dispatchAndClaim(
   db: Db,
@@ -202,12 +214,21 @@ export async function dispatchAndClaim(
   const { rows } = await sql<{ events: number } & ({ id: null } | ClaimedRow)>`
     with budget as (
       select count(*)::int as endpoints from webhook_endpoints where not disabled
+    ), head as (
+      select id, type, endpoint_id, created_at from events where dispatched_at is null order by id
+      limit ${UNWANTED_WINDOW}::int
+    ), unwanted as (
+      select ev.id from events ev
+      where ev.dispatched_at is null
+        and ev.id in (select h.id from head h
+                      where not exists (select 1 from webhook_endpoints e where ${wants('e', 'h')}))
+      for update skip locked
     ), picked as (
-      select id, type, endpoint_id, data, created_at from events
-      where dispatched_at is null
-      order by id
-      limit (select case when endpoints = 0 then ${opts.maxEvents}::int
-                         when ${opts.slots}::int <= 0 then 0
+      select p.id, p.type, p.endpoint_id, p.data, p.created_at from events p
+      where p.dispatched_at is null
+        and exists (select 1 from webhook_endpoints e where ${wants('e', 'p')})
+      order by p.id
+      limit (select case when endpoints = 0 or ${opts.slots}::int <= 0 then 0
                          else least(${opts.maxEvents}::int, greatest(1, ${opts.slots}::int / endpoints)) end
              from budget)
       for update skip locked
@@ -216,19 +237,16 @@ export async function dispatchAndClaim(
       select e.id, p.id, 1, now(), now() + ${opts.leaseMs} * interval '1 millisecond',
              now() + ${opts.leaseMs} * interval '1 millisecond'
       from picked p
-      join webhook_endpoints e
-        on not e.disabled
-       and e.created_at <= p.created_at
-       and (p.endpoint_id is null or p.endpoint_id = e.id)
-       and (e.events @> array[p.type] or e.events @> array['*'])
+      join webhook_endpoints e on ${wants('e', 'p')}
       on conflict (endpoint_id, event_id) do nothing
       returning id, endpoint_id, event_id, attempts
     ), marked as (
-      update events ev set dispatched_at = now() from picked where ev.id = picked.id
+      update events ev set dispatched_at = now()
+      where ev.id in (select id from picked union all select id from unwanted)
     )
     select c.events, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
            p.id as event_id, p.type as event_type, p.data as event_data, p.created_at as event_created_at
-    from (select count(*)::int as events from picked) c
+    from (select (select count(*) from picked)::int + (select count(*) from unwanted)::int as events) c
     left join (fanned f join picked p on p.id = f.event_id join webhook_endpoints e on e.id = f.endpoint_id) on true`.execute(
     db,
   );
