@@ -188,7 +188,7 @@ const toClaimed = (r: ClaimedRow): ClaimedDelivery => ({
 });
 
 /** Events no endpoint wants are marked dispatched up to this many at a time, from the oldest undispatched ones. */
-const UNWANTED_WINDOW = 5_000;
+const UNWANTED_WINDOW = 1_000;
 
 /** True when endpoint `e` wants event `ev`: enabled, existing when it happened, addressed and subscribed. */
 const wants = (e: string, ev: string) =>
@@ -205,15 +205,17 @@ const wants = (e: string, ev: string) =>
  * - events no endpoint wants, among the oldest undispatched ones: only marked, in bulk, so that they never
  *   wait for attempt slots (every ledger entry writes an event, subscribed or not).
  * Both are marked dispatched. SKIP LOCKED: replicas dispatching at once take different events. `events` is
- * how many were dispatched either way.
+ * how many were dispatched either way; `more` is true when a limit was reached, so more may be waiting now.
  */
 export async function dispatchAndClaim(
   db: Db,
   opts: { maxEvents: number; slots: number; leaseMs: number },
-): Promise<{ events: number; claimed: ClaimedDelivery[] }> {
-  const { rows } = await sql<{ events: number } & ({ id: null } | ClaimedRow)>`
+): Promise<{ events: number; more: boolean; claimed: ClaimedDelivery[] }> {
+  const { rows } = await sql<{ events: number; more: boolean } & ({ id: null } | ClaimedRow)>`
     with budget as (
-      select count(*)::int as endpoints from webhook_endpoints where not disabled
+      select case when endpoints = 0 or ${opts.slots}::int <= 0 then 0
+                  else least(${opts.maxEvents}::int, greatest(1, ${opts.slots}::int / endpoints)) end as events
+      from (select count(*)::int as endpoints from webhook_endpoints where not disabled) e
     ), head as (
       select id, type, endpoint_id, created_at from events where dispatched_at is null order by id
       limit ${UNWANTED_WINDOW}::int
@@ -228,9 +230,7 @@ export async function dispatchAndClaim(
       where p.dispatched_at is null
         and exists (select 1 from webhook_endpoints e where ${wants('e', 'p')})
       order by p.id
-      limit (select case when endpoints = 0 or ${opts.slots}::int <= 0 then 0
-                         else least(${opts.maxEvents}::int, greatest(1, ${opts.slots}::int / endpoints)) end
-             from budget)
+      limit (select events from budget)
       for update skip locked
     ), fanned as (
       insert into webhook_deliveries (endpoint_id, event_id, attempts, last_attempt_at, lease_until, next_attempt_at)
@@ -244,15 +244,21 @@ export async function dispatchAndClaim(
       update events ev set dispatched_at = now()
       where ev.id in (select id from picked union all select id from unwanted)
     )
-    select c.events, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
+    select c.events, c.more, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
            p.id as event_id, p.type as event_type, p.data as event_data, p.created_at as event_created_at
-    from (select (select count(*) from picked)::int + (select count(*) from unwanted)::int as events) c
+    from (select (select count(*) from picked)::int + (select count(*) from unwanted)::int as events,
+                 (select count(*) from head) = ${UNWANTED_WINDOW}::int
+                 or (select count(*) from picked) = (select events from budget) and (select events from budget) > 0
+                   as more) c
     left join (fanned f join picked p on p.id = f.event_id join webhook_endpoints e on e.id = f.endpoint_id) on true`.execute(
     db,
   );
   return {
     events: rows[0]?.events ?? 0,
-    claimed: rows.filter((r): r is { events: number } & ClaimedRow => r.id !== null).map(toClaimed),
+    more: rows[0]?.more ?? false,
+    claimed: rows
+      .filter((r): r is { events: number; more: boolean } & ClaimedRow => r.id !== null)
+      .map(toClaimed),
   };
 }
 

@@ -236,7 +236,9 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     if (signal.aborted) return false;
     const dispatched = await dispatchAndClaim(db, { maxEvents: DISPATCH_BATCH, slots: free, leaseMs });
     for (const d of dispatched.claimed) launch(d, aborting.signal);
-    return dispatched.events > 0 || (retries > 0 && free === 0);
+    // Another pass at once only when a limit was reached: events trickling in wait for the next poll and
+    // leave in one statement, rather than costing a pass each.
+    return dispatched.more || (retries > 0 && free === 0);
   }
 
   /** Resolves once at most `n` attempts are in flight (or on abort). */
