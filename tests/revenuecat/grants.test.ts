@@ -206,7 +206,7 @@ describe('RevenueCat purchases grant credits once per store transaction', () => 
     expect(Number(anon.rows[0].count)).toBe(0);
   });
 
-  it('resolves the user as the contract says', () => {
+  it('resolves the user to the first id that is not anonymous (app_user_id, original_app_user_id, then the aliases), else app_user_id', () => {
     const anon = (s: string) => `$RCAnonymousID:${s}`;
     const ev = (e: Record<string, unknown>) => ({ id: 'e', type: 'T', ...e });
     expect(resolveUserId(ev({ app_user_id: 'u1', original_app_user_id: 'u0', aliases: ['u2'] }))).toBe('u1');
