@@ -220,10 +220,12 @@ export async function dispatchAndClaim(
       select id, type, endpoint_id, created_at from events where dispatched_at is null order by id
       limit ${UNWANTED_WINDOW}::int
     ), unwanted as (
+      -- = any(array(...)): the ids are computed once, then each is read by its key. As a join, a planner short of
+      -- statistics can scan the window again for every undispatched event (seconds on a backlog).
       select ev.id from events ev
-      where ev.dispatched_at is null
-        and ev.id in (select h.id from head h
-                      where not exists (select 1 from webhook_endpoints e where ${wants('e', 'h')}))
+      where ev.id = any(array(select h.id from head h
+                              where not exists (select 1 from webhook_endpoints e where ${wants('e', 'h')})))
+        and ev.dispatched_at is null
       for update skip locked
     ), picked as (
       select p.id, p.type, p.endpoint_id, p.data, p.created_at from events p
@@ -242,7 +244,7 @@ export async function dispatchAndClaim(
       returning id, endpoint_id, event_id, attempts
     ), marked as (
       update events ev set dispatched_at = now()
-      where ev.id in (select id from picked union all select id from unwanted)
+      where ev.id = any(array(select id from picked union all select id from unwanted))
     )
     select c.events, c.more, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
            p.id as event_id, p.type as event_type, p.data as event_data, p.created_at as event_created_at
