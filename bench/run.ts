@@ -684,14 +684,15 @@ async function main() {
     }
     // Without autovacuum nothing analyzes a table as it grows from empty (holds, events), and each connection
     // keeps the plans it made while the table looked empty (sequential scans): the first round of a scenario
-    // would measure that, not the service. So, on such a server, the bench analyzes after each warm-up, as
-    // autovacuum's analyze would have once the table grew.
+    // would measure that, not the service. Nor does anything vacuum: dead row versions of accounts, lots and
+    // holds pile up round after round, and every scenario (pgbench's too) slows down with them. So, on such a
+    // server, the bench analyzes after each warm-up and vacuums before each later round, as autovacuum would.
     const analyzer = new pg.Client({ connectionString: database.url });
     await analyzer.connect();
     const autovacuum = (await analyzer.query<{ autovacuum: string }>('show autovacuum')).rows[0]?.autovacuum;
     if (autovacuum !== 'on') {
       notes.push(
-        'autovacuum is off on this server: the bench runs ANALYZE after each warm-up, as autovacuum would',
+        'autovacuum is off on this server: the bench runs ANALYZE after each warm-up and VACUUM ANALYZE before each later round, as autovacuum would',
       );
     }
     const warmUp = async (url: string, load: (() => RawRequest) | RequestSpec[]) => {
@@ -702,6 +703,7 @@ async function main() {
     // the service and its references alike; the report keeps each scenario's median round.
     for (let roundNo = 1; roundNo <= cfg.rounds; roundNo++) {
       if (cfg.rounds > 1) console.log(`round ${roundNo} of ${cfg.rounds}`);
+      if (roundNo > 1 && autovacuum !== 'on') await analyzer.query('vacuum analyze');
       for (const [name, url, request, warm, perRequest] of scenarios) {
         if (!selected(name)) continue;
         if (cfg.warmup > 0 && roundNo === 1) await warmUp(url, warm);
