@@ -246,6 +246,10 @@ export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
  * sends unnamed statements, which Postgres plans on every call; on the hot paths (debit, balance read) that
  * planning cost about 40% of Postgres' time per call (pgbench -M extended vs -M prepared on credits_debit).
  */
+/** The server-side limit for a client-side query timeout (0: none; then 15 s). */
+export const statementTimeoutFor = (queryTimeoutMs: number) =>
+  queryTimeoutMs > 0 ? Math.floor(queryTimeoutMs * 0.9) : 15_000;
+
 export type PreparedQuery = <R>(name: string, text: string, values: unknown[]) => Promise<R[]>;
 
 export interface DatabaseHandle {
@@ -318,10 +322,12 @@ export function createDatabase(
     connectionTimeoutMillis: queryTimeout > 0 ? Math.min(5_000, queryTimeout) : 5_000,
     idleTimeoutMillis: 30_000,
     ...(queryTimeout > 0 ? { query_timeout: queryTimeout } : {}),
-    // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold a connection. A
-    // pooler in transaction mode refuses it as a startup parameter ("unsupported startup parameter"): there,
-    // set it on the database role (docs/operations.md); the client-side query timeout holds either way.
-    ...(pooled ? {} : { statement_timeout: 15_000 }),
+    // A statement that runs this long is a bug or a lock pile-up; fail it rather than hold a connection. The
+    // server gives up a tenth before the client would: a statement it cancels is rolled back (a definite 503,
+    // and the connection stays usable), while one the client abandons may still commit afterwards. A pooler
+    // in transaction mode refuses it as a startup parameter ("unsupported startup parameter"): there, set it
+    // on the database role (docs/operations.md); the client-side query timeout holds either way.
+    ...(pooled ? {} : { statement_timeout: statementTimeoutFor(queryTimeout) }),
     application_name: 'credits-service',
   });
   // A client losing its connection (database restart, failover) must not crash the process. The pool

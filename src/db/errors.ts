@@ -44,6 +44,12 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   return typeof message === 'string' && CLIENT_FAILURE.test(message);
 }
 
+/**
+ * True when the server cancelled the statement (statement_timeout, or an operator's pg_cancel_backend): it
+ * was rolled back, and running it again at once would most likely wait as long (a lock pile-up).
+ */
+export const isStatementCancelled = (err: unknown): boolean => codeOf(err) === '57014';
+
 /** Constraints whose violation has a better answer than the generic one: constraint name -> the answer. */
 const CONSTRAINT_ERRORS: Record<string, (detail: string) => AppError | undefined> = {
   // Two writers claimed one store product id at the same time.

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db, LedgerEntryRow, PreparedQuery } from '../db/database.ts';
-import { fromDatabaseError, isDatabaseUnavailable } from '../db/errors.ts';
+import { fromDatabaseError, isDatabaseUnavailable, isStatementCancelled } from '../db/errors.ts';
 import {
   callClawback,
   callGrant,
@@ -265,8 +265,9 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     sendMany: (list) => callLedgerMany(prepared, list),
     onCall: onDebitCall,
     onBatchError: onDebitBatchError,
-    // The database is unreachable or frozen: one by one would only wait a query timeout per debit.
-    failsWhole: isDatabaseUnavailable,
+    // The database is unreachable or frozen, or the server cancelled the call at its statement_timeout (a lock
+    // pile-up): one by one would only wait a timeout per operation.
+    failsWhole: (err) => isDatabaseUnavailable(err) || isStatementCancelled(err),
   });
 
   return {
