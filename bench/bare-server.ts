@@ -1,5 +1,5 @@
 import Fastify from 'fastify';
-import { BalanceSchema, Envelope } from '../src/schemas.ts';
+import { BalanceSchema, Envelope } from '../src/http/schemas.ts';
 
 /**
  * The bench's baseline: a bare Fastify route answering a balance-shaped envelope, serialized with the same

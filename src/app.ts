@@ -9,44 +9,47 @@ import type { Config } from './config.ts';
 import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { languageOf, msg } from './messages.ts';
-import authPlugin from './plugins/auth.ts';
-import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './plugins/envelope.ts';
-import inputGuardPlugin from './plugins/input-guard.ts';
-import metricsPlugin from './plugins/metrics.ts';
-import swaggerPlugin from './plugins/swagger.ts';
-import accountRoutes from './routes/accounts/accounts.route.ts';
-import holdRoutes from './routes/accounts/holds.route.ts';
-import apiKeyRoutes from './routes/api-keys/api-keys.route.ts';
-import checkoutRoutes from './routes/credits/checkout.route.ts';
-import creditRoutes from './routes/credits/credits.route.ts';
-import batchDebitRoutes from './routes/debits/batch-debits.route.ts';
-import eventRoutes from './routes/events/events.route.ts';
-import devPurchaseRoutes from './routes/packages/dev-purchase.route.ts';
-import packageRoutes from './routes/packages/packages.route.ts';
-import healthRoutes from './routes/operations/health.route.ts';
-import providerEventRoutes from './routes/operations/provider-events.route.ts';
-import revenuecatWebhookRoutes from './routes/webhooks/revenuecat-webhook.route.ts';
-import webhookEndpointRoutes from './routes/webhook-endpoints/webhook-endpoints.route.ts';
-import stripeWebhookRoutes from './routes/webhooks/stripe-webhook.route.ts';
-import { createApiKeysService } from './services/api-keys.service.ts';
-import { createCheckoutService } from './services/checkout.service.ts';
-import { createEventsService } from './services/events.service.ts';
-import { createLedgerService } from './services/ledger.service.ts';
-import { createPackagesService } from './services/packages.service.ts';
-import { createProviderInbox } from './services/provider-inbox.service.ts';
-import { createPurchaseLifecycle } from './services/purchase-lifecycle.ts';
+import authPlugin from './http/auth.ts';
+import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/envelope.ts';
+import inputGuardPlugin from './http/input-guard.ts';
+import metricsPlugin from './http/metrics.ts';
+import swaggerPlugin from './http/swagger.ts';
+import accountRoutes from './modules/ledger/accounts.route.ts';
+import holdRoutes from './modules/ledger/holds.route.ts';
+import apiKeyRoutes from './modules/api-keys/api-keys.route.ts';
+import checkoutRoutes from './modules/providers/stripe/checkout.route.ts';
+import creditRoutes from './modules/ledger/credits.route.ts';
+import batchDebitRoutes from './modules/ledger/batch-debits.route.ts';
+import eventRoutes from './modules/events-out/event-log.route.ts';
+import devPurchaseRoutes from './modules/purchases/dev-purchase.route.ts';
+import packageRoutes from './modules/catalog/packages.route.ts';
+import healthRoutes from './http/health.route.ts';
+import providerEventRoutes from './modules/providers/inbox/provider-events.route.ts';
+import revenuecatWebhookRoutes from './modules/providers/revenuecat/revenuecat-webhook.route.ts';
+import webhookEndpointRoutes from './modules/events-out/endpoints.route.ts';
+import stripeWebhookRoutes from './modules/providers/stripe/stripe-webhook.route.ts';
+import { createApiKeysService } from './modules/api-keys/api-keys.service.ts';
+import { createCheckoutService } from './modules/providers/stripe/checkout.service.ts';
+import { createEventsService } from './modules/events-out/event-log.service.ts';
+import { createLedgerService } from './modules/ledger/ledger.service.ts';
+import { createPackagesService } from './modules/catalog/packages.service.ts';
+import { createProviderInbox } from './modules/providers/inbox/provider-inbox.service.ts';
+import { createPurchaseLifecycle } from './modules/purchases/purchase-lifecycle.ts';
 import {
   createRevenuecatHandler,
   createRevenuecatWebhookService,
   productKey,
-} from './services/revenuecat-webhook.service.ts';
-import { createRevenuecatSync } from './services/revenuecat-sync.service.ts';
-import { createStripeClient } from './services/stripe.client.ts';
-import { createStripeReconciler } from './services/stripe-reconcile.service.ts';
-import { createStripeHandler, createStripeWebhookService } from './services/stripe-webhook.service.ts';
-import { createDeliveryWorker } from './services/webhook-delivery.ts';
-import { createWebhookEndpointsService } from './services/webhook-endpoints.service.ts';
-import type { App } from './types.ts';
+} from './modules/providers/revenuecat/revenuecat-webhook.service.ts';
+import { createRevenuecatSync } from './modules/providers/revenuecat/revenuecat-sync.service.ts';
+import { createStripeClient } from './modules/providers/stripe/stripe.client.ts';
+import { createStripeReconciler } from './modules/providers/stripe/stripe-reconcile.service.ts';
+import {
+  createStripeHandler,
+  createStripeWebhookService,
+} from './modules/providers/stripe/stripe-webhook.service.ts';
+import { createDeliveryWorker } from './modules/events-out/delivery-worker.ts';
+import { createWebhookEndpointsService } from './modules/events-out/endpoints.service.ts';
+import type { App } from './http/types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 

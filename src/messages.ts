@@ -207,7 +207,7 @@ export const MESSAGES = {
     en: 'An attempt of this delivery is running; retry when it has ended',
     ru: 'Попытка этой доставки ещё выполняется; повторите, когда она завершится',
   },
-  /** Why a webhook URL is refused: the `reason` of `validation.invalid` for body.url (src/services/webhook-url.ts). */
+  /** Why a webhook URL is refused: the `reason` of `validation.invalid` for body.url (src/modules/events-out/url-guard.ts). */
   'webhook_url.invalid': { en: 'is not a valid URL', ru: 'не является корректным URL' },
   'webhook_url.scheme': { en: 'must be an http(s) URL', ru: 'должен быть URL со схемой http или https' },
   'webhook_url.https_only': {

@@ -5,7 +5,7 @@ import { type Config, loadConfig } from './config.ts';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
 import { describeStartError, hidePassword } from './start-errors.ts';
-import type { App } from './types.ts';
+import type { App } from './http/types.ts';
 
 async function main() {
   let config: Config | undefined;

@@ -8,7 +8,7 @@ import {
   type Selectable,
 } from 'kysely';
 import pg from 'pg';
-import type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
+import type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
 import { isDatabaseUnavailable } from './errors.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
@@ -60,7 +60,7 @@ export type PurchaseStatus =
   | 'refunded'
   | 'partially_refunded'
   | 'disputed';
-export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../schemas.ts';
+export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
 
 export interface PurchasesTable {
   id: string;

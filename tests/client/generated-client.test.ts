@@ -5,7 +5,7 @@ import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { OPENAPI_PATH } from '../../src/cli/openapi.ts';
-import type { App } from '../../src/types.ts';
+import type { App } from '../../src/http/types.ts';
 import { buildTestApp, tokenFor } from '../helpers/app.ts';
 
 const here = (p: string) => fileURLToPath(new URL(p, import.meta.url));

@@ -4,7 +4,7 @@ import pg from 'pg';
 import { afterAll, inject, onTestFinished } from 'vitest';
 import { buildApp } from '../../src/app.ts';
 import { DEV_JWT_SECRET, loadConfig } from '../../src/config.ts';
-import type { App } from '../../src/types.ts';
+import type { App } from '../../src/http/types.ts';
 
 /**
  * Runs `fn` when the current test ends if called inside a test, else when the file's tests end (from

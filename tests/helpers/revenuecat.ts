@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type pg from 'pg';
-import type { App } from '../../src/types.ts';
+import type { App } from '../../src/http/types.ts';
 import { asAdmin } from './app.ts';
 
 /** The Authorization value the RevenueCat tests configure (REVENUECAT_WEBHOOK_AUTH). */

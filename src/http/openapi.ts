@@ -1,0 +1,241 @@
+import { type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
+import { Envelope, Timestamp } from './schemas.ts';
+
+/**
+ * The OpenAPI conventions every route follows (docs/api-conventions.md): one-line helpers for responses
+ * and errors, and `finishDocument`, which adds what is the same on every operation (response headers,
+ * optional parameters that have defaults) to the generated document.
+ */
+
+/** Error statuses the API answers, each with one shared component schema. */
+export type ErrorStatus = 400 | 401 | 402 | 403 | 404 | 409 | 413 | 415 | 429 | 500 | 503;
+
+const ERROR_DOCS: Record<ErrorStatus, { id: string; description: string; example: string }> = {
+  400: {
+    id: 'ValidationError',
+    description:
+      'The request is invalid: body, parameters or headers fail the schema (the message names the field), or the JSON is malformed',
+    example: 'body.amount must be integer',
+  },
+  401: {
+    id: 'UnauthorizedError',
+    description: 'Missing, invalid, expired or revoked credentials',
+    example: 'Missing or invalid credentials',
+  },
+  402: {
+    id: 'InsufficientCreditsError',
+    description: 'The debit is larger than the available balance; nothing was written',
+    example: 'Insufficient credits: balance 3, requested 5',
+  },
+  403: {
+    id: 'ForbiddenError',
+    description: "Authenticated, but lacking the role or scope, or another user's resource",
+    example: 'Not allowed to access this resource',
+  },
+  404: {
+    id: 'NotFoundError',
+    description: 'The resource (or the route) does not exist',
+    example: 'Credit package not found',
+  },
+  409: {
+    id: 'ConflictError',
+    description:
+      'The resource exists or cannot change in its current state (`conflict`), or an Idempotency-Key was reused with different parameters (`idempotency_key_reused`)',
+    example: 'Credit package is not active',
+  },
+  413: {
+    id: 'PayloadTooLargeError',
+    description: 'The body is larger than the limit (1 MiB)',
+    example: 'Request body is larger than the limit',
+  },
+  415: {
+    id: 'UnsupportedMediaTypeError',
+    description: 'The body is not application/json',
+    example: 'Unsupported Content-Type; send application/json',
+  },
+  429: {
+    id: 'RateLimitedError',
+    description: 'Too many requests; `Retry-After` says how many seconds to wait',
+    example: 'Too many requests; retry in 42 s',
+  },
+  500: {
+    id: 'InternalError',
+    description: 'An unexpected failure; the body never carries internals',
+    example: 'Internal server error',
+  },
+  503: {
+    id: 'ServiceUnavailableError',
+    description:
+      'The database is unreachable or busy, a provider is not configured or unreachable, or the service is overloaded; retry later',
+    example: 'The database is unavailable',
+  },
+};
+
+function codesOf(status: ErrorStatus): ErrorCode[] {
+  return (Object.keys(ERROR_STATUS) as ErrorCode[]).filter((code) => ERROR_STATUS[code] === status);
+}
+
+/** One error-envelope schema per status, registered as components (`#/components/schemas/NotFoundError`). */
+export const ERROR_SCHEMAS = Object.fromEntries(
+  (Object.keys(ERROR_DOCS) as unknown as ErrorStatus[]).map((status) => {
+    const docs = ERROR_DOCS[status];
+    const codes = codesOf(Number(status) as ErrorStatus);
+    const schema = Type.Object(
+      {
+        isSuccess: Type.Literal(false),
+        statusCode: Type.Unsafe<number>({ type: 'integer', enum: [Number(status)] }),
+        code: Type.Unsafe<string>({
+          type: 'string',
+          enum: codes,
+          description: 'Machine-readable error code',
+        }),
+        data: Type.Null(),
+        errors: Type.Array(Type.String(), {
+          description: 'Human-readable messages, in the language `Accept-Language` asked for (en, ru)',
+        }),
+        timestamp: Timestamp,
+      },
+      {
+        $id: docs.id,
+        description: docs.description,
+        example: {
+          isSuccess: false,
+          statusCode: Number(status),
+          code: codes[0],
+          data: null,
+          errors: [docs.example],
+          timestamp: '2026-05-22T16:11:27.463Z',
+        },
+      },
+    );
+    return [status, schema];
+  }),
+) as unknown as Record<ErrorStatus, TObject>;
+
+/** Statuses every /api/v1 route can answer whatever it does. */
+const ALWAYS: ErrorStatus[] = [400, 429, 500, 503];
+
+/**
+ * Error responses of a route: the given statuses plus 400, 429, 500 and 503, each a `$ref` to its shared
+ * component. A status given as `[status, description]` gets a route-specific description.
+ * Spread into `response`: `response: { 200: ok(X, '...'), ...errors(401, 404) }`.
+ */
+export function errors(...statuses: (ErrorStatus | [ErrorStatus, string])[]): Record<string, TSchema> {
+  const out: Record<string, TSchema> = {};
+  const given = new Map<ErrorStatus, string | undefined>();
+  for (const s of ALWAYS) given.set(s, undefined);
+  for (const s of statuses) {
+    if (Array.isArray(s)) given.set(s[0], s[1]);
+    else given.set(s, given.get(s));
+  }
+  for (const [status, description] of [...given].sort((a, b) => a[0] - b[0])) {
+    out[status] = Type.Ref(ERROR_SCHEMAS[status], description ? { description } : {});
+  }
+  return out;
+}
+
+/** Errors of routes outside /api/v1 (webhooks, health): no rate limit, so no 429. */
+export function errorsWithoutRateLimit(...statuses: (ErrorStatus | [ErrorStatus, string])[]) {
+  const out = errors(...statuses);
+  if (!statuses.some((s) => (Array.isArray(s) ? s[0] : s) === 429)) delete out[429];
+  return out;
+}
+
+/** Response headers, declared once in `components.headers` and referenced by the responses that send them. */
+const HEADER_DOCS = {
+  'x-request-id': {
+    id: 'RequestId',
+    description:
+      "The request's id (the caller's own `x-request-id` when it sent a sane one); quote it when reporting a problem",
+    schema: { type: 'string' },
+  },
+  'Content-Language': {
+    id: 'ContentLanguage',
+    description: 'The language of the `errors` messages: `en` or `ru`, as `Accept-Language` asked',
+    schema: { type: 'string', enum: ['en', 'ru'] },
+  },
+  'Retry-After': {
+    id: 'RetryAfter',
+    description: 'Seconds to wait before retrying',
+    schema: { type: 'integer' },
+  },
+  'Idempotent-Replayed': {
+    id: 'IdempotentReplayed',
+    description:
+      '`true` when this answer is the stored result of an earlier request with the same Idempotency-Key',
+    schema: { type: 'string', enum: ['true'] },
+  },
+} as const;
+export type ResponseHeader = keyof typeof HEADER_DOCS;
+
+/** On every response. */
+const COMMON_HEADERS: ResponseHeader[] = ['x-request-id', 'Content-Language'];
+
+/**
+ * A success response: the envelope around `data`, with a real description, and the headers it declares
+ * besides the common ones (e.g. `['Idempotent-Replayed']`).
+ */
+export function ok<T extends TSchema>(data: T, description: string, headers: ResponseHeader[] = []) {
+  const schema = Envelope(data, description);
+  if (headers.length > 0) (schema as Record<string, unknown>)['x-headers'] = headers;
+  return schema;
+}
+
+type Json = Record<string, unknown>;
+
+/** Declared on every operation, so generated clients can set it with its type. */
+const ACCEPT_LANGUAGE = {
+  in: 'header',
+  name: 'Accept-Language',
+  required: false,
+  description: 'The language of error messages: `ru` or `en` (the default); q-values are honoured',
+  schema: { type: 'string', example: 'ru' },
+};
+const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
+
+const headerRefs = (names: readonly ResponseHeader[]) =>
+  Object.fromEntries(names.map((name) => [name, { $ref: `#/components/headers/${HEADER_DOCS[name].id}` }]));
+
+/**
+ * @fastify/swagger `transformObject`: applies the conventions the route schemas cannot say themselves.
+ * - every response declares `x-request-id` and `Content-Language`; 429 declares `Retry-After`;
+ *   a success response's `x-headers` (from `ok(..., headers)`) are declared too;
+ * - a query parameter with a default is optional (the server fills the default);
+ * - every operation takes an optional `Accept-Language` header.
+ */
+export function finishDocument({ openapiObject }: { openapiObject: Json }): Json {
+  const components = (openapiObject.components ?? {}) as Json;
+  components.headers = Object.fromEntries(
+    Object.values(HEADER_DOCS).map((h) => [h.id, { description: h.description, schema: { ...h.schema } }]),
+  );
+  components.parameters = { ...((components.parameters as Json) ?? {}), AcceptLanguage: ACCEPT_LANGUAGE };
+  openapiObject.components = components;
+  const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, Json>>;
+  for (const item of Object.values(paths)) {
+    for (const method of METHODS) {
+      const op = item[method];
+      if (!op) continue;
+      for (const param of (op.parameters ?? []) as Json[]) {
+        const schema = param.schema as Json | undefined;
+        if (param.in === 'query' && schema && schema.default !== undefined) param.required = false;
+      }
+      const parameters = (op.parameters ?? []) as Json[];
+      op.parameters = [...parameters, { $ref: '#/components/parameters/AcceptLanguage' }];
+      const responses = (op.responses ?? {}) as Record<string, Json>;
+      for (const [status, response] of Object.entries(responses)) {
+        const content = response.content as Record<string, { schema?: Json }> | undefined;
+        const schema = content?.['application/json']?.schema;
+        const own = (schema?.['x-headers'] ?? []) as ResponseHeader[];
+        if (content && schema && own.length > 0) {
+          // A copy: the converted schema may share objects with the route's own schema.
+          const { 'x-headers': _, ...rest } = schema;
+          content['application/json'] = { ...content['application/json'], schema: rest };
+        }
+        const retry: ResponseHeader[] = status === '429' ? ['Retry-After'] : [];
+        response.headers = headerRefs([...COMMON_HEADERS, ...retry, ...own]);
+      }
+    }
+  }
+  return openapiObject;
+}

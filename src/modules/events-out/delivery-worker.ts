@@ -1,0 +1,330 @@
+import http from 'node:http';
+import https from 'node:https';
+import { isIP } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import type { FastifyBaseLogger } from 'fastify';
+import type { Db } from '../../db/database.ts';
+import {
+  type AttemptResult,
+  type ClaimedDelivery,
+  claimDeliveries,
+  dispatchAndClaim,
+  recordAttempts,
+} from './events-out.repository.ts';
+import { eventId, toEvent } from './event-log.service.ts';
+import { signWebhook } from './signing.ts';
+import { guardedLookup, hostOf, isPrivateAddress } from './url-guard.ts';
+
+export interface DeliveryWorkerOptions {
+  /** How long an idle worker waits before it looks again; 0 never starts it. */
+  pollIntervalMs: number;
+  /** Waits before the retries; an attempt more than entries, then the delivery fails. */
+  retryScheduleMs: readonly number[];
+  timeoutMs: number;
+  /** Attempts in flight at once in this process. */
+  concurrency: number;
+  allowPrivateUrls: boolean;
+  httpsOnly: boolean;
+  log: FastifyBaseLogger;
+  /** How many requests the process is serving now: the worker yields to them when the event loop is saturated. */
+  requestsInFlight?: () => number;
+  /** Each attempt's outcome: metrics. */
+  onAttempt?: (outcome: 'delivered' | 'retry' | 'failed') => void;
+}
+
+/** Events dispatched (fanned out to deliveries) per statement. */
+const DISPATCH_BATCH = 500;
+/** Event loop utilization from which the worker counts the process as busy serving requests. */
+const BUSY_UTILIZATION = 0.6;
+/** The pause between passes while busy: a quarter of the slots every 250 ms (64/s at the default 64). */
+const BUSY_PAUSE_MS = 250;
+/** How long a stop waits for attempts in flight before it aborts them. */
+const STOP_GRACE_MS = 3_000;
+/** Attempt outcomes are written together, at most this long after the first of them. */
+const RECORD_EVERY_MS = 20;
+
+const sleep = (ms: number, signal: AbortSignal) =>
+  new Promise<void>((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(done, ms);
+    function done() {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    }
+    signal.addEventListener('abort', done, { once: true });
+  });
+
+interface Response {
+  statusCode: number | null;
+  error: string | null;
+}
+
+/**
+ * POSTs the body and resolves with the status code once the response head arrives (any 2xx = delivered),
+ * or an error. The whole attempt (DNS, connect, TLS, response head) has `timeoutMs`. Redirects are not
+ * followed. The socket connects only to addresses the policy allows, checked as they are resolved.
+ */
+function post(
+  url: URL,
+  body: string,
+  headers: Record<string, string>,
+  opts: DeliveryWorkerOptions,
+  agents: { http: http.Agent; https: https.Agent },
+  signal: AbortSignal,
+) {
+  return new Promise<Response>((resolve) => {
+    const secure = url.protocol === 'https:';
+    const req = (secure ? https : http).request(
+      url,
+      {
+        method: 'POST',
+        headers: { ...headers, 'content-length': String(Buffer.byteLength(body)) },
+        signal: AbortSignal.any([signal, AbortSignal.timeout(opts.timeoutMs)]),
+        agent: secure ? agents.https : agents.http,
+      },
+      (res) => {
+        res.resume(); // the receiver's body is not kept
+        resolve({ statusCode: res.statusCode ?? null, error: null });
+        res.on('error', () => {});
+      },
+    );
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      if (signal.aborted) return resolve({ statusCode: null, error: 'aborted: the worker was stopping' });
+      const timedOut = err.name === 'AbortError' || err.name === 'TimeoutError';
+      resolve({
+        statusCode: null,
+        error: timedOut
+          ? `no response within ${opts.timeoutMs} ms`
+          : `${err.code ?? err.name}: ${err.message}`.slice(0, 300),
+      });
+    });
+    req.end(body);
+  });
+}
+
+/**
+ * The delivery worker: one per process (replica). It dispatches new events to deliveries, claims due
+ * deliveries with a lease (FOR UPDATE SKIP LOCKED: replicas never take the same one at once), signs and
+ * sends them, and records each outcome with the next attempt's time from the retry schedule.
+ */
+export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
+  // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
+  // lease never runs out while its attempt is still being sent.
+  const leaseMs = opts.timeoutMs + 5_000;
+  // Keep-alive: a busy endpoint gets a few reused connections, not one connection (and TLS handshake) per
+  // event. New connections resolve through the guarded lookup, so they reach only allowed addresses.
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: opts.concurrency,
+    maxFreeSockets: opts.concurrency,
+    timeout: 60_000,
+    lookup: guardedLookup(opts.allowPrivateUrls) as never,
+  };
+  const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
+  let stopping: AbortController | null = null;
+  // Aborts the attempts in flight; separate from `stopping` so a stop first lets them finish for a moment.
+  let aborting = new AbortController();
+  let loop: Promise<void> | null = null;
+  const inFlight = new Set<Promise<void>>();
+  let slotFreed: (() => void) | null = null;
+  let pending: AttemptResult[] = [];
+  let flushing: Promise<void> | null = null;
+
+  function flush(): Promise<void> {
+    if (flushing) return flushing;
+    flushing = (async () => {
+      while (pending.length > 0) {
+        const batch = pending;
+        pending = [];
+        try {
+          await recordAttempts(db, batch);
+        } catch (err) {
+          // Not recorded: the leases run out and the deliveries are attempted again (at least once).
+          opts.log.warn({ err, count: batch.length }, 'webhook attempts could not be recorded');
+        }
+      }
+    })().finally(() => {
+      flushing = null;
+    });
+    return flushing;
+  }
+
+  function record(result: AttemptResult) {
+    pending.push(result);
+    if (pending.length === 1) setTimeout(() => void flush(), RECORD_EVERY_MS);
+  }
+
+  /** The wait before the next attempt after `attempts` failed ones (±10%), or null when none is left. */
+  function retryIn(attempts: number): number | null {
+    const wait = opts.retryScheduleMs[attempts - 1];
+    if (wait === undefined) return null;
+    return Math.round(wait * (0.9 + Math.random() * 0.2));
+  }
+
+  async function attempt(d: ClaimedDelivery, signal: AbortSignal): Promise<void> {
+    const event = toEvent(d.event);
+    const body = JSON.stringify(event);
+    const timestamp = Math.floor(Date.now() / 1000);
+    const secrets = [d.secret];
+    if (
+      d.previous_secret &&
+      d.previous_secret_until &&
+      new Date(d.previous_secret_until).getTime() > Date.now()
+    ) {
+      secrets.push(d.previous_secret);
+    }
+    let response: Response;
+    const url = new URL(d.url);
+    const host = hostOf(url);
+    if (opts.httpsOnly && url.protocol !== 'https:') {
+      response = { statusCode: null, error: 'refused: the URL is not https' };
+    } else if (!opts.allowPrivateUrls && isIP(host) && isPrivateAddress(host)) {
+      response = { statusCode: null, error: `refused: ${host} is a private or loopback address` };
+    } else {
+      response = await post(
+        url,
+        body,
+        {
+          'content-type': 'application/json',
+          'user-agent': 'credits-service-webhooks/1',
+          'webhook-id': eventId(d.event.id),
+          'webhook-timestamp': String(timestamp),
+          'webhook-signature': signWebhook(secrets, eventId(d.event.id), timestamp, body),
+        },
+        opts,
+        agents,
+        signal,
+      );
+    }
+    const delivered = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300;
+    const retryInMs = delivered ? null : retryIn(d.attempts);
+    opts.onAttempt?.(delivered ? 'delivered' : retryInMs === null ? 'failed' : 'retry');
+    record({
+      id: d.id,
+      attempts: d.attempts,
+      delivered,
+      statusCode: response.statusCode,
+      error: delivered ? null : (response.error ?? `HTTP ${response.statusCode}`),
+      retryInMs,
+    });
+  }
+
+  function launch(d: ClaimedDelivery, signal: AbortSignal) {
+    const p: Promise<void> = attempt(d, signal)
+      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'))
+      .finally(() => {
+        inFlight.delete(p);
+        slotFreed?.();
+      });
+    inFlight.add(p);
+  }
+
+  /**
+   * One pass: claim due retries, then dispatch new events with their first attempts, as many as the free
+   * slots can take. True when there may be more to do.
+   */
+  async function pass(signal: AbortSignal, limit = opts.concurrency): Promise<boolean> {
+    let free = limit - inFlight.size;
+    let retries = 0;
+    if (free > 0) {
+      const claimed = await claimDeliveries(db, free, leaseMs);
+      for (const d of claimed) launch(d, aborting.signal);
+      retries = claimed.length;
+      free -= claimed.length;
+    }
+    if (signal.aborted) return false;
+    const dispatched = await dispatchAndClaim(db, { maxEvents: DISPATCH_BATCH, slots: free, leaseMs });
+    for (const d of dispatched.claimed) launch(d, aborting.signal);
+    // Another pass at once only when a limit was reached: events trickling in wait for the next poll and
+    // leave in one statement, rather than costing a pass each.
+    return dispatched.more || (retries > 0 && free === 0);
+  }
+
+  /** Resolves once at most `n` attempts are in flight (or on abort). */
+  function inFlightAtMost(n: number, signal: AbortSignal) {
+    return new Promise<void>((resolve) => {
+      const check = () => {
+        if (inFlight.size <= n || signal.aborted) {
+          slotFreed = null;
+          signal.removeEventListener('abort', check);
+          resolve();
+        }
+      };
+      slotFreed = check;
+      signal.addEventListener('abort', check, { once: true });
+      check();
+    });
+  }
+
+  async function run(signal: AbortSignal) {
+    let elu = performance.eventLoopUtilization();
+    while (!signal.aborted) {
+      // Deliveries yield to requests: while this process's event loop is saturated and requests are waiting
+      // (a burst of debits), the worker runs a quarter of its attempts and pauses between passes; the backlog
+      // waits in the table and drains at full speed once the load eases. Webhooks are asynchronous; debits are not.
+      const since = performance.eventLoopUtilization(elu);
+      elu = performance.eventLoopUtilization();
+      const busy = since.utilization >= BUSY_UTILIZATION && (opts.requestsInFlight?.() ?? 0) > 0;
+      const limit = busy ? Math.max(1, Math.ceil(opts.concurrency / 4)) : opts.concurrency;
+      let more = false;
+      try {
+        more = await pass(signal, limit);
+      } catch (err) {
+        opts.log.warn({ err }, 'webhook worker pass failed');
+      }
+      if (signal.aborted) break;
+      if (busy) {
+        await sleep(Math.min(opts.pollIntervalMs, BUSY_PAUSE_MS), signal);
+      } else if (inFlight.size >= limit) {
+        // Full: go on when half the slots are free, so each pass claims a batch rather than one delivery.
+        await inFlightAtMost(Math.floor(limit / 2), signal);
+      } else if (!more) {
+        await sleep(opts.pollIntervalMs, signal);
+      }
+    }
+  }
+
+  return {
+    /** Starts the worker (idempotent). */
+    start() {
+      if (loop || opts.pollIntervalMs <= 0) return;
+      stopping = new AbortController();
+      loop = run(stopping.signal);
+    },
+    /**
+     * Stops claiming, gives the attempts in flight a moment to end, then aborts the rest (they count as failed
+     * attempts and are retried; the receiver may have had them: at least once), and records them all.
+     */
+    async stop() {
+      if (!loop || !stopping) return;
+      stopping.abort();
+      await loop;
+      const grace = new AbortController();
+      await Promise.race([
+        Promise.all(inFlight),
+        sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal),
+      ]);
+      grace.abort();
+      aborting.abort();
+      await Promise.all(inFlight);
+      aborting = new AbortController();
+      await flush();
+      agents.http.destroy();
+      agents.https.destroy();
+      loop = null;
+      stopping = null;
+    },
+    /** One pass and the attempts it started, recorded (tests and tools). */
+    async runOnce() {
+      const signal = new AbortController().signal;
+      await pass(signal);
+      await Promise.all(inFlight);
+      await flush();
+    },
+    get running() {
+      return loop !== null;
+    },
+  };
+}
+export type DeliveryWorker = ReturnType<typeof createDeliveryWorker>;

@@ -1,0 +1,45 @@
+import Stripe from 'stripe';
+import type { Config } from '../../../config.ts';
+
+/** A request to Stripe that has not answered by then is failed (the SDK's default is 80 s). */
+export const STRIPE_TIMEOUT_MS = 8_000;
+/** One retry (with the SDK's backoff) for connection errors, 409 and 5xx; every write carries an idempotency key. */
+export const STRIPE_MAX_NETWORK_RETRIES = 1;
+
+/**
+ * The Stripe SDK client, or null when `STRIPE_SECRET_KEY` is unset (checkout then answers 503).
+ * `STRIPE_API_URL` (a local server in tests, a proxy in some deployments) gives host, port and protocol;
+ * the SDK always adds its own `/v1/...` paths, so a path in the URL is ignored.
+ */
+export function createStripeClient(stripe: Config['stripe']): Stripe | null {
+  if (!stripe.secretKey) return null;
+  const options: Stripe.StripeConfig = {
+    maxNetworkRetries: STRIPE_MAX_NETWORK_RETRIES,
+    timeout: STRIPE_TIMEOUT_MS,
+    telemetry: false,
+    appInfo: { name: 'credits-service' },
+  };
+  if (stripe.apiUrl) {
+    const url = new URL(stripe.apiUrl);
+    const protocol = url.protocol === 'http:' ? 'http' : 'https';
+    options.protocol = protocol;
+    options.host = url.hostname.replace(/^\[(.*)\]$/, '$1');
+    options.port = url.port ? Number(url.port) : protocol === 'http' ? 80 : 443;
+  }
+  return new Stripe(stripe.secretKey, options);
+}
+
+/**
+ * Verifies `Stripe-Signature` against the raw body and parses the event; throws on a missing or wrong
+ * signature, or a timestamp outside the tolerance. Needs no API key: only the endpoint's signing secret.
+ */
+export function constructStripeEvent(
+  rawBody: Buffer | string,
+  signature: string,
+  secret: string,
+  toleranceSeconds = 300,
+): Stripe.Event {
+  return Stripe.webhooks.constructEvent(rawBody, signature, secret, toleranceSeconds);
+}
+
+export type { Stripe };
