@@ -24,6 +24,7 @@ import eventRoutes from './modules/events-out/event-log.route.ts';
 import devPurchaseRoutes from './modules/purchases/dev-purchase.route.ts';
 import packageRoutes from './modules/catalog/packages.route.ts';
 import healthRoutes from './http/health.route.ts';
+import consolePlugin from './http/console.ts';
 import providerEventRoutes from './modules/providers/inbox/provider-events.route.ts';
 import revenuecatWebhookRoutes from './modules/providers/revenuecat/revenuecat-webhook.route.ts';
 import webhookEndpointRoutes from './modules/events-out/endpoints.route.ts';
@@ -237,6 +238,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(swaggerPlugin);
 
   await app.register(healthRoutes);
+  // The operations console (section 14): static files and their security headers, in its own context.
+  await app.register(consolePlugin);
   await app.register(
     async (api: App) => {
       const { perMinute, apiKeyPerMinute } = config.rateLimit;
