@@ -69,7 +69,10 @@ export async function downloadCsv(path: string, fallbackName: string): Promise<P
   } catch {
     return { status: 0, code: null, messages: [t('error.unreachable')] };
   }
-  if (!response.ok || !(response.headers.get('content-type') ?? '').startsWith('text/csv')) {
+  if (response.ok && !(response.headers.get('content-type') ?? '').startsWith('text/csv')) {
+    return { status: response.status, code: null, messages: [t('error.noCsv')] };
+  }
+  if (!response.ok) {
     const body = (await response.json().catch(() => ({}))) as { code?: string; errors?: string[] };
     return { status: response.status, code: body.code ?? null, messages: body.errors ?? [] };
   }

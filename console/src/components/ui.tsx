@@ -39,10 +39,12 @@ export function ProblemBox({ problem }: { problem: Problem }) {
           ? t('error.unauthorized')
           : problem.status === 404 && problem.messages.some((m) => m.includes('/api/v1/'))
             ? t('error.missingRoute')
-            : t('error.generic', { status: problem.status });
+            : problem.status < 300
+              ? null
+              : t('error.generic', { status: problem.status });
   return (
     <div class="problem" role="alert">
-      <p>{headline}</p>
+      {headline && <p>{headline}</p>}
       {problem.messages.length > 0 && (
         <ul>
           {problem.messages.map((m) => (

@@ -55,7 +55,7 @@ export function AccountsScreen() {
                   cell: (a) => formatCredits(a.available, lang.value),
                 },
                 { header: t('account.held'), numeric: true, cell: (a) => formatCredits(a.held, lang.value) },
-                { header: t('common.created'), cell: (a) => formatTime(a.updatedAt) },
+                { header: t('common.updated'), cell: (a) => formatTime(a.updatedAt) },
               ]}
             />
             {pager.controls(page.nextCursor)}
