@@ -32,9 +32,9 @@ import { createSigner } from 'fast-jwt';
 import pg from 'pg';
 import { createDatabase } from '../src/db/database.ts';
 import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
-import { findInconsistentAccounts } from '../src/modules/ledger/ledger.repository.ts';
+import { findInconsistentAccounts } from '../src/modules/ledger/index.ts';
 import { migrate } from '../src/db/migrator.ts';
-import { createApiKeysService } from '../src/modules/api-keys/api-keys.service.ts';
+import { createApiKeysService } from '../src/modules/api-keys/index.ts';
 import { startPgBouncer } from '../tests/helpers/pgbouncer.ts';
 
 const root = path.resolve(import.meta.dirname, '..');

@@ -14,42 +14,48 @@ import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH }
 import inputGuardPlugin from './http/input-guard.ts';
 import metricsPlugin from './http/metrics.ts';
 import swaggerPlugin from './http/swagger.ts';
-import accountRoutes from './modules/ledger/accounts.route.ts';
-import holdRoutes from './modules/ledger/holds.route.ts';
-import apiKeyRoutes from './modules/api-keys/api-keys.route.ts';
-import checkoutRoutes from './modules/providers/stripe/checkout.route.ts';
-import creditRoutes from './modules/ledger/credits.route.ts';
-import batchDebitRoutes from './modules/ledger/batch-debits.route.ts';
-import eventRoutes from './modules/events-out/event-log.route.ts';
-import devPurchaseRoutes from './modules/purchases/dev-purchase.route.ts';
-import packageRoutes from './modules/catalog/packages.route.ts';
+import {
+  accountRoutes,
+  batchDebitRoutes,
+  createLedgerService,
+  creditRoutes,
+  holdRoutes,
+} from './modules/ledger/index.ts';
+import { apiKeyRoutes, createApiKeysService } from './modules/api-keys/index.ts';
+import {
+  checkoutRoutes,
+  createCheckoutService,
+  createProviderInbox,
+  createRevenuecatHandler,
+  createRevenuecatSync,
+  createRevenuecatWebhookService,
+  createStripeClient,
+  createStripeHandler,
+  createStripeReconciler,
+  createStripeWebhookService,
+  productKey,
+  providerEventRoutes,
+  revenuecatSyncRoutes,
+  revenuecatWebhookRoutes,
+  stripeWebhookRoutes,
+} from './modules/providers/index.ts';
+import {
+  createDeliveryWorker,
+  createEventsService,
+  createWebhookEndpointsService,
+  eventRoutes,
+  webhookEndpointRoutes,
+} from './modules/events-out/index.ts';
+import {
+  createPurchaseLifecycle,
+  createPurchasesService,
+  devPurchaseRoutes,
+  purchaseRoutes,
+  purchasesById,
+} from './modules/purchases/index.ts';
+import { createPackagesService, packageRoutes } from './modules/catalog/index.ts';
 import healthRoutes from './http/health.route.ts';
 import consolePlugin from './http/console.ts';
-import providerEventRoutes from './modules/providers/inbox/provider-events.route.ts';
-import revenuecatWebhookRoutes from './modules/providers/revenuecat/revenuecat-webhook.route.ts';
-import webhookEndpointRoutes from './modules/events-out/endpoints.route.ts';
-import stripeWebhookRoutes from './modules/providers/stripe/stripe-webhook.route.ts';
-import { createApiKeysService } from './modules/api-keys/api-keys.service.ts';
-import { createCheckoutService } from './modules/providers/stripe/checkout.service.ts';
-import { createEventsService } from './modules/events-out/event-log.service.ts';
-import { createLedgerService } from './modules/ledger/ledger.service.ts';
-import { createPackagesService } from './modules/catalog/packages.service.ts';
-import { createProviderInbox } from './modules/providers/inbox/provider-inbox.service.ts';
-import { createPurchaseLifecycle } from './modules/purchases/purchase-lifecycle.ts';
-import {
-  createRevenuecatHandler,
-  createRevenuecatWebhookService,
-  productKey,
-} from './modules/providers/revenuecat/revenuecat-webhook.service.ts';
-import { createRevenuecatSync } from './modules/providers/revenuecat/revenuecat-sync.service.ts';
-import { createStripeClient } from './modules/providers/stripe/stripe.client.ts';
-import { createStripeReconciler } from './modules/providers/stripe/stripe-reconcile.service.ts';
-import {
-  createStripeHandler,
-  createStripeWebhookService,
-} from './modules/providers/stripe/stripe-webhook.service.ts';
-import { createDeliveryWorker } from './modules/events-out/delivery-worker.ts';
-import { createWebhookEndpointsService } from './modules/events-out/endpoints.service.ts';
 import type { App } from './http/types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -58,6 +64,7 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
   const { db } = database;
   const ledger = createLedgerService(db, database.prepared, {
     debitCallsInFlight: config.debitCallsInFlight,
+    purchasesById: (ids) => purchasesById(db, ids),
     onEntry: (entry) => app.metrics.credits.inc({ type: entry.type, source: entry.source }),
     onDebitCall: (size) => app.metrics.debitBatchSize.observe(size),
     onDebitBatchError: (err, size) =>
@@ -79,7 +86,8 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     ledger,
     lifecycle,
     inbox,
-    packages: createPackagesService(db, ledger, {
+    purchases: createPurchasesService(db, lifecycle),
+    packages: createPackagesService(db, {
       // Automatic: saving a mapping grants the purchases of those products that were parked as unmapped.
       onProductsMapped: async (trx, productIds) => {
         await inbox
@@ -268,9 +276,11 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(creditRoutes);
       await api.register(checkoutRoutes);
       await api.register(accountRoutes);
+      await api.register(revenuecatSyncRoutes);
       await api.register(holdRoutes);
       await api.register(batchDebitRoutes);
       await api.register(packageRoutes);
+      await api.register(purchaseRoutes);
       await api.register(providerEventRoutes);
       await api.register(webhookEndpointRoutes);
       await api.register(eventRoutes);

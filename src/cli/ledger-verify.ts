@@ -1,7 +1,7 @@
 import { loadConfig } from '../config.ts';
 import { createDatabase } from '../db/database.ts';
 import { startEmbeddedPostgres } from '../db/embedded.ts';
-import { findInconsistentAccounts } from '../modules/ledger/ledger.repository.ts';
+import { findInconsistentAccounts } from '../modules/ledger/index.ts';
 
 /**
  * `npm run ledger:verify`: for every account, sum of entries = cached balance = sum of remaining lots, each

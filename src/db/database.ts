@@ -6,10 +6,26 @@ import {
   type PostgresPool,
   type PostgresPoolClient,
   type Selectable,
+  type Transaction,
 } from 'kysely';
 import pg from 'pg';
-import type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
 import { isDatabaseUnavailable } from './errors.ts';
+// Each module owns its tables' types (src/modules/*/*.tables.ts); this file assembles them into the database.
+import type { ApiKeysTable } from '../modules/api-keys/index.ts';
+import type { CreditPackagesTable, PackageRevenuecatProductsTable } from '../modules/catalog/index.ts';
+import type {
+  WebhookDeliveriesTable,
+  WebhookEndpointsTable,
+  EventsTable,
+} from '../modules/events-out/index.ts';
+import type {
+  AccountsTable,
+  CreditLotsTable,
+  HoldsTable,
+  LedgerEntriesTable,
+} from '../modules/ledger/index.ts';
+import type { ProviderSyncStateTable, WebhookEventsTable } from '../modules/providers/index.ts';
+import type { PurchasesTable } from '../modules/purchases/index.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
 function parseSafeInteger(value: string): number {
@@ -19,202 +35,6 @@ function parseSafeInteger(value: string): number {
 }
 pg.types.setTypeParser(pg.types.builtins.INT8, parseSafeInteger);
 pg.types.setTypeParser(pg.types.builtins.NUMERIC, parseSafeInteger);
-
-type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
-
-export interface ApiKeysTable {
-  id: string;
-  name: string;
-  prefix: string;
-  key_hash: string;
-  scopes: string[];
-  created_at: Generated<Date>;
-  last_used_at: Date | null;
-  revoked_at: Date | null;
-}
-
-export interface CreditPackagesTable {
-  id: string;
-  name: string;
-  description: string | null;
-  credits: number;
-  price: number;
-  currency: string;
-  is_active: Generated<boolean>;
-  stripe_price_id: string | null;
-  credit_expiry_days: number | null;
-  created_at: Generated<Date>;
-  updated_at: Generated<Date>;
-}
-
-export interface PackageRevenuecatProductsTable {
-  product_id: string;
-  package_id: string;
-}
-
-export type PurchaseStatus =
-  | 'pending'
-  | 'completed'
-  | 'failed'
-  | 'expired'
-  | 'refunded'
-  | 'partially_refunded'
-  | 'disputed';
-export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
-
-export interface PurchasesTable {
-  id: string;
-  user_id: string;
-  package_id: string;
-  provider: Provider;
-  provider_ref: string | null;
-  status: PurchaseStatus;
-  credits: number;
-  price: number;
-  currency: string;
-  credit_expiry_days: number | null;
-  credits_reversed: Generated<number>;
-  credits_disputed: Generated<number>;
-  stripe_payment_intent_id: string | null;
-  created_at: Generated<Date>;
-  completed_at: Date | null;
-  updated_at: Generated<Date>;
-}
-
-export interface AccountsTable {
-  user_id: string;
-  balance: Generated<number>;
-  /** What active holds reserve; available = balance - held (SQL: credits_available). */
-  held: Generated<number>;
-  created_at: Generated<Date>;
-  updated_at: Generated<Date>;
-}
-
-export interface LedgerEntriesTable {
-  user_id: string;
-  id: Generated<number>;
-  type: LedgerEntryType;
-  amount: number;
-  balance_after: number;
-  source: LedgerSource;
-  purchase_id: string | null;
-  reason: string | null;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  metadata: ColumnType<Record<string, unknown>, string | undefined, never>;
-  created_at: Generated<Date>;
-  /** The hold a capture's debit came from. */
-  hold_id: string | null;
-  /** The debit a debit_reversal gives back. */
-  reverses_entry_id: number | null;
-}
-
-export interface HoldsTable {
-  user_id: string;
-  id: string;
-  seq: Generated<number>;
-  amount: number;
-  captured_amount: Generated<number>;
-  status: HoldStatus;
-  reason: string | null;
-  metadata: ColumnType<Record<string, unknown>, string | undefined, never>;
-  idempotency_key: string | null;
-  request_hash: string | null;
-  created_at: Generated<Date>;
-  expires_at: Date;
-  captured_at: Date | null;
-  released_at: Date | null;
-  entry_id: number | null;
-}
-
-export interface CreditLotsTable {
-  user_id: string;
-  id: Generated<number>;
-  purchase_id: string | null;
-  source: string;
-  amount: number;
-  remaining: number;
-  /** Reserved by active holds: spendable = remaining - held. */
-  held: Generated<number>;
-  /** Generated: remaining = 0. */
-  empty: Generated<boolean>;
-  expires_at: Date | null;
-  grant_entry_id: number;
-  created_at: Generated<Date>;
-}
-
-export type EventProvider = 'stripe' | 'revenuecat';
-export type EventStatus = 'processed' | 'ignored' | 'parked' | 'failed';
-export type EventSource = 'webhook' | 'reconcile' | 'sync';
-
-/** The provider-event inbox (010_provider_event_inbox.sql). */
-export interface WebhookEventsTable {
-  provider: EventProvider;
-  event_id: string;
-  type: string;
-  payload: ColumnType<unknown, string, never>;
-  status: EventStatus;
-  note: string | null;
-  purchase_id: string | null;
-  received_at: Generated<Date>;
-  processed_at: Timestamp | null;
-  seq: Generated<number>;
-  source: Generated<EventSource>;
-  user_id: string | null;
-  waiting_for: string | null;
-  attempts: Generated<number>;
-}
-
-export interface ProviderSyncStateTable {
-  name: string;
-  high_water: Date | null;
-  lease_owner: string | null;
-  lease_until: Date | null;
-  last_run_at: Date | null;
-  last_result: ColumnType<unknown, string | null, string | null> | null;
-}
-
-/** The event log (migrations/012_events.sql): written by triggers, read by the API and the delivery worker. */
-export interface EventsTable {
-  id: Generated<number>;
-  type: string;
-  user_id: string | null;
-  endpoint_id: string | null;
-  data: ColumnType<Record<string, unknown>, never, never>;
-  created_at: Generated<Date>;
-  dispatched_at: Timestamp | null;
-}
-
-export interface WebhookEndpointsTable {
-  id: string;
-  url: string;
-  description: string | null;
-  events: string[];
-  low_balance_thresholds: ColumnType<number[], number[] | undefined, number[]>;
-  secret: string;
-  previous_secret: string | null;
-  previous_secret_until: Timestamp | null;
-  disabled: Generated<boolean>;
-  created_at: Generated<Date>;
-  updated_at: Generated<Date>;
-}
-
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
-
-export interface WebhookDeliveriesTable {
-  id: Generated<number>;
-  endpoint_id: string;
-  event_id: number;
-  status: Generated<DeliveryStatus>;
-  attempts: Generated<number>;
-  next_attempt_at: Generated<Date>;
-  lease_until: Timestamp | null;
-  last_attempt_at: Timestamp | null;
-  last_status_code: number | null;
-  last_error: string | null;
-  delivered_at: Timestamp | null;
-  created_at: Generated<Date>;
-}
 
 export interface Database {
   api_keys: ApiKeysTable;
@@ -233,13 +53,25 @@ export interface Database {
 }
 
 export type Db = Kysely<Database>;
-export type LedgerEntryRow = Selectable<LedgerEntriesTable>;
-export type HoldRow = Selectable<HoldsTable>;
-export type PurchaseRow = Selectable<PurchasesTable>;
-export type ProviderEventRow = Selectable<WebhookEventsTable>;
-export type EventRow = Selectable<EventsTable>;
-export type WebhookEndpointRow = Selectable<WebhookEndpointsTable>;
-export type WebhookDeliveryRow = Selectable<WebhookDeliveriesTable>;
+// Row types, re-exported for the code that reads them from here.
+export type {
+  EventRow,
+  WebhookDeliveryRow,
+  WebhookEndpointRow,
+  DeliveryStatus,
+} from '../modules/events-out/index.ts';
+export type { HoldRow, LedgerEntryRow } from '../modules/ledger/index.ts';
+export type {
+  EventProvider,
+  EventSource,
+  EventStatus,
+  ProviderEventRow,
+} from '../modules/providers/index.ts';
+export type { PurchaseRow, PurchaseStatus } from '../modules/purchases/index.ts';
+export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
+
+/** Any executor: the pool-backed Kysely, or a transaction the caller owns. */
+export type Executor = Kysely<Database> | Transaction<Database>;
 
 /**
  * A query run as a named prepared statement: parsed and planned once per connection, not per call. Kysely

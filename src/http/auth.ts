@@ -5,11 +5,7 @@ import type { Config } from '../config.ts';
 import { AppError, forbidden, unauthorized } from '../errors.ts';
 import { msg } from '../messages.ts';
 import type { Scope } from './schemas.ts';
-import {
-  API_KEY_PREFIX,
-  type ApiKeysService,
-  isPlausibleApiKey,
-} from '../modules/api-keys/api-keys.service.ts';
+import { API_KEY_PREFIX, type ApiKeysService, isPlausibleApiKey } from '../modules/api-keys/index.ts';
 import { createAuthFailureLimiter } from './auth-failures.ts';
 import { isWellFormedText } from '../lib/text.ts';
 

@@ -209,11 +209,16 @@ export const PackageSchema = Type.Object(
   { $id: 'Package' },
 );
 
-export const PurchaseStatusSchema = Type.Union(
-  ['pending', 'completed', 'failed', 'expired', 'refunded', 'partially_refunded', 'disputed'].map((s) =>
-    Type.Literal(s),
-  ),
-);
+export const PurchaseStatusSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('completed'),
+  Type.Literal('failed'),
+  Type.Literal('expired'),
+  Type.Literal('refunded'),
+  Type.Literal('partially_refunded'),
+  Type.Literal('disputed'),
+]);
+export type PurchaseStatus = Static<typeof PurchaseStatusSchema>;
 
 export const PurchaseSchema = Type.Object(
   {
@@ -234,6 +239,7 @@ export const PurchaseSchema = Type.Object(
   },
   { $id: 'Purchase' },
 );
+export type Purchase = Static<typeof PurchaseSchema>;
 
 export const HoldStatusSchema = Type.Union([
   Type.Literal('active'),

@@ -8,7 +8,8 @@ import {
   revokeApiKey,
   touchApiKey,
 } from './api-keys.repository.ts';
-import type { ApiKeysTable, Db } from '../../db/database.ts';
+import type { Db } from '../../db/database.ts';
+import type { ApiKeysTable } from './api-keys.tables.ts';
 import { conflict, notFound } from '../../errors.ts';
 import type { Scope } from '../../http/schemas.ts';
 import { newId } from '../../lib/ids.ts';

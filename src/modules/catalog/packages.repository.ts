@@ -1,6 +1,6 @@
 import { sql } from 'kysely';
 import { exactTime, olderThan } from '../../lib/keyset.ts';
-import type { Executor } from '../ledger/ledger.repository.ts';
+import type { Executor } from '../../db/database.ts';
 
 export interface PackageValues {
   name: string;

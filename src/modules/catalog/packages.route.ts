@@ -116,66 +116,6 @@ export default async function packageRoutes(app: App) {
   );
 
   app.get(
-    '/credit-packages/purchases',
-    {
-      onRequest: app.authorize(['user']),
-      schema: {
-        operationId: 'listMyPurchases',
-        tags: ['packages'],
-        summary: "List the caller's purchases",
-        description:
-          "The caller's purchases (any provider, any status), newest first, paginated. " +
-          "`?expand=package` adds each purchase's package as it is now.",
-        security: bearerSecurity,
-        querystring: PurchasePageQuery,
-        response: {
-          200: ok(Page(PurchaseSchema), 'A page of purchases; `nextCursor` fetches the next one'),
-          ...errors(401, 403),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply.ok(
-        await app.services.packages.purchases(
-          callerUserId(request),
-          request.query.limit,
-          request.query.cursor,
-          request.query.expand,
-        ),
-      ),
-  );
-
-  app.get(
-    '/credit-packages/purchases/:purchaseId',
-    {
-      onRequest: app.authorize(['user']),
-      schema: {
-        operationId: 'getMyPurchase',
-        tags: ['packages'],
-        summary: "Get one of the caller's purchases",
-        description:
-          "One of the caller's purchases; another user's purchase answers 404, as if it did not exist. " +
-          '`?expand=package` adds its package as it is now.',
-        security: bearerSecurity,
-        params: Type.Object({ purchaseId: Id }),
-        querystring: PurchaseExpandQuery,
-        response: {
-          200: ok(PurchaseSchema, 'The purchase'),
-          ...errors(401, 403, [404, 'No such purchase of the caller']),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply.ok(
-        await app.services.packages.purchase(
-          callerUserId(request),
-          request.params.purchaseId,
-          request.query.expand,
-        ),
-      ),
-  );
-
-  app.get(
     '/credit-packages/:id',
     {
       schema: {

@@ -1,5 +1,4 @@
-import type { Db, PurchaseRow } from '../../db/database.ts';
-import type { Executor } from '../ledger/ledger.repository.ts';
+import type { Db, Executor } from '../../db/database.ts';
 import {
   deletePackage,
   findPackage,
@@ -14,15 +13,8 @@ import {
   replaceProductIds,
   updatePackage,
 } from './packages.repository.ts';
-import {
-  findPurchase,
-  findPurchases,
-  insertPurchase,
-  listPurchases,
-} from '../purchases/purchases.repository.ts';
 import { badRequest, conflict, notFound } from '../../errors.ts';
 import { newId } from '../../lib/ids.ts';
-import type { LedgerEntry, LedgerService } from '../ledger/ledger.service.ts';
 import { decodeCursor, toPage } from '../../lib/pagination.ts';
 
 export interface PackageInput {
@@ -55,55 +47,6 @@ export const toPackage = (row: PackageRow) => ({
 });
 export type Package = ReturnType<typeof toPackage>;
 
-export const toPurchase = (row: PurchaseRow) => ({
-  id: row.id,
-  userId: row.user_id,
-  packageId: row.package_id,
-  provider: row.provider,
-  providerRef: row.provider_ref,
-  status: row.status,
-  credits: row.credits,
-  price: row.price,
-  currency: row.currency,
-  creditsReversed: row.credits_reversed,
-  createdAt: row.created_at.toISOString(),
-  completedAt: row.completed_at?.toISOString() ?? null,
-});
-export type Purchase = ReturnType<typeof toPurchase>;
-
-/** `?expand=` values of purchase reads. */
-export type PurchaseExpand = 'package';
-export type ExpandedPurchase = Purchase & { package?: Package };
-
-/**
- * Purchases with `package` (the package as it is now) beside `packageId` when `expand` asks for it.
- * One query for the whole page. Packages with purchases are never deleted, only deactivated.
- */
-export async function expandPurchases(
-  db: Db,
-  purchases: Purchase[],
-  expand: readonly PurchaseExpand[] = [],
-): Promise<ExpandedPurchase[]> {
-  if (!expand.includes('package')) return purchases;
-  const packages = new Map(
-    (
-      await findPackages(
-        db,
-        purchases.map((p) => p.packageId),
-      )
-    ).map((row) => [row.id, toPackage(row)]),
-  );
-  return purchases.map((p) => {
-    const pkg = packages.get(p.packageId);
-    return pkg ? { ...p, package: pkg } : p;
-  });
-}
-
-/** Purchase rows by id, as API objects (for a ledger's `?expand=purchase`). */
-export async function purchasesById(db: Db, ids: readonly string[]): Promise<Map<string, Purchase>> {
-  return new Map((await findPurchases(db, ids)).map((row) => [row.id, toPurchase(row)]));
-}
-
 /** When credits granted now for a package with `creditExpiryDays` expire (null: never). */
 export function expiryFor(days: number | null, from = new Date()): Date | null {
   return days === null ? null : new Date(from.getTime() + days * 86_400_000);
@@ -133,7 +76,7 @@ export interface PackagesServiceOptions {
   onProductsMapped?: (trx: Executor, productIds: string[]) => Promise<void>;
 }
 
-export function createPackagesService(db: Db, ledger: LedgerService, opts: PackagesServiceOptions = {}) {
+export function createPackagesService(db: Db, opts: PackagesServiceOptions = {}) {
   async function mapped(trx: Executor, productIds: string[] | undefined) {
     if (!productIds?.length || !opts.onProductsMapped) return;
     await lockProductMapping(trx, ...productIds);
@@ -213,55 +156,6 @@ export function createPackagesService(db: Db, ledger: LedgerService, opts: Packa
         }
         await deletePackage(trx, id);
         return { deleted: true, deactivated: false, package: toPackage(row) };
-      });
-    },
-
-    async purchases(userId: string, limit: number, cursor?: string, expand?: readonly PurchaseExpand[]) {
-      const after = decodeCursor(cursor, ['timestamp', 'string']) as [string, string] | undefined;
-      const rows = await listPurchases(db, userId, limit, after && { createdAt: after[0], id: after[1] });
-      const page = toPage(rows, limit, toPurchase, (r) => [r.created_at_exact, r.id]);
-      return { items: await expandPurchases(db, page.items, expand), nextCursor: page.nextCursor };
-    },
-
-    /** One of `userId`'s purchases; another user's purchase is 404, as if it did not exist. */
-    async purchase(userId: string, purchaseId: string, expand?: readonly PurchaseExpand[]) {
-      const row = await findPurchase(db, purchaseId);
-      if (!row || row.user_id !== userId) throw notFound('purchase.not_found');
-      const [purchase] = await expandPurchases(db, [toPurchase(row)], expand);
-      return purchase as ExpandedPurchase;
-    },
-
-    /** DEV ONLY: grants a package without payment, as a completed `dev` purchase, in one transaction. */
-    async devPurchase(
-      userId: string,
-      packageId: string,
-    ): Promise<{ purchase: Purchase; entry: LedgerEntry; balance: number }> {
-      return db.transaction().execute(async (trx) => {
-        const pkg = await findPackage(trx, packageId, true);
-        if (!pkg) throw notFound('package.not_found');
-        if (!pkg.is_active) throw conflict('package.inactive');
-        const purchase = await insertPurchase(trx, {
-          id: newId('pur'),
-          userId,
-          pkg,
-          provider: 'dev',
-          providerRef: null,
-          status: 'completed',
-        });
-        const granted = await ledger.grant(
-          {
-            userId,
-            amount: purchase.credits,
-            source: 'dev',
-            purchaseId: purchase.id,
-            idempotencyKey: `dev:purchase:${purchase.id}`,
-            reason: `Dev purchase of ${pkg.name}`,
-            metadata: { packageId: pkg.id },
-            expiresAt: expiryFor(purchase.credit_expiry_days),
-          },
-          trx,
-        );
-        return { purchase: toPurchase(purchase), entry: granted.entry, balance: granted.balance };
       });
     },
   };

@@ -1,10 +1,9 @@
 import type { Db, EventRow, PurchaseRow } from '../../db/database.ts';
-import type { EntryJson, HoldJson } from '../ledger/ledger.repository.ts';
+import { type EntryJson, type HoldJson, toHold, toLedgerEntry } from '../ledger/index.ts';
 import { findEvent, listEvents } from './events-out.repository.ts';
 import { notFound } from '../../errors.ts';
 import type { EventType } from './event-types.ts';
-import { toHold, toLedgerEntry } from '../ledger/ledger.service.ts';
-import { toPurchase } from '../catalog/packages.service.ts';
+import { toPurchase } from '../purchases/index.ts';
 import { decodeCursor, toPage } from '../../lib/pagination.ts';
 
 type Obj = Record<string, unknown>;

@@ -3,11 +3,11 @@ import type {
   Db,
   DeliveryStatus,
   EventRow,
+  Executor,
   WebhookDeliveryRow,
   WebhookEndpointRow,
 } from '../../db/database.ts';
 import { exactTime, olderThan } from '../../lib/keyset.ts';
-import type { Executor } from '../ledger/ledger.repository.ts';
 
 // ------------------------------------------------------------------------------------------------ endpoints
 

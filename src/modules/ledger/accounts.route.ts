@@ -120,67 +120,6 @@ export default async function accountRoutes(app: App) {
       ),
   );
 
-  app.get(
-    '/accounts/:userId/purchases',
-    {
-      onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
-      schema: {
-        operationId: 'listAccountPurchases',
-        tags: ['accounts'],
-        summary: "List a user's purchases",
-        description:
-          "A user's purchases, newest first, paginated (the user themselves, admins, ops, API keys with " +
-          "`ledger:read`). `?expand=package` adds each purchase's package as it is now.",
-        security,
-        params: UserIdParams,
-        querystring: PurchasePageQuery,
-        response: {
-          200: ok(Page(PurchaseSchema), 'A page of purchases; `nextCursor` fetches the next one'),
-          ...errors(401, 403),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply.ok(
-        await app.services.packages.purchases(
-          request.params.userId,
-          request.query.limit,
-          request.query.cursor,
-          request.query.expand,
-        ),
-      ),
-  );
-
-  app.get(
-    '/accounts/:userId/purchases/:purchaseId',
-    {
-      onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
-      schema: {
-        operationId: 'getAccountPurchase',
-        tags: ['accounts'],
-        summary: "Get one of a user's purchases",
-        description:
-          "One of a user's purchases (the user themselves, admins, ops, API keys with `ledger:read`); a purchase " +
-          'of another user answers 404. `?expand=package` adds its package as it is now.',
-        security,
-        params: Type.Object({ userId: UserId, purchaseId: Id }),
-        querystring: PurchaseExpandQuery,
-        response: {
-          200: ok(PurchaseSchema, 'The purchase'),
-          ...errors(401, 403, [404, 'No such purchase of this user']),
-        },
-      },
-    },
-    async (request, reply) =>
-      reply.ok(
-        await app.services.packages.purchase(
-          request.params.userId,
-          request.params.purchaseId,
-          request.query.expand,
-        ),
-      ),
-  );
-
   app.post(
     '/accounts/:userId/debits',
     {
@@ -284,44 +223,5 @@ export default async function accountRoutes(app: App) {
       if (replayed) reply.header('idempotent-replayed', 'true');
       return reply.ok(data, replayed ? 200 : 201);
     },
-  );
-
-  app.post(
-    '/accounts/:userId/revenuecat/sync',
-    {
-      onRequest: app.authorize(['self', 'admin']),
-      schema: {
-        operationId: 'syncRevenuecatPurchases',
-        tags: ['accounts'],
-        summary: "Grant the user's RevenueCat purchases that the webhook missed",
-        description:
-          "Reads the user's one-time purchases from RevenueCat (`GET /v1/subscribers/{userId}` at " +
-          'REVENUECAT_API_URL with REVENUECAT_API_KEY) and grants every transaction of a mapped product not yet ' +
-          "granted. The grant is keyed by the store transaction id, as the webhook's is, so a sync and a webhook " +
-          'grant once between them. Sandbox transactions follow REVENUECAT_ALLOW_SANDBOX; a product no package ' +
-          'maps yet is stored as parked and granted when a package maps it. 503 when REVENUECAT_API_KEY is unset ' +
-          'or RevenueCat cannot be read. For the user themself and admins.',
-        security,
-        params: UserIdParams,
-        response: {
-          200: ok(
-            Type.Object({
-              granted: Type.Array(PurchaseSchema, { description: 'Purchases this sync granted' }),
-              alreadyGranted: Type.Integer({ description: 'Transactions granted before (webhook or sync)' }),
-              ignored: Type.Integer({
-                description: 'Transactions that grant nothing (sandbox not allowed, no transaction id)',
-              }),
-              parked: Type.Integer({ description: 'Transactions of products no package maps yet' }),
-            }),
-            'What the sync did: the purchases it granted, and counts of what it left alone',
-          ),
-          ...errors(401, 403, [
-            503,
-            'REVENUECAT_API_KEY is unset, or RevenueCat cannot be read; retry later',
-          ]),
-        },
-      },
-    },
-    async (request, reply) => reply.ok(await app.services.revenuecatSync.sync(request.params.userId)),
   );
 }

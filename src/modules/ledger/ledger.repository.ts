@@ -1,15 +1,12 @@
-import { type Kysely, sql, type Transaction } from 'kysely';
+import { sql } from 'kysely';
 import type {
-  Database,
+  Executor,
   HoldRow,
   HoldStatus,
   LedgerEntryRow,
   LedgerSource,
   PreparedQuery,
 } from '../../db/database.ts';
-
-/** Any executor: the pool-backed Kysely, or a transaction the caller owns. */
-export type Executor = Kysely<Database> | Transaction<Database>;
 
 /** An entry as the SQL functions return it (JSON): the row, its timestamp as text. */
 export type EntryJson = Omit<LedgerEntryRow, 'created_at'> & { created_at: string };

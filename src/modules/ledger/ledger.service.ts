@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { Db, LedgerEntryRow, PreparedQuery } from '../../db/database.ts';
+import type { Db, Executor, HoldRow, LedgerEntryRow, PreparedQuery } from '../../db/database.ts';
 import { fromDatabaseError, isDatabaseUnavailable, isStatementCancelled } from '../../db/errors.ts';
 import {
   callClawback,
@@ -8,7 +8,6 @@ import {
   callLedgerMany,
   callReverseDebit,
   type EntryJson,
-  type Executor,
   expireDueHolds,
   expireDueLots,
   findHold,
@@ -25,13 +24,11 @@ import {
   usersWithDueLots,
 } from './ledger.repository.ts';
 import { AppError, type ErrorCode, badRequest, conflict, notFound } from '../../errors.ts';
-import type { HoldRow } from '../../db/database.ts';
 import { msg } from '../../messages.ts';
-import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource } from '../../http/schemas.ts';
+import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource, Purchase } from '../../http/schemas.ts';
 import { newId } from '../../lib/ids.ts';
 import { createGroupCommit } from './group-commit.ts';
 import { decodeCursor, toPage } from '../../lib/pagination.ts';
-import { purchasesById } from '../catalog/packages.service.ts';
 import { MAX_JSON_DEPTH } from '../../lib/text.ts';
 
 /** `?expand=` values of ledger reads. */
@@ -243,6 +240,11 @@ export interface LedgerServiceOptions {
    * commit). Most of a lone operation's cost is its commit's WAL flush and its round trip (docs/benchmarks.md).
    */
   debitCallsInFlight: number;
+  /**
+   * Purchases by id as API objects, for a ledger read's `?expand=purchase`. Given by the app (the purchases
+   * module): the ledger depends on no other module.
+   */
+  purchasesById?: (ids: readonly string[]) => Promise<ReadonlyMap<string, Purchase>>;
 }
 
 /**
@@ -500,10 +502,8 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       const rows = await listEntries(db, userId, limit, after?.[0]);
       const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
       if (!expand.includes('purchase')) return page;
-      const purchases = await purchasesById(
-        db,
-        page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : [])),
-      );
+      const ids = page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : []));
+      const purchases = (await options.purchasesById?.(ids)) ?? new Map<string, Purchase>();
       return {
         items: page.items.map((e) => ({
           ...e,

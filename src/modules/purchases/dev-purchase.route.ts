@@ -40,6 +40,6 @@ export default async function devPurchaseRoutes(app: App) {
       },
     },
     async (request, reply) =>
-      reply.ok(await app.services.packages.devPurchase(callerUserId(request), request.body.packageId), 201),
+      reply.ok(await app.services.purchases.devPurchase(callerUserId(request), request.body.packageId), 201),
   );
 }

@@ -1,15 +1,14 @@
-import type { PurchaseRow, PurchaseStatus } from '../../db/database.ts';
+import type { Executor, PurchaseRow, PurchaseStatus } from '../../db/database.ts';
 import {
   countReversals,
-  type Executor,
   findEntryByIdempotencyKey,
   lastReversalOf,
-} from '../ledger/ledger.repository.ts';
-import type { PackageRow } from '../catalog/packages.repository.ts';
+  type LedgerOutcome,
+  type LedgerService,
+} from '../ledger/index.ts';
+import { expiryFor, type PackageRow } from '../catalog/index.ts';
 import { insertPurchase, type PurchaseChanges, updatePurchase } from './purchases.repository.ts';
 import { newId } from '../../lib/ids.ts';
-import type { LedgerOutcome, LedgerService } from '../ledger/ledger.service.ts';
-import { expiryFor } from '../catalog/packages.service.ts';
 
 /** Statuses in which the purchase's credits were granted (refunds and disputes apply to these only). */
 export const GRANTED: ReadonlySet<PurchaseStatus> = new Set([
@@ -105,6 +104,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       ex: Executor,
       input: {
         existing?: PurchaseRow;
+        /** The new purchase's id, when the caller needs it before (a grant key naming it); else a new one. */
+        id?: string;
         userId: string;
         /** The package sold, for a new purchase (a snapshot of it is taken); unused with `existing`. */
         pkg?: PackageRow;
@@ -118,7 +119,7 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       const purchase =
         input.existing ??
         (await insertPurchase(ex, {
-          id: newId('pur'),
+          id: input.id ?? newId('pur'),
           userId: input.userId,
           pkg: input.pkg as PackageRow,
           provider: input.provider,

@@ -1,8 +1,8 @@
 import { sql } from 'kysely';
-import type { PurchaseRow, PurchasesTable } from '../../db/database.ts';
+import type { Executor, PurchaseRow } from '../../db/database.ts';
+import type { PurchasesTable } from './purchases.tables.ts';
 import { exactTime, olderThan } from '../../lib/keyset.ts';
-import type { Executor } from '../ledger/ledger.repository.ts';
-import type { PackageRow } from '../catalog/packages.repository.ts';
+import type { PackageRow } from '../catalog/index.ts';
 
 /** A new purchase copies what the package is now: credits, price, currency, expiry. */
 export async function insertPurchase(

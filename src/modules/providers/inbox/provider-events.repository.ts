@@ -1,6 +1,11 @@
 import { sql } from 'kysely';
-import type { EventProvider, EventSource, EventStatus, ProviderEventRow } from '../../../db/database.ts';
-import type { Executor } from '../../ledger/ledger.repository.ts';
+import type {
+  EventProvider,
+  EventSource,
+  EventStatus,
+  Executor,
+  ProviderEventRow,
+} from '../../../db/database.ts';
 
 /**
  * Stores a provider event once by (provider, id). Returns false when it was stored before: a concurrent

@@ -1,6 +1,12 @@
 import { sql } from 'kysely';
-import type { Db, EventProvider, EventSource, EventStatus, ProviderEventRow } from '../../../db/database.ts';
-import type { Executor } from '../../ledger/ledger.repository.ts';
+import type {
+  Db,
+  EventProvider,
+  EventSource,
+  EventStatus,
+  Executor,
+  ProviderEventRow,
+} from '../../../db/database.ts';
 import {
   claimEvent,
   type EventFilter,

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Executor } from '../../ledger/ledger.repository.ts';
+import type { Executor } from '../../../db/database.ts';
 
 /**
  * Takes the lease of a periodic job (`name`) for `owner` until `seconds` from now, when it is free, expired,

@@ -1,8 +1,7 @@
 import type { Config } from '../../../config.ts';
 import type { Db } from '../../../db/database.ts';
-import { findPurchase, findPurchaseByProviderRef } from '../../purchases/purchases.repository.ts';
+import { findPurchase, findPurchaseByProviderRef, type Purchase, toPurchase } from '../../purchases/index.ts';
 import { unavailable } from '../../../errors.ts';
-import { type Purchase, toPurchase } from '../../catalog/packages.service.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
 
 /** A request to RevenueCat that has not answered by then is failed (the sync answers 503). */

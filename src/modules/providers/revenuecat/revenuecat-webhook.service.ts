@@ -1,7 +1,11 @@
 import { type Static, Type } from '@sinclair/typebox';
-import { findPackageByProductId } from '../../catalog/packages.repository.ts';
-import { findPurchaseByProviderRef, lockProviderRef } from '../../purchases/purchases.repository.ts';
-import { lockProductMapping } from '../../catalog/packages.repository.ts';
+import { findPackageByProductId, lockProductMapping } from '../../catalog/index.ts';
+import {
+  findPurchaseByProviderRef,
+  lockProviderRef,
+  MAX_REFUND_CYCLES,
+  type PurchaseLifecycle,
+} from '../../purchases/index.ts';
 import { badRequest } from '../../../errors.ts';
 import type {
   InboxContext,
@@ -9,7 +13,6 @@ import type {
   ProviderHandler,
   ProviderInbox,
 } from '../inbox/provider-inbox.service.ts';
-import { MAX_REFUND_CYCLES, type PurchaseLifecycle } from '../../purchases/purchase-lifecycle.ts';
 
 const Text = Type.Optional(Type.Union([Type.String(), Type.Null()]));
 

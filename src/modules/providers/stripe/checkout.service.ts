@@ -1,17 +1,18 @@
 import type Stripe from 'stripe';
 import type { Config } from '../../../config.ts';
 import type { Db } from '../../../db/database.ts';
-import { findPackage } from '../../catalog/packages.repository.ts';
+import { findPackage } from '../../catalog/index.ts';
 import {
   findPurchaseByProviderRef,
   insertPurchase,
+  type Purchase,
+  type PurchaseLifecycle,
+  toPurchase,
   updatePurchase,
-} from '../../purchases/purchases.repository.ts';
+} from '../../purchases/index.ts';
 import { badRequest, conflict, notFound, unavailable } from '../../../errors.ts';
 import { newId } from '../../../lib/ids.ts';
-import { type Purchase, toPurchase } from '../../catalog/packages.service.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
-import type { PurchaseLifecycle } from '../../purchases/purchase-lifecycle.ts';
 import type { StripeHandler } from './stripe-webhook.service.ts';
 
 export interface CheckoutInput {

@@ -1,12 +1,13 @@
 import type { Config } from '../../../config.ts';
-import type { PurchaseRow, PurchaseStatus } from '../../../db/database.ts';
-import type { Executor } from '../../ledger/ledger.repository.ts';
+import type { Executor, PurchaseRow, PurchaseStatus } from '../../../db/database.ts';
 import {
   findPurchase,
   findPurchaseByPaymentIntent,
   findPurchaseByProviderRef,
+  isGranted,
   type PurchaseChanges,
-} from '../../purchases/purchases.repository.ts';
+  type PurchaseLifecycle,
+} from '../../purchases/index.ts';
 import { lockPaymentIntent, STRIPE_CHARGE_EVENT_TYPES } from './stripe.repository.ts';
 import { AppError, unavailable } from '../../../errors.ts';
 import { msg } from '../../../messages.ts';
@@ -16,7 +17,6 @@ import type {
   ProviderHandler,
   ProviderInbox,
 } from '../inbox/provider-inbox.service.ts';
-import { isGranted, type PurchaseLifecycle } from '../../purchases/purchase-lifecycle.ts';
 import { constructStripeEvent } from './stripe.client.ts';
 import { storableProviderEvent } from '../../../lib/text.ts';
 

@@ -1,5 +1,5 @@
 import { sql } from 'kysely';
-import type { Executor } from '../../ledger/ledger.repository.ts';
+import type { Executor } from '../../../db/database.ts';
 
 /** The event types whose object (a Charge or a Dispute) names a PaymentIntent. */
 export const STRIPE_CHARGE_EVENT_TYPES = [
