@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { buildTestApp } from '../helpers/app.ts';
 
@@ -59,6 +60,16 @@ describe('the operations console is served at /console/ (CONTRACT section 14)', 
       expect(res.headers['content-security-policy']).toBeDefined();
     }
     expect(page.body).not.toMatch(/<script(?![^>]*\bsrc=)[^>]*>/);
+  });
+
+  it('weighs at most 80 KB of JavaScript and CSS, gzipped', async () => {
+    const page = await app.inject({ method: 'GET', url: '/console/' });
+    const assets = [...page.body.matchAll(/(?:src|href)="([^"]+)"/g)].map((m) => m[1] ?? '');
+    let gzipped = 0;
+    for (const asset of assets) {
+      gzipped += gzipSync((await app.inject({ method: 'GET', url: asset })).rawPayload, { level: 9 }).length;
+    }
+    expect(gzipped).toBeLessThanOrEqual(80 * 1024);
   });
 
   it('keeps the API as it was: no console headers on /api/v1, and an unknown asset is a 404', async () => {
