@@ -23,25 +23,37 @@ export interface Problem {
 
 export type Result<T> = { ok: true; data: T; status: number } | { ok: false; problem: Problem };
 
-interface Answer<D> {
-  data?: { data: D } | undefined;
+interface Answer {
+  data?: unknown;
   error?: unknown;
   response: Response;
 }
 
 /**
+ * The envelope's `data` of an answer: routes that also answer CSV type their body as `string | envelope`; the
+ * console asks for JSON there, so the string side drops out.
+ */
+type EnvelopeData<T> = T extends { data: infer D } ? D : never;
+
+/**
  * The envelope's `data` on success, or a Problem in words. A 401 after sign-in means the token has expired
  * or was revoked: the operator is sent back to the sign-in page, which says so.
  */
-export async function call<D>(request: Promise<Answer<D>>, { signOutOn401 = true } = {}): Promise<Result<D>> {
-  let answer: Answer<D>;
+export async function call<A extends Answer>(
+  request: Promise<A>,
+  { signOutOn401 = true } = {},
+): Promise<Result<EnvelopeData<NonNullable<A['data']>>>> {
+  let answer: A;
   try {
     answer = await request;
   } catch {
     return { ok: false, problem: { status: 0, code: null, messages: [t('error.unreachable')] } };
   }
   const { response } = answer;
-  if (response.ok && answer.data) return { ok: true, data: answer.data.data, status: response.status };
+  if (response.ok && answer.data) {
+    const envelope = answer.data as { data: EnvelopeData<NonNullable<A['data']>> };
+    return { ok: true, data: envelope.data, status: response.status };
+  }
   const body = (answer.error ?? {}) as { code?: unknown; errors?: unknown };
   const problem: Problem = {
     status: response.status,

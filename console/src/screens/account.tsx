@@ -12,6 +12,7 @@ import {
   formatTime,
   shortId,
 } from '../lib/format.ts';
+import type { MessageKey } from '../lib/i18n.ts';
 import { newIdempotencyKey } from '../lib/idempotency.ts';
 import {
   balanceColumns,
@@ -84,6 +85,16 @@ function Figures({ userId, version }: { userId: string; version: number }) {
 }
 
 const RANGES: Range[] = ['hour', 'day', 'week'];
+const INTERVAL_NAMES: Record<string, MessageKey> = {
+  hour: 'interval.hour',
+  day: 'interval.day',
+  week: 'interval.week',
+  month: 'interval.month',
+};
+const intervalName = (interval: string) => {
+  const key = INTERVAL_NAMES[interval];
+  return key ? t(key) : interval;
+};
 
 function BalanceChart({ userId, version }: { userId: string; version: number }) {
   const [range, setRange] = useState<Range>('day');
@@ -110,7 +121,7 @@ function BalanceChart({ userId, version }: { userId: string; version: number }) 
           return (
             <Chart
               label={t('account.chartLabel', {
-                interval: t(`interval.${history.interval}`),
+                interval: intervalName(history.interval),
                 from: formatDay(query.from),
                 to: formatDay(query.to),
                 last: last ? formatCredits(last.balance, lang.value) : '—',

@@ -1,13 +1,12 @@
 import { useMemo, useState } from 'preact/hooks';
 import { api, call, downloadCsv, type Problem } from '../api/client.ts';
-import type { CreditsReport } from '../api/pending-section15.ts';
 import { Chart } from '../components/chart.tsx';
 import { Loaded, ProblemBox, Table, useLoad } from '../components/ui.tsx';
 import { formatCredits, formatDay, formatMoney } from '../lib/format.ts';
 import { csvFileName, lastDaysQuery, reportColumns, withQuery } from '../lib/query.ts';
 import { lang, t } from '../state.ts';
 
-type Interval = CreditsReport['interval'];
+type Interval = 'day' | 'week' | 'month';
 const INTERVALS: Interval[] = ['day', 'week', 'month'];
 
 const dayOf = (iso: string) => iso.slice(0, 10);
