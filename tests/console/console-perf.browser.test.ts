@@ -37,7 +37,7 @@ describeBrowser('an account with 10,000 entries in the console', async () => {
     const { page } = tab;
     await signIn(page, tokenFor('admin_1', ['admin']));
     const ready = async () => {
-      await page.getByLabel('Balance').waitFor();
+      await page.getByLabel('Balance', { exact: true }).waitFor();
       await page.getByRole('table', { name: 'Ledger' }).locator('tbody tr').nth(99).waitFor();
       await page.getByRole('table', { name: 'Holds' }).waitFor();
     };
@@ -46,7 +46,7 @@ describeBrowser('an account with 10,000 entries in the console', async () => {
     await page.goto('/console/accounts/perf_user');
     await ready();
     const cold = performance.now() - started;
-    expect(await page.getByLabel('Balance').textContent()).toBe('5,000');
+    expect(await page.getByLabel('Balance', { exact: true }).textContent()).toBe('5,000');
     // In-app: from Accounts to the account, as an operator clicks.
     await page.getByRole('link', { name: 'Accounts', exact: true }).click();
     await page.getByRole('table', { name: 'Accounts' }).getByRole('link', { name: 'perf_user' }).waitFor();

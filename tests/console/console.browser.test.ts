@@ -100,7 +100,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     expect(page.url()).not.toContain(ADMIN);
     // A reload keeps the session for the tab; a deep link works.
     await page.goto('/console/accounts/alice');
-    await page.getByLabel('Balance').waitFor();
+    await page.getByLabel('Balance', { exact: true }).waitFor();
     await page.getByRole('button', { name: 'Sign out' }).click();
     await page.getByLabel('Token').waitFor();
     expect(await page.evaluate('sessionStorage.getItem("credits-console.token")')).toBeNull();
@@ -134,9 +134,9 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
       await page.getByRole('button', { name: 'Search' }).click();
     }
     await page.getByRole('table', { name: 'Accounts' }).getByRole('link', { name: 'alice' }).click();
-    await expect.poll(() => page.getByLabel('Balance').textContent()).toBe('110');
-    expect(await page.getByLabel('Available').textContent()).toBe('105');
-    expect(await page.getByLabel('Held').textContent()).toBe('5');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('110');
+    expect(await page.getByLabel('Available', { exact: true }).textContent()).toBe('105');
+    expect(await page.getByLabel('Held', { exact: true }).textContent()).toBe('5');
     // The debit took the credits that expire soonest first: 10 of the 50 are left to expire.
     expect(await page.getByText(/^10 credits expire on \d{4}-\d\d-\d\d \d\d:\d\d UTC$/).count()).toBe(1);
     const ledger = page.getByRole('table', { name: 'Ledger' });
@@ -162,7 +162,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const tab = await openTab(browser, server.base);
     const { page } = tab;
     await signIn(page, ADMIN, '/console/accounts/bob');
-    await expect.poll(() => page.getByLabel('Balance').textContent()).toBe('60');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('60');
     const row = page
       .getByRole('table', { name: 'Ledger' })
       .locator('tbody tr', { hasText: 'lost on Tuesday' });
@@ -170,7 +170,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('Reason').fill('support ticket 1234');
     await dialog.getByRole('button', { name: 'Reverse' }).click();
-    await expect.poll(() => page.getByLabel('Balance').textContent()).toBe('100');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('100');
     expect(await page.getByRole('dialog').count()).toBe(0);
     const reversal = tab.apiRequests.find((r) => r.method === 'POST' && r.url.includes('/reversals'));
     expect(reversal?.headers['idempotency-key']).toMatch(/^console:reverse:/);
@@ -217,7 +217,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const tab = await openTab(browser, server.base);
     const { page } = tab;
     await signIn(page, OPS, '/console/accounts/alice');
-    await expect.poll(() => page.getByLabel('Balance').textContent()).toBe('110');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('110');
     await page.getByRole('table', { name: 'Ledger' }).locator('tbody tr').first().waitFor();
     await page.getByRole('table', { name: 'Holds' }).locator('tbody tr').first().waitFor();
     expect(await page.getByRole('button', { name: 'Reverse' }).count()).toBe(0);

@@ -76,6 +76,7 @@ export function ReportsScreen() {
       <Loaded load={load}>
         {(report) => (
           <>
+            <h2>{t('reports.table')}</h2>
             {shaped && <Chart label={t('reports.chart')} columns={shaped.columns} series={series} />}
             <Table
               caption={t('reports.table')}

@@ -147,6 +147,7 @@ export function WebhooksScreen() {
         />
       )}
       {secret && <SecretOnce label={t('hooks.secret')} value={secret} />}
+      <h2>{t('hooks.table')}</h2>
       <Loaded load={load}>
         {(page) => (
           <>
