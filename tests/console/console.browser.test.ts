@@ -251,6 +251,35 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     await tab.close();
   });
 
+  it('an API key with credits:debit may reverse; once revoked, the console says so on the sign-in page', async () => {
+    const key = await createApiKey(server.app, ['ledger:read', 'credits:debit'], 'support tool');
+    const tab = await openTab(browser, server.base);
+    const { page } = tab;
+    await signIn(page, key, '/console/accounts/alice');
+    const ledger = page.getByRole('table', { name: 'Ledger' });
+    await ledger.getByRole('button', { name: 'Reverse' }).waitFor();
+    expect(await page.getByRole('button', { name: 'Sync RevenueCat' }).count()).toBe(0);
+    // No debit was written by finding out the key's scopes.
+    const entries = await server.pg.query(
+      `select count(*)::int as n from ledger_entries where user_id like 'console%'`,
+    );
+    expect(entries.rows[0].n).toBe(0);
+    const keys = await server.app.inject({
+      method: 'GET',
+      url: '/api/v1/api-keys?limit=100',
+      headers: asAdmin(),
+    });
+    const id = keys.json().data.items.find((k: { name: string }) => k.name === 'support tool').id;
+    await server.app.inject({ method: 'DELETE', url: `/api/v1/api-keys/${id}`, headers: asAdmin() });
+    await page.getByRole('link', { name: 'Events', exact: true }).click();
+    await page.getByLabel('Token').waitFor();
+    expect(await page.getByRole('status').textContent()).toBe(
+      'Your session ended: the service refused the token. Sign in again.',
+    );
+    expect(await page.evaluate('sessionStorage.getItem("credits-console.token")')).toBeNull();
+    await tab.close();
+  });
+
   it('renders a reason holding HTML as text', async () => {
     const tab = await openTab(browser, server.base);
     const { page } = tab;
