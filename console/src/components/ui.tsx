@@ -135,9 +135,35 @@ export function Table<R>(props: {
 }
 
 /**
+ * One page of a list route in a table, with "First page" and "Next page" (keyset cursors, no OFFSET).
+ * `fetchPage` is asked again, from the first page, whenever something in `deps` changes (filters, or a
+ * counter bumped after an action).
+ */
+export function PagedTable<R>(props: {
+  caption: string;
+  fetchPage: (cursor: string | undefined) => Promise<Result<{ items: R[]; nextCursor: string | null }>>;
+  deps: unknown[];
+  columns: readonly (Column<R> | false)[];
+  rowKey: (row: R) => string;
+}) {
+  const pager = usePager(props.deps);
+  const [load] = useLoad(() => props.fetchPage(pager.cursor), [...props.deps, pager.cursor]);
+  return (
+    <Loaded load={load}>
+      {(page) => (
+        <>
+          <Table caption={props.caption} columns={props.columns} rows={page.items} rowKey={props.rowKey} />
+          {pager.controls(page.nextCursor)}
+        </>
+      )}
+    </Loaded>
+  );
+}
+
+/**
  * Keyset paging: the cursors of the pages seen so far, so "Next page" and "First page" work without OFFSET.
  */
-export function usePager(resetOn: unknown[]) {
+function usePager(resetOn: unknown[]) {
   const [cursor, setCursor] = useState<string | undefined>(undefined);
   useEffect(() => setCursor(undefined), resetOn);
   return {

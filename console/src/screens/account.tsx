@@ -2,7 +2,7 @@ import { useMemo, useState } from 'preact/hooks';
 import { api, call, downloadCsv, type Problem } from '../api/client.ts';
 import type { components } from '../api/openapi.gen.ts';
 import { Chart } from '../components/chart.tsx';
-import { Confirm, Figure, Loaded, ProblemBox, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Confirm, Figure, Loaded, PagedTable, ProblemBox, useLoad } from '../components/ui.tsx';
 import {
   formatCredits,
   formatDay,
@@ -188,17 +188,7 @@ function details(e: Entry) {
 
 function Ledger({ userId, version, onChange }: { userId: string; version: number; onChange: () => void }) {
   const [filters, setFilters] = useState<LedgerFilters>(NO_FILTERS);
-  const pager = usePager([filters]);
   const query = ledgerQuery(filters);
-  const [load] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/accounts/{userId}/ledger', {
-          params: { path: { userId }, query: { limit: 100, cursor: pager.cursor, ...query } },
-        }),
-      ),
-    [userId, filters, pager.cursor, version],
-  );
   const [reversing, setReversing] = useState<{ entry: Entry; key: string } | null>(null);
   const [csvProblem, setCsvProblem] = useState<Problem | null>(null);
   const canReverse = can.value.debit;
@@ -220,47 +210,47 @@ function Ledger({ userId, version, onChange }: { userId: string; version: number
         {t('common.exportCsv')}
       </button>
       {csvProblem && <ProblemBox problem={csvProblem} />}
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('ledger.table')}
-              rows={page.items}
-              rowKey={(e) => e.id}
-              columns={[
-                { header: t('ledger.when'), cell: (e) => formatTime(e.createdAt) },
-                { header: t('common.type'), cell: (e) => e.type },
-                {
-                  header: t('common.amount'),
-                  numeric: true,
-                  cell: (e) => formatSigned(e.amount, lang.value),
-                },
-                {
-                  header: t('ledger.balanceAfter'),
-                  numeric: true,
-                  cell: (e) => formatCredits(e.balanceAfter, lang.value),
-                },
-                { header: t('ledger.source'), cell: (e) => e.source },
-                { header: t('common.reason'), cell: (e) => e.reason ?? '—' },
-                { header: t('ledger.details'), cell: details },
-                canReverse && {
-                  header: t('common.actions'),
-                  cell: (e) =>
-                    e.type === 'debit' ? (
-                      <button
-                        type="button"
-                        onClick={() => setReversing({ entry: e, key: newIdempotencyKey('reverse', e.id) })}
-                      >
-                        {t('ledger.reverse')}
-                      </button>
-                    ) : null,
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('ledger.table')}
+        rowKey={(e) => e.id}
+        columns={[
+          { header: t('ledger.when'), cell: (e) => formatTime(e.createdAt) },
+          { header: t('common.type'), cell: (e) => e.type },
+          {
+            header: t('common.amount'),
+            numeric: true,
+            cell: (e) => formatSigned(e.amount, lang.value),
+          },
+          {
+            header: t('ledger.balanceAfter'),
+            numeric: true,
+            cell: (e) => formatCredits(e.balanceAfter, lang.value),
+          },
+          { header: t('ledger.source'), cell: (e) => e.source },
+          { header: t('common.reason'), cell: (e) => e.reason ?? '—' },
+          { header: t('ledger.details'), cell: details },
+          canReverse && {
+            header: t('common.actions'),
+            cell: (e) =>
+              e.type === 'debit' ? (
+                <button
+                  type="button"
+                  onClick={() => setReversing({ entry: e, key: newIdempotencyKey('reverse', e.id) })}
+                >
+                  {t('ledger.reverse')}
+                </button>
+              ) : null,
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/accounts/{userId}/ledger', {
+              params: { path: { userId }, query: { limit: 100, cursor, ...query } },
+            }),
+          )
+        }
+        deps={[userId, filters, version]}
+      />
       {reversing && (
         <ReverseDialog
           userId={userId}
@@ -329,150 +319,119 @@ function ReverseDialog(props: {
 }
 
 function Lots({ userId, version }: { userId: string; version: number }) {
-  const pager = usePager([]);
-  const [load] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/accounts/{userId}/lots', {
-          params: { path: { userId }, query: { limit: 50, cursor: pager.cursor } },
-        }),
-      ),
-    [userId, pager.cursor, version],
-  );
   return (
     <>
       <h2>{t('lots.table')}</h2>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('lots.table')}
-              rows={page.items}
-              rowKey={(l) => l.id}
-              columns={[
-                { header: t('common.created'), cell: (l) => formatTime(l.createdAt) },
-                { header: t('ledger.source'), cell: (l) => l.source },
-                {
-                  header: t('lots.remaining'),
-                  numeric: true,
-                  cell: (l) =>
-                    `${formatCredits(l.remaining, lang.value)} / ${formatCredits(l.amount, lang.value)}`,
-                },
-                { header: t('account.held'), numeric: true, cell: (l) => formatCredits(l.held, lang.value) },
-                {
-                  header: t('lots.expires'),
-                  cell: (l) => (l.expiresAt ? formatTime(l.expiresAt) : t('common.never')),
-                },
-                { header: t('common.status'), cell: (l) => l.status },
-                {
-                  header: t('lots.price'),
-                  numeric: true,
-                  cell: (l) => (l.price === null ? '—' : formatMoney(l.price, l.currency, lang.value)),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('lots.table')}
+        rowKey={(l) => l.id}
+        columns={[
+          { header: t('common.created'), cell: (l) => formatTime(l.createdAt) },
+          { header: t('ledger.source'), cell: (l) => l.source },
+          {
+            header: t('lots.remaining'),
+            numeric: true,
+            cell: (l) => `${formatCredits(l.remaining, lang.value)} / ${formatCredits(l.amount, lang.value)}`,
+          },
+          { header: t('account.held'), numeric: true, cell: (l) => formatCredits(l.held, lang.value) },
+          {
+            header: t('lots.expires'),
+            cell: (l) => (l.expiresAt ? formatTime(l.expiresAt) : t('common.never')),
+          },
+          { header: t('common.status'), cell: (l) => l.status },
+          {
+            header: t('lots.price'),
+            numeric: true,
+            cell: (l) => (l.price === null ? '—' : formatMoney(l.price, l.currency, lang.value)),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/accounts/{userId}/lots', {
+              params: { path: { userId }, query: { limit: 50, cursor } },
+            }),
+          )
+        }
+        deps={[userId, version]}
+      />
     </>
   );
 }
 
 function Purchases({ userId }: { userId: string }) {
-  const pager = usePager([]);
-  const [load] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/accounts/{userId}/purchases', {
-          params: { path: { userId }, query: { limit: 20, cursor: pager.cursor, expand: ['package'] } },
-        }),
-      ),
-    [userId, pager.cursor],
-  );
   return (
     <>
       <h2>{t('purchases.table')}</h2>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('purchases.table')}
-              rows={page.items}
-              rowKey={(p) => p.id}
-              columns={[
-                { header: t('common.created'), cell: (p) => formatTime(p.createdAt) },
-                { header: t('purchases.provider'), cell: (p) => p.provider },
-                { header: t('packages.name'), cell: (p) => p.package?.name ?? shortId(p.packageId) },
-                { header: t('common.status'), cell: (p) => p.status },
-                {
-                  header: t('purchases.credits'),
-                  numeric: true,
-                  cell: (p) => formatCredits(p.credits, lang.value),
-                },
-                {
-                  header: t('lots.price'),
-                  numeric: true,
-                  cell: (p) => formatMoney(p.price, p.currency, lang.value),
-                },
-                { header: t('common.id'), cell: (p) => <span title={p.id}>{shortId(p.id)}</span> },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('purchases.table')}
+        rowKey={(p) => p.id}
+        columns={[
+          { header: t('common.created'), cell: (p) => formatTime(p.createdAt) },
+          { header: t('purchases.provider'), cell: (p) => p.provider },
+          { header: t('packages.name'), cell: (p) => p.package?.name ?? shortId(p.packageId) },
+          { header: t('common.status'), cell: (p) => p.status },
+          {
+            header: t('purchases.credits'),
+            numeric: true,
+            cell: (p) => formatCredits(p.credits, lang.value),
+          },
+          {
+            header: t('lots.price'),
+            numeric: true,
+            cell: (p) => formatMoney(p.price, p.currency, lang.value),
+          },
+          { header: t('common.id'), cell: (p) => <span title={p.id}>{shortId(p.id)}</span> },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/accounts/{userId}/purchases', {
+              params: { path: { userId }, query: { limit: 20, cursor, expand: ['package'] } },
+            }),
+          )
+        }
+        deps={[userId]}
+      />
     </>
   );
 }
 
 function Holds({ userId, version, onChange }: { userId: string; version: number; onChange: () => void }) {
-  const pager = usePager([]);
-  const [load] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/accounts/{userId}/holds', {
-          params: { path: { userId }, query: { limit: 20, cursor: pager.cursor } },
-        }),
-      ),
-    [userId, pager.cursor, version],
-  );
   const [releasing, setReleasing] = useState<Hold | null>(null);
   return (
     <>
       <h2>{t('holds.table')}</h2>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('holds.table')}
-              rows={page.items}
-              rowKey={(h) => h.id}
-              columns={[
-                { header: t('common.created'), cell: (h) => formatTime(h.createdAt) },
-                {
-                  header: t('common.amount'),
-                  numeric: true,
-                  cell: (h) => formatCredits(h.amount, lang.value),
-                },
-                { header: t('common.status'), cell: (h) => h.status },
-                { header: t('holds.expires'), cell: (h) => formatTime(h.expiresAt) },
-                { header: t('common.reason'), cell: (h) => h.reason ?? '—' },
-                can.value.debit && {
-                  header: t('common.actions'),
-                  cell: (h) =>
-                    h.status === 'active' ? (
-                      <button type="button" onClick={() => setReleasing(h)}>
-                        {t('holds.release')}
-                      </button>
-                    ) : null,
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('holds.table')}
+        rowKey={(h) => h.id}
+        columns={[
+          { header: t('common.created'), cell: (h) => formatTime(h.createdAt) },
+          {
+            header: t('common.amount'),
+            numeric: true,
+            cell: (h) => formatCredits(h.amount, lang.value),
+          },
+          { header: t('common.status'), cell: (h) => h.status },
+          { header: t('holds.expires'), cell: (h) => formatTime(h.expiresAt) },
+          { header: t('common.reason'), cell: (h) => h.reason ?? '—' },
+          can.value.debit && {
+            header: t('common.actions'),
+            cell: (h) =>
+              h.status === 'active' ? (
+                <button type="button" onClick={() => setReleasing(h)}>
+                  {t('holds.release')}
+                </button>
+              ) : null,
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/accounts/{userId}/holds', {
+              params: { path: { userId }, query: { limit: 20, cursor } },
+            }),
+          )
+        }
+        deps={[userId, version]}
+      />
       {releasing && (
         <Confirm
           message={t('holds.releaseConfirm', { id: shortId(releasing.id), amount: releasing.amount })}

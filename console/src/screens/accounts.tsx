@@ -1,23 +1,13 @@
 import { useId, useState } from 'preact/hooks';
 import { api, call } from '../api/client.ts';
-import { Link, Loaded, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Link, PagedTable } from '../components/ui.tsx';
 import { formatCredits, formatTime } from '../lib/format.ts';
 import { lang, t } from '../state.ts';
 
 export function AccountsScreen() {
   const [typed, setTyped] = useState('');
   const [prefix, setPrefix] = useState('');
-  const pager = usePager([prefix]);
   const id = useId();
-  const [load] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/accounts', {
-          params: { query: { limit: 50, cursor: pager.cursor, ...(prefix ? { prefix } : {}) } },
-        }),
-      ),
-    [prefix, pager.cursor],
-  );
   return (
     <section>
       <h1>{t('accounts.title')}</h1>
@@ -32,36 +22,36 @@ export function AccountsScreen() {
         <input id={id} type="search" value={typed} onInput={(e) => setTyped(e.currentTarget.value)} />
         <button type="submit">{t('accounts.searchButton')}</button>
       </form>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('accounts.table')}
-              rows={page.items}
-              rowKey={(a) => a.userId}
-              columns={[
-                {
-                  header: t('common.user'),
-                  cell: (a) => <Link to={`/accounts/${encodeURIComponent(a.userId)}`}>{a.userId}</Link>,
-                },
-                {
-                  header: t('account.balance'),
-                  numeric: true,
-                  cell: (a) => formatCredits(a.balance, lang.value),
-                },
-                {
-                  header: t('account.available'),
-                  numeric: true,
-                  cell: (a) => formatCredits(a.available, lang.value),
-                },
-                { header: t('account.held'), numeric: true, cell: (a) => formatCredits(a.held, lang.value) },
-                { header: t('common.updated'), cell: (a) => formatTime(a.updatedAt) },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('accounts.table')}
+        rowKey={(a) => a.userId}
+        columns={[
+          {
+            header: t('common.user'),
+            cell: (a) => <Link to={`/accounts/${encodeURIComponent(a.userId)}`}>{a.userId}</Link>,
+          },
+          {
+            header: t('account.balance'),
+            numeric: true,
+            cell: (a) => formatCredits(a.balance, lang.value),
+          },
+          {
+            header: t('account.available'),
+            numeric: true,
+            cell: (a) => formatCredits(a.available, lang.value),
+          },
+          { header: t('account.held'), numeric: true, cell: (a) => formatCredits(a.held, lang.value) },
+          { header: t('common.updated'), cell: (a) => formatTime(a.updatedAt) },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/accounts', {
+              params: { query: { limit: 50, cursor, ...(prefix ? { prefix } : {}) } },
+            }),
+          )
+        }
+        deps={[prefix]}
+      />
     </section>
   );
 }

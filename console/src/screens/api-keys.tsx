@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, call, type Problem } from '../api/client.ts';
 import type { operations } from '../api/openapi.gen.ts';
-import { Confirm, Loaded, ProblemBox, SecretOnce, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Confirm, PagedTable, ProblemBox, SecretOnce } from '../components/ui.tsx';
 import { formatTime } from '../lib/format.ts';
 import { can, t } from '../state.ts';
 
@@ -66,45 +66,38 @@ function CreateKey({ onCreated }: { onCreated: () => void }) {
 }
 
 export function ApiKeysScreen() {
-  const pager = usePager([]);
-  const [load, reload] = useLoad(
-    () => call(api.GET('/api/v1/api-keys', { params: { query: { limit: 100, cursor: pager.cursor } } })),
-    [pager.cursor],
-  );
+  const [version, setVersion] = useState(0);
+  const reload = () => setVersion((v) => v + 1);
   const [revoking, setRevoking] = useState<{ id: string; name: string } | null>(null);
   return (
     <section>
       <h1>{t('keys.title')}</h1>
       {can.value.admin && <CreateKey onCreated={reload} />}
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('keys.table')}
-              rows={page.items}
-              rowKey={(k) => k.id}
-              columns={[
-                { header: t('keys.name'), cell: (k) => k.name },
-                { header: t('keys.prefix'), cell: (k) => <span class="mono">{k.prefix}</span> },
-                { header: t('keys.scopes'), cell: (k) => k.scopes.join(', ') },
-                { header: t('common.created'), cell: (k) => formatTime(k.createdAt) },
-                { header: t('keys.lastUsed'), cell: (k) => formatTime(k.lastUsedAt) },
-                { header: t('keys.revoked'), cell: (k) => formatTime(k.revokedAt) },
-                can.value.admin && {
-                  header: t('common.actions'),
-                  cell: (k) =>
-                    k.revokedAt ? null : (
-                      <button type="button" onClick={() => setRevoking({ id: k.id, name: k.name })}>
-                        {t('keys.revoke')}
-                      </button>
-                    ),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('keys.table')}
+        rowKey={(k) => k.id}
+        columns={[
+          { header: t('keys.name'), cell: (k) => k.name },
+          { header: t('keys.prefix'), cell: (k) => <span class="mono">{k.prefix}</span> },
+          { header: t('keys.scopes'), cell: (k) => k.scopes.join(', ') },
+          { header: t('common.created'), cell: (k) => formatTime(k.createdAt) },
+          { header: t('keys.lastUsed'), cell: (k) => formatTime(k.lastUsedAt) },
+          { header: t('keys.revoked'), cell: (k) => formatTime(k.revokedAt) },
+          can.value.admin && {
+            header: t('common.actions'),
+            cell: (k) =>
+              k.revokedAt ? null : (
+                <button type="button" onClick={() => setRevoking({ id: k.id, name: k.name })}>
+                  {t('keys.revoke')}
+                </button>
+              ),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(api.GET('/api/v1/api-keys', { params: { query: { limit: 100, cursor } } }))
+        }
+        deps={[version]}
+      />
       {revoking && (
         <Confirm
           message={t('keys.revokeConfirm', { name: revoking.name })}

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, call, type Problem } from '../api/client.ts';
 import type { components } from '../api/openapi.gen.ts';
-import { Confirm, Loaded, ProblemBox, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Confirm, PagedTable, ProblemBox } from '../components/ui.tsx';
 import { formatCredits, formatMoney } from '../lib/format.ts';
 import { can, lang, t } from '../state.ts';
 
@@ -122,76 +122,68 @@ function PackageForm(props: { editing: Package | null; onSaved: () => void; onCa
 
 export function PackagesScreen() {
   const writer = can.value.packagesWrite;
-  const pager = usePager([]);
-  const [load, reload] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/credit-packages', {
-          params: {
-            query: { limit: 100, cursor: pager.cursor, ...(writer ? { includeInactive: true } : {}) },
-          },
-        }),
-      ),
-    [pager.cursor, writer],
-  );
+  const [version, setVersion] = useState(0);
+  const reload = () => setVersion((v) => v + 1);
   const [editing, setEditing] = useState<Package | null>(null);
   const [asking, setAsking] = useState<{ pkg: Package; action: 'deactivate' | 'delete' } | null>(null);
   return (
     <section>
       <h1>{t('packages.title')}</h1>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('packages.table')}
-              rows={page.items}
-              rowKey={(p) => p.id}
-              columns={[
-                { header: t('packages.name'), cell: (p) => p.name },
-                {
-                  header: t('packages.credits'),
-                  numeric: true,
-                  cell: (p) => formatCredits(p.credits, lang.value),
-                },
-                {
-                  header: t('lots.price'),
-                  numeric: true,
-                  cell: (p) => formatMoney(p.price, p.currency, lang.value),
-                },
-                {
-                  header: t('packages.active'),
-                  cell: (p) => (p.isActive ? t('common.yes') : t('common.no')),
-                },
-                {
-                  header: t('packages.expiryDays'),
-                  numeric: true,
-                  cell: (p) => (p.creditExpiryDays === null ? t('common.never') : p.creditExpiryDays),
-                },
-                { header: t('packages.rcProducts'), cell: (p) => p.revenuecatProductIds.join(', ') || '—' },
-                writer && {
-                  header: t('common.actions'),
-                  cell: (p) => (
-                    <>
-                      <button type="button" onClick={() => setEditing(p)}>
-                        {t('packages.edit')}
-                      </button>{' '}
-                      {p.isActive && (
-                        <button type="button" onClick={() => setAsking({ pkg: p, action: 'deactivate' })}>
-                          {t('packages.deactivate')}
-                        </button>
-                      )}{' '}
-                      <button type="button" onClick={() => setAsking({ pkg: p, action: 'delete' })}>
-                        {t('packages.delete')}
-                      </button>
-                    </>
-                  ),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('packages.table')}
+        rowKey={(p) => p.id}
+        columns={[
+          { header: t('packages.name'), cell: (p) => p.name },
+          {
+            header: t('packages.credits'),
+            numeric: true,
+            cell: (p) => formatCredits(p.credits, lang.value),
+          },
+          {
+            header: t('lots.price'),
+            numeric: true,
+            cell: (p) => formatMoney(p.price, p.currency, lang.value),
+          },
+          {
+            header: t('packages.active'),
+            cell: (p) => (p.isActive ? t('common.yes') : t('common.no')),
+          },
+          {
+            header: t('packages.expiryDays'),
+            numeric: true,
+            cell: (p) => (p.creditExpiryDays === null ? t('common.never') : p.creditExpiryDays),
+          },
+          { header: t('packages.rcProducts'), cell: (p) => p.revenuecatProductIds.join(', ') || '—' },
+          writer && {
+            header: t('common.actions'),
+            cell: (p) => (
+              <>
+                <button type="button" onClick={() => setEditing(p)}>
+                  {t('packages.edit')}
+                </button>{' '}
+                {p.isActive && (
+                  <button type="button" onClick={() => setAsking({ pkg: p, action: 'deactivate' })}>
+                    {t('packages.deactivate')}
+                  </button>
+                )}{' '}
+                <button type="button" onClick={() => setAsking({ pkg: p, action: 'delete' })}>
+                  {t('packages.delete')}
+                </button>
+              </>
+            ),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/credit-packages', {
+              params: {
+                query: { limit: 100, cursor, ...(writer ? { includeInactive: true } : {}) },
+              },
+            }),
+          )
+        }
+        deps={[writer, version]}
+      />
       {writer && (
         <PackageForm
           key={editing?.id ?? 'new'}

@@ -1,7 +1,7 @@
 import { useId, useState } from 'preact/hooks';
 import { api, call } from '../api/client.ts';
 import type { components } from '../api/openapi.gen.ts';
-import { Confirm, Link, Loaded, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Confirm, Link, Loaded, PagedTable, useLoad } from '../components/ui.tsx';
 import { formatJson, formatTime, shortId } from '../lib/format.ts';
 import { route } from '../router.ts';
 import { can, t } from '../state.ts';
@@ -64,26 +64,9 @@ export function ProviderEventsScreen() {
   const [draft, setDraft] = useState<Filters>(fromAddress);
   const [filters, setFilters] = useState<Filters>(draft);
   const [message, setMessage] = useState<string | null>(null);
-  const pager = usePager([filters]);
   const ids = { provider: useId(), status: useId(), type: useId(), user: useId() };
-  const [load, reload] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/provider-events', {
-          params: {
-            query: {
-              limit: 50,
-              cursor: pager.cursor,
-              ...(filters.provider ? { provider: filters.provider } : {}),
-              ...(filters.status ? { status: filters.status } : {}),
-              ...(filters.type.trim() ? { type: filters.type.trim() } : {}),
-              ...(filters.userId.trim() ? { userId: filters.userId.trim() } : {}),
-            },
-          },
-        }),
-      ),
-    [filters, pager.cursor],
-  );
+  const [version, setVersion] = useState(0);
+  const reload = () => setVersion((v) => v + 1);
   return (
     <section>
       <h1>{t('pe.title')}</h1>
@@ -137,50 +120,59 @@ export function ProviderEventsScreen() {
         <button type="submit">{t('common.apply')}</button>
       </form>
       {message && <p role="status">{message}</p>}
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('pe.table')}
-              rows={page.items}
-              rowKey={(e) => e.id}
-              columns={[
-                { header: t('pe.received'), cell: (e) => formatTime(e.receivedAt) },
-                { header: t('pe.provider'), cell: (e) => e.provider },
-                { header: t('common.type'), cell: (e) => e.type },
-                { header: t('common.status'), cell: (e) => e.status },
-                {
-                  header: t('common.user'),
-                  cell: (e) =>
-                    e.userId ? <Link to={`/accounts/${encodeURIComponent(e.userId)}`}>{e.userId}</Link> : '—',
+      <PagedTable
+        caption={t('pe.table')}
+        rowKey={(e) => e.id}
+        columns={[
+          { header: t('pe.received'), cell: (e) => formatTime(e.receivedAt) },
+          { header: t('pe.provider'), cell: (e) => e.provider },
+          { header: t('common.type'), cell: (e) => e.type },
+          { header: t('common.status'), cell: (e) => e.status },
+          {
+            header: t('common.user'),
+            cell: (e) =>
+              e.userId ? <Link to={`/accounts/${encodeURIComponent(e.userId)}`}>{e.userId}</Link> : '—',
+          },
+          { header: t('pe.note'), cell: (e) => e.note ?? e.waitingFor ?? '—' },
+          {
+            header: t('common.actions'),
+            cell: (e) => (
+              <>
+                <Link
+                  to={`/provider-events/${encodeURIComponent(e.id)}`}
+                  aria-label={`${t('common.view')} ${e.eventId}`}
+                >
+                  {t('common.view')}
+                </Link>{' '}
+                <ReplayButton
+                  event={e}
+                  onDone={(status) => {
+                    setMessage(t('pe.replayed', { status }));
+                    reload();
+                  }}
+                />
+              </>
+            ),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/provider-events', {
+              params: {
+                query: {
+                  limit: 50,
+                  cursor,
+                  ...(filters.provider ? { provider: filters.provider } : {}),
+                  ...(filters.status ? { status: filters.status } : {}),
+                  ...(filters.type.trim() ? { type: filters.type.trim() } : {}),
+                  ...(filters.userId.trim() ? { userId: filters.userId.trim() } : {}),
                 },
-                { header: t('pe.note'), cell: (e) => e.note ?? e.waitingFor ?? '—' },
-                {
-                  header: t('common.actions'),
-                  cell: (e) => (
-                    <>
-                      <Link
-                        to={`/provider-events/${encodeURIComponent(e.id)}`}
-                        aria-label={`${t('common.view')} ${e.eventId}`}
-                      >
-                        {t('common.view')}
-                      </Link>{' '}
-                      <ReplayButton
-                        event={e}
-                        onDone={(status) => {
-                          setMessage(t('pe.replayed', { status }));
-                          reload();
-                        }}
-                      />
-                    </>
-                  ),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+              },
+            }),
+          )
+        }
+        deps={[filters, version]}
+      />
     </section>
   );
 }

@@ -1,7 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, call, type Problem } from '../api/client.ts';
 import type { components, operations } from '../api/openapi.gen.ts';
-import { Confirm, Loaded, ProblemBox, SecretOnce, Table, useLoad, usePager } from '../components/ui.tsx';
+import { Confirm, PagedTable, ProblemBox, SecretOnce } from '../components/ui.tsx';
 import { formatTime, shortId } from '../lib/format.ts';
 import { can, t } from '../state.ts';
 
@@ -65,73 +65,61 @@ function CreateEndpoint({ onCreated }: { onCreated: (secret: string) => void }) 
 }
 
 function Deliveries({ endpoint }: { endpoint: Endpoint }) {
-  const pager = usePager([endpoint.id]);
   const [message, setMessage] = useState<Problem | string | null>(null);
-  const [load, reload] = useLoad(
-    () =>
-      call(
-        api.GET('/api/v1/webhook-endpoints/{id}/deliveries', {
-          params: { path: { id: endpoint.id }, query: { limit: 50, cursor: pager.cursor } },
-        }),
-      ),
-    [endpoint.id, pager.cursor],
-  );
+  const [version, setVersion] = useState(0);
+  const reload = () => setVersion((v) => v + 1);
   return (
     <>
       <h2>{t('hooks.deliveriesOf', { url: endpoint.url })}</h2>
       {typeof message === 'string' && <p role="status">{message}</p>}
       {message && typeof message !== 'string' && <ProblemBox problem={message} />}
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('hooks.deliveries')}
-              rows={page.items}
-              rowKey={(d) => d.id}
-              columns={[
-                { header: t('common.created'), cell: (d) => formatTime(d.createdAt) },
-                { header: t('common.type'), cell: (d) => d.eventType },
-                { header: t('common.status'), cell: (d) => d.status },
-                { header: t('hooks.attempts'), numeric: true, cell: (d) => d.attempts },
-                { header: t('hooks.lastCode'), cell: (d) => d.lastStatusCode ?? d.lastError ?? '—' },
-                { header: t('hooks.nextAttempt'), cell: (d) => formatTime(d.nextAttemptAt) },
-                can.value.admin && {
-                  header: t('common.actions'),
-                  cell: (d) =>
-                    d.status === 'delivered' ? null : (
-                      <button
-                        type="button"
-                        onClick={async () => {
-                          const result = await call(
-                            api.POST('/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/retry', {
-                              params: { path: { id: endpoint.id, deliveryId: d.id } },
-                            }),
-                          );
-                          setMessage(result.ok ? t('hooks.retried') : result.problem);
-                          reload();
-                        }}
-                      >
-                        {t('hooks.retry')}
-                      </button>
-                    ),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('hooks.deliveries')}
+        rowKey={(d) => d.id}
+        columns={[
+          { header: t('common.created'), cell: (d) => formatTime(d.createdAt) },
+          { header: t('common.type'), cell: (d) => d.eventType },
+          { header: t('common.status'), cell: (d) => d.status },
+          { header: t('hooks.attempts'), numeric: true, cell: (d) => d.attempts },
+          { header: t('hooks.lastCode'), cell: (d) => d.lastStatusCode ?? d.lastError ?? '—' },
+          { header: t('hooks.nextAttempt'), cell: (d) => formatTime(d.nextAttemptAt) },
+          can.value.admin && {
+            header: t('common.actions'),
+            cell: (d) =>
+              d.status === 'delivered' ? null : (
+                <button
+                  type="button"
+                  onClick={async () => {
+                    const result = await call(
+                      api.POST('/api/v1/webhook-endpoints/{id}/deliveries/{deliveryId}/retry', {
+                        params: { path: { id: endpoint.id, deliveryId: d.id } },
+                      }),
+                    );
+                    setMessage(result.ok ? t('hooks.retried') : result.problem);
+                    reload();
+                  }}
+                >
+                  {t('hooks.retry')}
+                </button>
+              ),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(
+            api.GET('/api/v1/webhook-endpoints/{id}/deliveries', {
+              params: { path: { id: endpoint.id }, query: { limit: 50, cursor } },
+            }),
+          )
+        }
+        deps={[endpoint.id, version]}
+      />
     </>
   );
 }
 
 export function WebhooksScreen() {
-  const pager = usePager([]);
-  const [load, reload] = useLoad(
-    () =>
-      call(api.GET('/api/v1/webhook-endpoints', { params: { query: { limit: 100, cursor: pager.cursor } } })),
-    [pager.cursor],
-  );
+  const [version, setVersion] = useState(0);
+  const reload = () => setVersion((v) => v + 1);
   const [secret, setSecret] = useState<string | null>(null);
   const [selected, setSelected] = useState<Endpoint | null>(null);
   const [asking, setAsking] = useState<{ endpoint: Endpoint; action: 'rotate' | 'delete' } | null>(null);
@@ -148,48 +136,44 @@ export function WebhooksScreen() {
       )}
       {secret && <SecretOnce label={t('hooks.secret')} value={secret} />}
       <h2>{t('hooks.table')}</h2>
-      <Loaded load={load}>
-        {(page) => (
-          <>
-            <Table
-              caption={t('hooks.table')}
-              rows={page.items}
-              rowKey={(e) => e.id}
-              columns={[
-                { header: t('hooks.url'), cell: (e) => e.url },
-                { header: t('nav.events'), cell: (e) => e.events.join(', ') },
-                { header: t('hooks.description'), cell: (e) => e.description ?? '—' },
-                { header: t('hooks.disabled'), cell: (e) => (e.disabled ? t('common.yes') : t('common.no')) },
-                {
-                  header: t('common.actions'),
-                  cell: (e) => (
-                    <>
-                      <button
-                        type="button"
-                        aria-label={`${t('hooks.deliveries')} ${shortId(e.id)}`}
-                        onClick={() => setSelected(e)}
-                      >
-                        {t('hooks.deliveries')}
-                      </button>{' '}
-                      {can.value.admin && (
-                        <>
-                          <button type="button" onClick={() => setAsking({ endpoint: e, action: 'rotate' })}>
-                            {t('hooks.rotate')}
-                          </button>{' '}
-                          <button type="button" onClick={() => setAsking({ endpoint: e, action: 'delete' })}>
-                            {t('hooks.delete')}
-                          </button>
-                        </>
-                      )}
-                    </>
-                  ),
-                },
-              ]}
-            />
-            {pager.controls(page.nextCursor)}
-          </>
-        )}
-      </Loaded>
+      <PagedTable
+        caption={t('hooks.table')}
+        rowKey={(e) => e.id}
+        columns={[
+          { header: t('hooks.url'), cell: (e) => e.url },
+          { header: t('nav.events'), cell: (e) => e.events.join(', ') },
+          { header: t('hooks.description'), cell: (e) => e.description ?? '—' },
+          { header: t('hooks.disabled'), cell: (e) => (e.disabled ? t('common.yes') : t('common.no')) },
+          {
+            header: t('common.actions'),
+            cell: (e) => (
+              <>
+                <button
+                  type="button"
+                  aria-label={`${t('hooks.deliveries')} ${shortId(e.id)}`}
+                  onClick={() => setSelected(e)}
+                >
+                  {t('hooks.deliveries')}
+                </button>{' '}
+                {can.value.admin && (
+                  <>
+                    <button type="button" onClick={() => setAsking({ endpoint: e, action: 'rotate' })}>
+                      {t('hooks.rotate')}
+                    </button>{' '}
+                    <button type="button" onClick={() => setAsking({ endpoint: e, action: 'delete' })}>
+                      {t('hooks.delete')}
+                    </button>
+                  </>
+                )}
+              </>
+            ),
+          },
+        ]}
+        fetchPage={(cursor: string | undefined) =>
+          call(api.GET('/api/v1/webhook-endpoints', { params: { query: { limit: 100, cursor } } }))
+        }
+        deps={[version]}
+      />
       {selected && <Deliveries key={selected.id} endpoint={selected} />}
       {asking && (
         <Confirm
