@@ -70,6 +70,9 @@ describe('the operations console is served at /console/ (CONTRACT section 14)', 
       gzipped += gzipSync((await app.inject({ method: 'GET', url: asset })).rawPayload, { level: 9 }).length;
     }
     expect(gzipped).toBeLessThanOrEqual(80 * 1024);
+    // The production build: a development one names its source files (and weighs 20 KB more).
+    const script = await app.inject({ method: 'GET', url: assets.find((a) => a.endsWith('.js')) ?? '' });
+    expect(script.body).not.toContain('console/src/');
   });
 
   it('keeps the API as it was: no console headers on /api/v1, and an unknown asset is a 404', async () => {
