@@ -33,7 +33,17 @@ export function consoleIsStale(): boolean {
 /** Builds the console into console/dist when stale (or always with `force`); says whether it built. */
 export async function buildConsole({ force = false } = {}): Promise<boolean> {
   if (!force && !consoleIsStale()) return false;
-  const { build } = await import('vite');
+  let build: typeof import('vite').build;
+  try {
+    ({ build } = await import('vite'));
+  } catch {
+    // Installed without dev dependencies (npm ci --omit=dev): the service still starts, and /console/ says
+    // how to build the console. The Docker image builds it in its own stage.
+    console.warn(
+      'The console is not built and Vite (a dev dependency) is not installed: /console/ will say so.',
+    );
+    return false;
+  }
   // Vite makes a development build (JSX with source locations, Preact's checks: 20 KB more) whenever
   // NODE_ENV says anything but production, as it does under the test runner.
   const nodeEnv = process.env.NODE_ENV;
