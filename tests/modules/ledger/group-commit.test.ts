@@ -184,7 +184,7 @@ describe('debit group commit', () => {
     const { ledger: east, replica, calls, batchErrors } = recordingLedger(2);
     const west = replica();
     // Each replica's batches hold several of the same accounts in opposite arrival orders: locked in
-    // arrival order, they would deadlock; credits_debit_many locks them in user order.
+    // arrival order, they would deadlock; credits_ledger_many locks them in user order.
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) => {
         const n = Math.floor(i / 2) % 10;
