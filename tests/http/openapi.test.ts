@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateOpenApi, OPENAPI_PATH } from '../../src/cli/openapi.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 const DEV_PURCHASE = '/api/v1/credit-packages/purchase';
@@ -198,7 +199,6 @@ describe('/docs', () => {
     expect([200, 302]).toContain(ui.statusCode);
     // And the route itself answers like any unknown route.
     const purchase = await app.inject({ method: 'POST', url: DEV_PURCHASE, payload: { packageId: 'pkg_x' } });
-    expect(purchase.statusCode).toBe(404);
-    expect(purchase.json()).toMatchObject({ isSuccess: false, code: 'not_found' });
+    expectError(purchase, 404, 'not_found');
   });
 });

@@ -5,8 +5,8 @@ import {
   createLedgerService,
   type LedgerServiceOptions,
 } from '../../../src/modules/ledger/ledger.service.ts';
-import { buildTestApp, cleanup, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
-import { balanceOf, debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
+import { buildTestApp, cleanup, createApiKey, grant, type TestApp, balanceOf } from '../../helpers/app.ts';
+import { debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
 
 // Debits beyond the calls in flight wait and leave together: one transaction, one commit for the lot.
 // These tests drive the ledger service itself with one or two calls in flight, so which debits share a call is

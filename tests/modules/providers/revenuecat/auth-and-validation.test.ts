@@ -11,6 +11,7 @@ import {
   storedEvent,
   unique,
 } from '../../../helpers/revenuecat.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 const env = { REVENUECAT_WEBHOOK_AUTH: RC_AUTH };
 const count = async (db: Pool) =>
@@ -51,8 +52,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     const body = rcBody('rc-non-renewing');
     for (const authorization of [null, RC_AUTH]) {
       const res = await deliver(unconfigured, body, authorization);
-      expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable', data: null });
+      expectError(res, 503, 'service_unavailable');
     }
     expect(await storedEvent(pg, body.event.id as string)).toBeUndefined();
   });
@@ -86,8 +86,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     ];
     for (const [body, field] of cases) {
       const res = await deliver(app, body);
-      expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ isSuccess: false, code: 'validation_failed', data: null });
+      expectError(res, 400, 'validation_failed');
       expect(res.json().errors.join(' ')).toMatch(field);
     }
     expect(await count(pg)).toBe(before);
