@@ -34,13 +34,10 @@ describe('concurrent debits', () => {
     expect(refused).toHaveLength(80);
 
     for (const r of refused) {
-      expect(r.json()).toMatchObject({
-        isSuccess: false,
-        statusCode: 402,
-        code: 'insufficient_credits',
-        data: null,
-        errors: ['Insufficient credits: balance 0, requested 1'],
-      });
+      expect(expectError(r, 402, 'insufficient_credits')).toBe(
+        'Insufficient credits: balance 0, requested 1',
+      );
+      expect(r.json().errors).toEqual(['Insufficient credits: balance 0, requested 1']);
     }
     // Every success reports a distinct balance: the 70 debits were applied one after another.
     const balances = created.map((r) => r.json().data.balance as number).sort((a, b) => a - b);

@@ -35,13 +35,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     const body = purchaseEvent(product, unique('user'), unique('tx'));
     for (const authorization of [null, 'Bearer wrong', `${RC_AUTH} `, RC_AUTH.slice(0, -1), '']) {
       const res = await deliver(app, body, authorization);
-      expect(res.statusCode).toBe(401);
-      expect(res.json()).toMatchObject({
-        isSuccess: false,
-        statusCode: 401,
-        code: 'unauthorized',
-        data: null,
-      });
+      expectError(res, 401, 'unauthorized');
     }
     expect(await count(pg)).toBe(before);
     expect(await storedEvent(pg, body.event.id as string)).toBeUndefined();
