@@ -21,7 +21,8 @@ export const SCHEMA_COMMAND = 'npm run db:schema';
 
 type Query = <T>(sql: string, params?: unknown[]) => Promise<T[]>;
 
-/** Runs in the session that dumps: names in the output are then printed the same way everywhere. */
+/** Runs in the session that dumps: names in the output are then printed the same way everywhere. Every list is
+ * ordered by name in the "C" collation, whatever the database's own. */
 const SESSION = "set search_path = public; set datestyle = 'ISO'; set extra_float_digits = 1";
 
 const CONSTRAINT_ORDER = "array_position(array['p', 'u', 'x', 'c', 'f'], con.contype::text)";
@@ -121,7 +122,7 @@ export async function dumpSchema(query: Query, migrations: Migration[]): Promise
             obj_description(t.oid, 'pg_type') as comment
      from pg_type t left join pg_class c on c.oid = t.typrelid
      where t.typnamespace = ${ns} and (t.typtype in ('e', 'd') or (t.typtype = 'c' and c.relkind = 'c'))
-     order by t.typname`,
+     order by t.typname collate "C"`,
   );
   const relations = await query<RelRow>(
     `select c.oid::int, c.relname as name, c.relkind as kind, c.reloptions as options,
@@ -130,7 +131,7 @@ export async function dumpSchema(query: Query, migrations: Migration[]): Promise
      where c.relnamespace = ${ns} and c.relkind in ('r', 'p', 'v', 'm', 'S')
        and not exists (select 1 from pg_depend d where d.classid = 'pg_class'::regclass and d.objid = c.oid
                        and d.deptype in ('i', 'a') and c.relkind = 'S')
-     order by c.relname`,
+     order by c.relname collate "C"`,
   );
   const columns = await query<ColumnRow>(
     `select a.attrelid::int as relid, a.attname as name, format_type(a.atttypid, a.atttypmod) as type,
@@ -148,20 +149,20 @@ export async function dumpSchema(query: Query, migrations: Migration[]): Promise
             pg_get_constraintdef(con.oid) as def
      from pg_constraint con
      where con.connamespace = ${ns} and con.contype in ('p', 'u', 'x', 'c', 'f')
-     order by ${CONSTRAINT_ORDER}, con.conname`,
+     order by ${CONSTRAINT_ORDER}, con.conname collate "C"`,
   );
   const indexes = await query<DefRow>(
     `select i.indrelid::int as relid, c.relname as name, pg_get_indexdef(i.indexrelid) as def
      from pg_index i join pg_class c on c.oid = i.indexrelid
      where c.relnamespace = ${ns}
        and not exists (select 1 from pg_constraint con where con.conindid = i.indexrelid and con.contype in ('p', 'u', 'x'))
-     order by c.relname`,
+     order by c.relname collate "C"`,
   );
   const triggers = await query<DefRow & { enabled: string }>(
     `select t.tgrelid::int as relid, t.tgname as name, pg_get_triggerdef(t.oid) as def, t.tgenabled as enabled
      from pg_trigger t join pg_class c on c.oid = t.tgrelid
      where c.relnamespace = ${ns} and not t.tgisinternal
-     order by t.tgname`,
+     order by t.tgname collate "C"`,
   );
   const views = await query<{ oid: number; def: string }>(
     `select c.oid::int, pg_get_viewdef(c.oid) as def from pg_class c
@@ -177,7 +178,7 @@ export async function dumpSchema(query: Query, migrations: Migration[]): Promise
      from pg_proc p
      where p.pronamespace = ${ns} and p.prokind in ('f', 'p')
        and not exists (select 1 from pg_depend d where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
-     order by p.proname, pg_get_function_identity_arguments(p.oid)`,
+     order by p.proname collate "C", pg_get_function_identity_arguments(p.oid) collate "C"`,
   );
 
   const by = <T extends { relid: number }>(rows: T[]) => {
