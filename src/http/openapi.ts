@@ -211,6 +211,7 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
   );
   components.parameters = { ...((components.parameters as Json) ?? {}), AcceptLanguage: ACCEPT_LANGUAGE };
   openapiObject.components = components;
+  const sharedResponses: Record<string, Json> = {};
   const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, Json>>;
   for (const item of Object.values(paths)) {
     for (const method of METHODS) {
@@ -234,8 +235,31 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
         }
         const retry: ResponseHeader[] = status === '429' ? ['Retry-After'] : [];
         response.headers = headerRefs([...COMMON_HEADERS, ...retry, ...own]);
+        const shared = sharedErrorResponse(status, response);
+        if (shared) {
+          sharedResponses[shared] = response;
+          responses[status] = { $ref: `#/components/responses/${shared}` };
+        }
       }
     }
   }
+  // Sorted by status, whatever order the operations used them in.
+  const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
+  if (sorted.length)
+    components.responses = Object.fromEntries(sorted.map(([, d]) => [d.id, sharedResponses[d.id]]));
   return openapiObject;
+}
+
+/**
+ * The name of the shared `components.responses` entry an error response is, or undefined: an error response
+ * with its status's own description (not a route-specific one) is the same on every operation, so it is
+ * declared once, with the name of its schema (`#/components/responses/NotFoundError`).
+ */
+function sharedErrorResponse(status: string, response: Json): string | undefined {
+  const docs = ERROR_DOCS[Number(status) as ErrorStatus];
+  if (!docs || response.description !== docs.description) return undefined;
+  const content = response.content as Record<string, { schema?: Json }> | undefined;
+  if (Object.keys(content ?? {}).join() !== 'application/json') return undefined;
+  if (content?.['application/json']?.schema?.$ref !== `#/components/schemas/${docs.id}`) return undefined;
+  return docs.id;
 }

@@ -11,17 +11,10 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { DatabaseProxy, targetOf, throughProxy } from '../helpers/db-proxy.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 function expectUnavailable(res: LightMyRequestResponse) {
-  expect(res.statusCode).toBe(503);
-  const body = res.json();
-  expect(body).toMatchObject({
-    isSuccess: false,
-    statusCode: 503,
-    code: 'service_unavailable',
-    data: null,
-  });
-  expect(body.errors.length).toBeGreaterThan(0);
+  expectError(res, 503, 'service_unavailable');
   // No internals: no connection details, no driver messages.
   expect(res.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|terminated|stack/i);
 }

@@ -2,6 +2,7 @@ import { sql } from 'kysely';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { fromDatabaseError, isDatabaseUnavailable } from '../../src/db/errors.ts';
 import { buildTestApp, grant, type TestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 /** The error a real Postgres raises for `text`, on the test database. */
 async function pgError(t: TestApp, text: string): Promise<unknown> {
@@ -92,8 +93,7 @@ describe('Postgres errors are translated once, at the database boundary', () => 
 
   it('the append-only trigger answers 409 in the envelope, not 500', async () => {
     const res = await t.app.inject({ method: 'POST', url: '/api/v1/test/rewrite-ledger' });
-    expect(res.statusCode).toBe(409);
-    expect(res.json()).toMatchObject({ isSuccess: false, statusCode: 409, code: 'conflict' });
+    expectError(res, 409, 'conflict');
     expect(res.body).not.toMatch(/ledger_entries is append-only|42501/);
   });
 

@@ -10,12 +10,12 @@ import {
   type TestApp,
 } from '../helpers/app.ts';
 import { DatabaseProxy, targetOf, throughProxy } from '../helpers/db-proxy.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 const QUERY_TIMEOUT_MS = 1_500;
 
 function expectUnavailable(res: LightMyRequestResponse) {
-  expect(res.statusCode).toBe(503);
-  expect(res.json()).toMatchObject({ isSuccess: false, statusCode: 503, code: 'service_unavailable' });
+  expectError(res, 503, 'service_unavailable');
   expect(res.body).not.toMatch(/timeout|127\.0\.0\.1|stack/i);
 }
 

@@ -169,7 +169,7 @@ describe('a database migrated before 003_ledger.sql was edited', () => {
     await migrate(fresh);
     expect(await functionDefinitions(old)).toEqual(await functionDefinitions(fresh));
 
-    // And the service runs on it: single and batched debits (credits_debit_many), replays.
+    // And the service runs on it: single and batched debits (credits_ledger_many), replays.
     const t = await buildTestApp({ DEBIT_CALLS_IN_FLIGHT: '1' }, old);
     await grant(t.app, 'old_db_user', 50);
     const debit = (key: string) =>

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { describe, expect, it } from 'vitest';
 import { asAdmin, buildTestApp, cleanup, grant } from '../helpers/app.ts';
 import { entryRows } from '../modules/ledger/ledger-helpers.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 /** A server that answers, slowly: an account row locked by another session for longer than the timeouts. */
 describe('a statement the server cannot finish in time', () => {
@@ -22,8 +23,7 @@ describe('a statement the server cannot finish in time', () => {
         payload: { amount: 3 },
       });
     const res = await debit();
-    expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ isSuccess: false, statusCode: 503, code: 'service_unavailable' });
+    expectError(res, 503, 'service_unavailable');
 
     // The lock goes away. A debit abandoned only by the client would now go through on the server; a
     // cancelled one was rolled back.

@@ -133,6 +133,25 @@ export async function grant(
   );
 }
 
+/** A user's balance as an admin reads it through the API (`at` for a past time): the whole answer's `data`. */
+export async function balanceOf(app: App, userId: string, at?: string) {
+  const res = await app.inject({
+    method: 'GET',
+    url: `/api/v1/accounts/${userId}/balance`,
+    headers: asAdmin(),
+    query: at === undefined ? {} : { at },
+  });
+  if (res.statusCode !== 200) throw new Error(`balance read failed: ${res.statusCode} ${res.body}`);
+  return res.json().data as {
+    userId: string;
+    balance: number;
+    available: number;
+    held: number;
+    updatedAt: string | null;
+    expiringSoon: { credits: number; expiresAt: string }[];
+  };
+}
+
 /** `url` through the test PgBouncer (transaction mode); undefined when PgBouncer is not installed. */
 export function throughPgBouncer(url: string): string | undefined {
   const address = inject('pgbouncer');

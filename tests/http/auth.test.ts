@@ -1,9 +1,9 @@
 import { createHmac, generateKeyPairSync } from 'node:crypto';
 import { createSigner } from 'fast-jwt';
-import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { DEV_JWT_SECRET } from '../../src/config.ts';
 import { asAdmin, asUser, bearer, buildTestApp, type TestApp, tokenFor } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 const now = () => Math.floor(Date.now() / 1000);
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
@@ -25,11 +25,6 @@ const balance = (t: TestApp, headers: Record<string, string>, userId?: string) =
     headers,
   });
 
-function expectCode(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode).toBe(status);
-  expect(res.json()).toMatchObject({ isSuccess: false, statusCode: status, code, data: null });
-}
-
 describe('JWT with the HS256 secret', () => {
   let t: TestApp;
   beforeAll(async () => {
@@ -43,23 +38,23 @@ describe('JWT with the HS256 secret', () => {
   });
 
   it('answers 401 without credentials or with a malformed Authorization header', async () => {
-    expectCode(await balance(t, {}), 401, 'unauthorized');
-    expectCode(await balance(t, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'unauthorized');
-    expectCode(await balance(t, { authorization: 'Bearer' }), 401, 'unauthorized');
-    expectCode(await balance(t, bearer('not.a.jwt')), 401, 'unauthorized');
+    expectError(await balance(t, {}), 401, 'unauthorized');
+    expectError(await balance(t, { authorization: 'Basic dXNlcjpwYXNz' }), 401, 'unauthorized');
+    expectError(await balance(t, { authorization: 'Bearer' }), 401, 'unauthorized');
+    expectError(await balance(t, bearer('not.a.jwt')), 401, 'unauthorized');
   });
 
   it('rejects alg none', async () => {
     const none = rawJwt({ alg: 'none', typ: 'JWT' }, { sub: 'alice', exp: now() + 60, roles: ['admin'] });
-    expectCode(await balance(t, bearer(none)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(none)), 401, 'unauthorized');
     // Same, with a signature still attached.
     const noneSigned = rawJwt({ alg: 'none', typ: 'JWT' }, { sub: 'alice', exp: now() + 60 }, DEV_JWT_SECRET);
-    expectCode(await balance(t, bearer(noneSigned)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(noneSigned)), 401, 'unauthorized');
   });
 
   it('rejects an expired token', async () => {
     const res = await balance(t, bearer(hs256({ sub: 'alice', exp: now() - 60 })));
-    expectCode(res, 401, 'unauthorized');
+    expectError(res, 401, 'unauthorized');
     expect(res.json().errors.join(' ')).toMatch(/expired/i);
   });
 
@@ -68,13 +63,13 @@ describe('JWT with the HS256 secret', () => {
       t,
       bearer(hs256({ sub: 'alice', exp: now() + 60 }, 'another-secret-of-enough-length')),
     );
-    expectCode(res, 401, 'unauthorized');
+    expectError(res, 401, 'unauthorized');
   });
 
   it('rejects a tampered payload', async () => {
     const [h, , s] = tokenFor('alice').split('.');
     const forged = `${h}.${b64({ sub: 'alice', roles: ['admin'], exp: now() + 60 })}.${s}`;
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/api-keys', headers: bearer(forged) }),
       401,
       'unauthorized',
@@ -86,12 +81,12 @@ describe('JWT with the HS256 secret', () => {
     expect(JSON.parse(Buffer.from(token.split('.')[1] as string, 'base64url').toString())).not.toHaveProperty(
       'exp',
     );
-    expectCode(await balance(t, bearer(token)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(token)), 401, 'unauthorized');
   });
 
   it('rejects a token without sub', async () => {
-    expectCode(await balance(t, bearer(hs256({ exp: now() + 60 }))), 401, 'unauthorized');
-    expectCode(await balance(t, bearer(hs256({ sub: '', exp: now() + 60 }))), 401, 'unauthorized');
+    expectError(await balance(t, bearer(hs256({ exp: now() + 60 }))), 401, 'unauthorized');
+    expectError(await balance(t, bearer(hs256({ sub: '', exp: now() + 60 }))), 401, 'unauthorized');
   });
 });
 
@@ -110,7 +105,7 @@ describe('JWT issuer and audience', () => {
   });
 
   it('rejects a wrong audience', async () => {
-    expectCode(
+    expectError(
       await balance(t, bearer(hs256({ ...claims, aud: 'other-api', exp: now() + 60 }))),
       401,
       'unauthorized',
@@ -119,21 +114,21 @@ describe('JWT issuer and audience', () => {
 
   it('rejects a wrong issuer', async () => {
     const token = hs256({ ...claims, iss: 'https://evil.test', exp: now() + 60 });
-    expectCode(await balance(t, bearer(token)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(token)), 401, 'unauthorized');
   });
 
   it('rejects a token with no audience or no issuer when they are configured', async () => {
-    expectCode(
+    expectError(
       await balance(t, bearer(hs256({ sub: 'alice', iss: claims.iss, exp: now() + 60 }))),
       401,
       'unauthorized',
     );
-    expectCode(
+    expectError(
       await balance(t, bearer(hs256({ sub: 'alice', aud: claims.aud, exp: now() + 60 }))),
       401,
       'unauthorized',
     );
-    expectCode(await balance(t, asUser('alice')), 401, 'unauthorized');
+    expectError(await balance(t, asUser('alice')), 401, 'unauthorized');
   });
 });
 
@@ -152,10 +147,10 @@ describe('JWT with a public key (RS256, ES256)', () => {
     expect(ok.json().data.userId).toBe('bob');
 
     // The development secret is not accepted once a public key is configured.
-    expectCode(await balance(t, asUser('bob')), 401, 'unauthorized');
+    expectError(await balance(t, asUser('bob')), 401, 'unauthorized');
     // Algorithm confusion: HS256 "signed" with the public key's PEM as the HMAC secret.
     const confused = rawJwt({ alg: 'HS256', typ: 'JWT' }, { sub: 'bob', exp: now() + 60 }, rsa.publicKey);
-    expectCode(await balance(t, bearer(confused)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(confused)), 401, 'unauthorized');
     // Another RSA key.
     const other = generateKeyPairSync('rsa', {
       modulusLength: 2048,
@@ -163,13 +158,13 @@ describe('JWT with a public key (RS256, ES256)', () => {
       publicKeyEncoding: { type: 'spki', format: 'pem' },
     });
     const wrong = createSigner({ key: other.privateKey, algorithm: 'RS256', expiresIn: 60_000 });
-    expectCode(await balance(t, bearer(wrong({ sub: 'bob' }))), 401, 'unauthorized');
+    expectError(await balance(t, bearer(wrong({ sub: 'bob' }))), 401, 'unauthorized');
     // Expired and exp-less RS256 tokens.
     const plain = createSigner({ key: rsa.privateKey, algorithm: 'RS256' });
-    expectCode(await balance(t, bearer(plain({ sub: 'bob', exp: now() - 5 }))), 401, 'unauthorized');
-    expectCode(await balance(t, bearer(plain({ sub: 'bob' }))), 401, 'unauthorized');
+    expectError(await balance(t, bearer(plain({ sub: 'bob', exp: now() - 5 }))), 401, 'unauthorized');
+    expectError(await balance(t, bearer(plain({ sub: 'bob' }))), 401, 'unauthorized');
     const none = rawJwt({ alg: 'none' }, { sub: 'bob', exp: now() + 60 });
-    expectCode(await balance(t, bearer(none)), 401, 'unauthorized');
+    expectError(await balance(t, bearer(none)), 401, 'unauthorized');
   });
 
   it('accepts a PEM given on one line with \\n escapes (as env files hold it)', async () => {
@@ -198,7 +193,7 @@ describe('roles', () => {
   const ops = () => bearer(tokenFor('ops_1', ['ops']));
 
   it('gives a user without a role 403 on admin routes', async () => {
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/api-keys', headers: asUser('u1') }),
       403,
       'forbidden',
@@ -209,10 +204,10 @@ describe('roles', () => {
       headers: asUser('u1'),
       payload: { name: 'mine', scopes: ['credits:debit'] },
     });
-    expectCode(create, 403, 'forbidden');
+    expectError(create, 403, 'forbidden');
     const { rows } = await t.pg.query('select count(*)::int as n from api_keys');
     expect(rows[0].n).toBe(0);
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/accounts', headers: asUser('u1') }),
       403,
       'forbidden',
@@ -223,23 +218,23 @@ describe('roles', () => {
       headers: { ...asUser('u1'), 'idempotency-key': 'k' },
       payload: { amount: 1 },
     });
-    expectCode(debit, 403, 'forbidden');
+    expectError(debit, 403, 'forbidden');
   });
 
   it("lets a user read their own balance and not another user's", async () => {
     expect((await balance(t, asUser('u1'), 'u1')).statusCode).toBe(200);
-    expectCode(await balance(t, asUser('u1'), 'u2'), 403, 'forbidden');
+    expectError(await balance(t, asUser('u1'), 'u2'), 403, 'forbidden');
     const ledger = await t.app.inject({
       method: 'GET',
       url: '/api/v1/accounts/u2/ledger',
       headers: asUser('u1'),
     });
-    expectCode(ledger, 403, 'forbidden');
+    expectError(ledger, 403, 'forbidden');
   });
 
   it('does not take roles from a claim that is not a string array', async () => {
     const token = hs256({ sub: 'u1', roles: 'admin', exp: now() + 60 });
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/api-keys', headers: bearer(token) }),
       403,
       'forbidden',
@@ -256,7 +251,7 @@ describe('roles', () => {
     expect((await t.app.inject({ method: 'GET', url: '/api/v1/accounts', headers: ops() })).statusCode).toBe(
       200,
     );
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/api-keys', headers: ops() }),
       403,
       'forbidden',
@@ -267,7 +262,7 @@ describe('roles', () => {
       headers: { ...ops(), 'idempotency-key': 'k' },
       payload: { amount: 1 },
     });
-    expectCode(debit, 403, 'forbidden');
+    expectError(debit, 403, 'forbidden');
   });
 
   it('lets admin do everything', async () => {

@@ -1,28 +1,10 @@
 import { sql } from 'kysely';
-import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AppError } from '../../src/errors.ts';
 import { asAdmin, asUser, buildTestApp, createApiKey, type TestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
-
-/** Asserts the error envelope and returns its `errors` joined, for message checks. */
-function expectError(res: LightMyRequestResponse, status: number, code: string): string {
-  expect(res.statusCode).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/json/);
-  const body = res.json();
-  expect(body).toEqual({
-    isSuccess: false,
-    statusCode: status,
-    code,
-    data: null,
-    errors: expect.any(Array),
-    timestamp: expect.stringMatching(ISO),
-  });
-  expect(body.errors.length).toBeGreaterThan(0);
-  for (const e of body.errors) expect(typeof e).toBe('string');
-  return body.errors.join('\n');
-}
 
 const debit = (t: TestApp, payload: unknown, headers: Record<string, string> = {}) =>
   t.app.inject({

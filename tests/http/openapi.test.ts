@@ -4,11 +4,13 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { generateOpenApi, OPENAPI_PATH } from '../../src/cli/openapi.ts';
 import { buildTestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 const DEV_PURCHASE = '/api/v1/credit-packages/purchase';
 
 interface Response {
+  $ref?: string;
   description?: string;
   headers?: Record<string, { $ref?: string }>;
   content?: Record<string, { schema?: { $ref?: string } }>;
@@ -31,8 +33,18 @@ interface Operation {
 type Document = {
   openapi: string;
   paths: Record<string, Partial<Record<(typeof METHODS)[number], Operation>>>;
-  components: { schemas: Record<string, unknown>; headers?: Record<string, unknown> };
+  components: {
+    schemas: Record<string, unknown>;
+    headers?: Record<string, unknown>;
+    responses?: Record<string, Response>;
+  };
 };
+
+/** A response as a client reads it: a shared one (`$ref: '#/components/responses/X'`) is looked up. */
+function resolve(doc: Document, response: Response): Response {
+  const name = response.$ref?.replace('#/components/responses/', '');
+  return name === undefined ? response : (doc.components.responses?.[name] ?? {});
+}
 
 function operations(doc: Document): [string, Operation][] {
   return Object.entries(doc.paths).flatMap(([p, item]) =>
@@ -96,7 +108,8 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
       expect.arrayContaining(['RequestId', 'ContentLanguage', 'RetryAfter', 'IdempotentReplayed']),
     );
     for (const [name, op] of operations(doc)) {
-      for (const [status, response] of Object.entries(op.responses ?? {})) {
+      for (const [status, own] of Object.entries(op.responses ?? {})) {
+        const response = resolve(doc, own);
         expect(response.description, `${name} ${status}`).toBeTruthy();
         expect(response.headers?.['x-request-id']?.$ref, `${name} ${status} x-request-id`).toBe(
           '#/components/headers/RequestId',
@@ -116,6 +129,30 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
     const debit = doc.paths['/api/v1/accounts/{userId}/debits']?.post;
     expect(debit?.responses?.['200']?.headers?.['Idempotent-Replayed']).toBeTruthy();
     expect(Object.keys(debit?.responses ?? {})).toEqual(expect.arrayContaining(['201', '402', '409']));
+  });
+
+  it('declares each error response that is the same on every operation once, in components.responses', async () => {
+    const doc = parse(await readFile(OPENAPI_PATH, 'utf8')) as Document;
+    const shared = doc.components.responses ?? {};
+    expect(Object.keys(shared)).toEqual(
+      expect.arrayContaining(['ValidationError', 'UnauthorizedError', 'RateLimitedError', 'InternalError']),
+    );
+    for (const [id, response] of Object.entries(shared)) {
+      // Named after the schema it answers with.
+      expect(response.content?.['application/json']?.schema?.$ref, id).toBe(`#/components/schemas/${id}`);
+    }
+    const descriptions = new Set(Object.values(shared).map((r) => r.description));
+    for (const [name, op] of operations(doc)) {
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        // Inline error responses are the ones with a description of their own.
+        if (Number(status) >= 400 && !response.$ref)
+          expect(descriptions.has(response.description), `${name} ${status} inline`).toBe(false);
+      }
+    }
+    // The rate limit's 429, on every /api/v1 operation, is one of them.
+    expect(doc.paths['/api/v1/accounts/{userId}/debits']?.post?.responses?.['429']?.$ref).toBe(
+      '#/components/responses/RateLimitedError',
+    );
   });
 
   it('leaves parameters the server defaults optional', async () => {
@@ -162,7 +199,6 @@ describe('/docs', () => {
     expect([200, 302]).toContain(ui.statusCode);
     // And the route itself answers like any unknown route.
     const purchase = await app.inject({ method: 'POST', url: DEV_PURCHASE, payload: { packageId: 'pkg_x' } });
-    expect(purchase.statusCode).toBe(404);
-    expect(purchase.json()).toMatchObject({ isSuccess: false, code: 'not_found' });
+    expectError(purchase, 404, 'not_found');
   });
 });

@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asUser, buildTestApp, type TestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 describe('health and readiness', () => {
   let t: TestApp;
@@ -24,8 +25,7 @@ describe('health and readiness', () => {
     const { rows } = await fresh.pg.query('select max(version) as v from schema_migrations');
     await fresh.pg.query('delete from schema_migrations where version = $1', [rows[0].v]);
     const res = await fresh.app.inject({ method: 'GET', url: '/readyz' });
-    expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ isSuccess: false, statusCode: 503, code: 'service_unavailable' });
+    expectError(res, 503, 'service_unavailable');
     expect(res.json().errors.join(' ')).toMatch(/migration/);
   });
 });
@@ -79,8 +79,7 @@ describe('/metrics', () => {
   it('requires the bearer METRICS_TOKEN when it is set', async () => {
     const { app } = await buildTestApp({ METRICS_TOKEN: 'metrics-token-123' });
     const none = await app.inject({ method: 'GET', url: '/metrics' });
-    expect(none.statusCode).toBe(401);
-    expect(none.json()).toMatchObject({ isSuccess: false, code: 'unauthorized' });
+    expectError(none, 401, 'unauthorized');
     const wrong = await app.inject({
       method: 'GET',
       url: '/metrics',

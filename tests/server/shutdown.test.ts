@@ -2,6 +2,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { asUser, buildTestApp } from '../helpers/app.ts';
+import { expectError } from '../helpers/envelope.ts';
 
 function get(agent: http.Agent, port: number, path: string, headers: Record<string, string> = {}) {
   return new Promise<{ status: number; headers: http.IncomingHttpHeaders; body: string; socket: unknown }>(
@@ -56,14 +57,8 @@ describe('shutdown', () => {
 
       const late = await get(agent, port, '/api/v1/credits/balance', asUser('late_user'));
       expect(late.socket).toBe(first.socket);
-      expect(late.status).toBe(503);
       expect(late.headers.connection).toBe('close');
-      expect(JSON.parse(late.body)).toMatchObject({
-        isSuccess: false,
-        statusCode: 503,
-        code: 'service_unavailable',
-        data: null,
-      });
+      expectError({ statusCode: late.status, body: late.body }, 503, 'service_unavailable');
       await closed;
     } finally {
       agent.destroy();

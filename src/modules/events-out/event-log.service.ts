@@ -22,7 +22,7 @@ const iso = (value: unknown) =>
 
 const camel = (key: string) => key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
 
-/** A balance as events carry it (migrations/012_events.sql, events_balance). */
+/** A balance as events carry it (db/functions/events_balance.sql). */
 function toEventBalance(b: Obj) {
   return {
     userId: b.user_id as string,

@@ -1,4 +1,4 @@
-/** Every event type the service emits (the `events.type` check in migrations/012_events.sql lists the same). */
+/** Every event type the service emits (the `events.type` check in db/schema.sql lists the same). */
 export const EVENT_TYPES = [
   'purchase.completed',
   'purchase.failed',

@@ -17,7 +17,7 @@ export type HoldJson = Omit<
   'seq' | 'request_hash' | 'idempotency_key' | 'created_at' | 'expires_at' | 'captured_at' | 'released_at'
 > & { created_at: string; expires_at: string; captured_at: string | null; released_at: string | null };
 
-/** What every money-moving SQL function answers (the ledger_outcome type, 007_holds_reversals.sql). */
+/** What every money-moving SQL function answers (the ledger_outcome type in db/schema.sql). */
 export interface LedgerResult {
   outcome:
     | 'created'
@@ -109,7 +109,7 @@ export async function callLedger(q: PreparedQuery, a: LedgerOp): Promise<LedgerR
   return rows[0] as LedgerResult;
 }
 
-/** An operation as an item of credits_ledger_many (014_ledger_many.sql). */
+/** An operation as an item of credits_ledger_many (db/functions/credits_ledger_many.sql). */
 function manyItem(a: LedgerOp) {
   switch (a.op) {
     case 'debit':
@@ -274,7 +274,7 @@ export interface BalanceRow {
 
 /**
  * The spendable balance in one round trip: the cached balance less lots already past expiry whose expiry
- * entry is not written yet, and the credits that expire, per expiry time (credits_balance in 003_ledger.sql).
+ * entry is not written yet, and the credits that expire, per expiry time (db/functions/credits_balance.sql).
  */
 export async function readBalance(q: PreparedQuery, userId: string): Promise<BalanceRow | undefined> {
   const rows = await q<BalanceRow>(

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { hashApiKey, isPlausibleApiKey } from '../../../src/modules/api-keys/api-keys.service.ts';
 import { safeEqual } from '../../../src/lib/secrets.ts';
 import { asUser, bearer, buildTestApp, createApiKey, type TestApp, tokenFor } from '../../helpers/app.ts';
-import { expectError } from './hardening-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 /** Counts API key verifications (each one past the cache is a database lookup). */
 function countLookups(t: TestApp) {

@@ -2,7 +2,7 @@ import net from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { buildTestApp, type TestApp } from '../../helpers/app.ts';
-import { expectError } from './hardening-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 const TIMEOUT_MS = 300;
 

@@ -8,7 +8,8 @@ import {
   type TestApp,
   tokenFor,
 } from '../../helpers/app.ts';
-import { cursorOf, deepJson, expectError } from './hardening-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
+import { cursorOf, deepJson } from './hardening-helpers.ts';
 
 const NUL = '\u0000';
 const LONE = '\ud800';

@@ -1,11 +1,6 @@
-import type { LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { asAdmin, asUser, buildTestApp, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
-
-function expectCode(res: LightMyRequestResponse, status: number, code: string) {
-  expect(res.statusCode).toBe(status);
-  expect(res.json()).toMatchObject({ isSuccess: false, statusCode: status, code, data: null });
-}
+import { expectError } from '../../helpers/envelope.ts';
 
 const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -69,20 +64,20 @@ describe('API keys', () => {
       url: '/api/v1/accounts/svc_user/ledger',
       headers: { 'x-api-key': key },
     });
-    expectCode(ledger, 403, 'forbidden');
+    expectError(ledger, 403, 'forbidden');
     expect(ledger.json().errors.join(' ')).toContain('ledger:read');
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/api-keys', headers: { 'x-api-key': key } }),
       403,
       'forbidden',
     );
-    expectCode(
+    expectError(
       await create({ name: 'escalate', scopes: ['packages:write'] }, { authorization: `Bearer ${key}` }),
       403,
       'forbidden',
     );
     // A key is not a user: user routes refuse it.
-    expectCode(
+    expectError(
       await t.app.inject({ method: 'GET', url: '/api/v1/credits/balance', headers: { 'x-api-key': key } }),
       403,
       'forbidden',
@@ -94,7 +89,7 @@ describe('API keys', () => {
     expect(revoked.json().data).toMatchObject({ id, revokedAt: expect.stringMatching(ISO) });
     for (const headers of [{ 'x-api-key': key }, { authorization: `Bearer ${key}` }]) {
       const res = await t.app.inject({ method: 'GET', url: '/api/v1/accounts/svc_user/balance', headers });
-      expectCode(res, 401, 'unauthorized');
+      expectError(res, 401, 'unauthorized');
     }
     const { rows } = await t.pg.query('select revoked_at from api_keys where id = $1', [id]);
     expect(rows[0].revoked_at).toBeInstanceOf(Date);
@@ -151,12 +146,12 @@ describe('API keys', () => {
   it('answers 409 for revoking twice and 404 for an unknown id', async () => {
     const created = (await create({ name: 'twice', scopes: ['ledger:read'] })).json().data;
     expect((await revoke(created.id)).statusCode).toBe(200);
-    expectCode(await revoke(created.id), 409, 'conflict');
-    expectCode(await revoke('key_does_not_exist'), 404, 'not_found');
+    expectError(await revoke(created.id), 409, 'conflict');
+    expectError(await revoke('key_does_not_exist'), 404, 'not_found');
   });
 
   it('rejects invalid keys and invalid create bodies', async () => {
-    expectCode(
+    expectError(
       await t.app.inject({
         method: 'GET',
         url: '/api/v1/accounts/x/balance',
@@ -165,16 +160,16 @@ describe('API keys', () => {
       401,
       'unauthorized',
     );
-    expectCode(await create({ name: 'bad scope', scopes: ['everything'] }), 400, 'validation_failed');
-    expectCode(await create({ name: 'no scopes', scopes: [] }), 400, 'validation_failed');
-    expectCode(await create({ name: '', scopes: ['ledger:read'] }), 400, 'validation_failed');
-    expectCode(
+    expectError(await create({ name: 'bad scope', scopes: ['everything'] }), 400, 'validation_failed');
+    expectError(await create({ name: 'no scopes', scopes: [] }), 400, 'validation_failed');
+    expectError(await create({ name: '', scopes: ['ledger:read'] }), 400, 'validation_failed');
+    expectError(
       await create({ name: 'x', scopes: ['ledger:read'], key: 'ck_chosen' }),
       400,
       'validation_failed',
     );
-    expectCode(await create({ name: 'x', scopes: ['ledger:read'] }, asUser('u1')), 403, 'forbidden');
-    expectCode(
+    expectError(await create({ name: 'x', scopes: ['ledger:read'] }, asUser('u1')), 403, 'forbidden');
+    expectError(
       await t.app.inject({
         method: 'POST',
         url: '/api/v1/api-keys',
@@ -257,15 +252,15 @@ describe('API keys', () => {
   });
 
   it('rejects an invalid limit or cursor', async () => {
-    expectCode(await list('?limit=0'), 400, 'validation_failed');
-    expectCode(await list('?limit=101'), 400, 'validation_failed');
-    expectCode(await list('?cursor=not-a-cursor'), 400, 'validation_failed');
+    expectError(await list('?limit=0'), 400, 'validation_failed');
+    expectError(await list('?limit=101'), 400, 'validation_failed');
+    expectError(await list('?cursor=not-a-cursor'), 400, 'validation_failed');
     const wrongShape = Buffer.from(JSON.stringify([1, 2, 3])).toString('base64url');
-    expectCode(await list(`?cursor=${wrongShape}`), 400, 'validation_failed');
+    expectError(await list(`?cursor=${wrongShape}`), 400, 'validation_failed');
     // A forged timestamp Postgres would refuse is the client's error, not a 500.
     for (const ts of ['2025-02-30T00:00:00.000000Z', '2025-01-01 00:00:00', 'yesterday']) {
       const forged = Buffer.from(JSON.stringify([ts, 'key_x'])).toString('base64url');
-      expectCode(await list(`?cursor=${forged}`), 400, 'validation_failed');
+      expectError(await list(`?cursor=${forged}`), 400, 'validation_failed');
     }
   });
 });

@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/http/types.ts';
 import { asAdmin, asUser, buildTestApp, createApiKey } from '../../helpers/app.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 let app: App;
 let writerKey: string;
@@ -66,9 +67,8 @@ describe('creating packages', () => {
     ['unknown field', { color: 'red' }, "additional property 'color'"],
   ])('rejects %s with 400 naming the field', async (_label, change, field) => {
     const res = await create({ ...base, ...change });
-    expect(res.statusCode).toBe(400);
+    expectError(res, 400, 'validation_failed');
     const body = res.json();
-    expect(body).toMatchObject({ isSuccess: false, statusCode: 400, code: 'validation_failed', data: null });
     expect(body.errors.join(' ')).toContain(field);
   });
 
@@ -114,8 +114,7 @@ describe('creating packages', () => {
 describe('reading and listing', () => {
   it('unknown package is 404 in the envelope', async () => {
     const res = await app.inject({ method: 'GET', url: '/api/v1/credit-packages/pkg_missing' });
-    expect(res.statusCode).toBe(404);
-    expect(res.json()).toMatchObject({ code: 'not_found', isSuccess: false });
+    expectError(res, 404, 'not_found');
   });
 
   it('the public list shows active packages only; includeInactive needs admin or packages:write', async () => {

@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { ClawbackInput } from '../../../src/modules/ledger/ledger.service.ts';
 import type { App } from '../../../src/http/types.ts';
-import { buildTestApp, createApiKey, type TestApp } from '../../helpers/app.ts';
-import { balanceOf, debit, entryRows, inconsistentAccounts, lotRows } from './ledger-helpers.ts';
+import { buildTestApp, createApiKey, type TestApp, balanceOf } from '../../helpers/app.ts';
+import { debit, entryRows, inconsistentAccounts, lotRows } from './ledger-helpers.ts';
 
 let t: TestApp;
 let app: App;

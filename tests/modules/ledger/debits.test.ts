@@ -1,7 +1,16 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/http/types.ts';
-import { asAdmin, asUser, buildTestApp, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
-import { balanceOf, debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
+import {
+  asAdmin,
+  asUser,
+  buildTestApp,
+  createApiKey,
+  grant,
+  type TestApp,
+  balanceOf,
+} from '../../helpers/app.ts';
+import { debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 let t: TestApp;
 let app: App;
@@ -25,13 +34,10 @@ describe('concurrent debits', () => {
     expect(refused).toHaveLength(80);
 
     for (const r of refused) {
-      expect(r.json()).toMatchObject({
-        isSuccess: false,
-        statusCode: 402,
-        code: 'insufficient_credits',
-        data: null,
-        errors: ['Insufficient credits: balance 0, requested 1'],
-      });
+      expect(expectError(r, 402, 'insufficient_credits')).toBe(
+        'Insufficient credits: balance 0, requested 1',
+      );
+      expect(r.json().errors).toEqual(['Insufficient credits: balance 0, requested 1']);
     }
     // Every success reports a distinct balance: the 70 debits were applied one after another.
     const balances = created.map((r) => r.json().data.balance as number).sort((a, b) => a - b);
@@ -253,8 +259,7 @@ describe('idempotency', () => {
       { amount: 2, metadata: { x: 1 } },
     ]) {
       const res = await debit(app, key, 'reuse_user', other, 'reuse-1');
-      expect(res.statusCode).toBe(409);
-      expect(res.json()).toMatchObject({ isSuccess: false, code: 'idempotency_key_reused', data: null });
+      expectError(res, 409, 'idempotency_key_reused');
     }
     expect((await balanceOf(app, 'reuse_user')).balance).toBe(8);
     expect((await entryRows(t.pg, 'reuse_user')).filter((r) => r.type === 'debit')).toHaveLength(1);
@@ -291,8 +296,7 @@ describe('idempotency', () => {
     await grant(app, 'header_user', 10);
     for (const idem of [null, '', 'k'.repeat(256)]) {
       const res = await debit(app, key, 'header_user', { amount: 1 }, idem);
-      expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ isSuccess: false, statusCode: 400, code: 'validation_failed' });
+      expectError(res, 400, 'validation_failed');
     }
     expect((await debit(app, key, 'header_user', { amount: 1 }, 'k'.repeat(255))).statusCode).toBe(201);
     expect((await balanceOf(app, 'header_user')).balance).toBe(9);
@@ -311,8 +315,7 @@ describe('amount validation', () => {
   ])('amount %s is 400 naming the field', async (_label, amount) => {
     await grant(app, 'amount_user', 100, { key: 'amount-user-grant' });
     const res = await debit(app, key, 'amount_user', { amount });
-    expect(res.statusCode).toBe(400);
-    expect(res.json()).toMatchObject({ isSuccess: false, code: 'validation_failed', data: null });
+    expectError(res, 400, 'validation_failed');
     expect(res.json().errors.join(' ')).toMatch(/amount/);
     expect((await balanceOf(app, 'amount_user')).balance).toBe(100);
   });

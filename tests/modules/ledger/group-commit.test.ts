@@ -5,8 +5,8 @@ import {
   createLedgerService,
   type LedgerServiceOptions,
 } from '../../../src/modules/ledger/ledger.service.ts';
-import { buildTestApp, cleanup, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
-import { balanceOf, debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
+import { buildTestApp, cleanup, createApiKey, grant, type TestApp, balanceOf } from '../../helpers/app.ts';
+import { debit, entryRows, inconsistentAccounts } from './ledger-helpers.ts';
 
 // Debits beyond the calls in flight wait and leave together: one transaction, one commit for the lot.
 // These tests drive the ledger service itself with one or two calls in flight, so which debits share a call is
@@ -184,7 +184,7 @@ describe('debit group commit', () => {
     const { ledger: east, replica, calls, batchErrors } = recordingLedger(2);
     const west = replica();
     // Each replica's batches hold several of the same accounts in opposite arrival orders: locked in
-    // arrival order, they would deadlock; credits_debit_many locks them in user order.
+    // arrival order, they would deadlock; credits_ledger_many locks them in user order.
     const results = await Promise.all(
       Array.from({ length: 200 }, (_, i) => {
         const n = Math.floor(i / 2) % 10;

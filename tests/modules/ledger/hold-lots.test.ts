@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/http/types.ts';
-import { buildTestApp, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
+import { buildTestApp, createApiKey, grant, type TestApp, balanceOf } from '../../helpers/app.ts';
 import {
-  balanceOf,
   captureHold,
   createHold,
   debit,

@@ -1,8 +1,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../src/http/types.ts';
-import { asAdmin, asUser, buildTestApp, createApiKey, grant, type TestApp } from '../../helpers/app.ts';
 import {
+  asAdmin,
+  asUser,
+  buildTestApp,
+  createApiKey,
+  grant,
+  type TestApp,
   balanceOf,
+} from '../../helpers/app.ts';
+import {
   captureHold,
   createHold,
   debit,

@@ -1,7 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type pg from 'pg';
 import type { App } from '../../../src/http/types.ts';
-import { asAdmin } from '../../helpers/app.ts';
 
 /** POST a debit with an API key (x-api-key); `idempotencyKey: null` leaves the header out. */
 export function debit(
@@ -20,25 +19,6 @@ export function debit(
     },
     payload: payload as Record<string, unknown>,
   });
-}
-
-/** The balance as an admin reads it through the API (`at` for a past time). */
-export async function balanceOf(app: App, userId: string, at?: string) {
-  const res = await app.inject({
-    method: 'GET',
-    url: `/api/v1/accounts/${userId}/balance`,
-    headers: asAdmin(),
-    query: at === undefined ? {} : { at },
-  });
-  if (res.statusCode !== 200) throw new Error(`balance read failed: ${res.statusCode} ${res.body}`);
-  return res.json().data as {
-    userId: string;
-    balance: number;
-    available: number;
-    held: number;
-    updatedAt: string | null;
-    expiringSoon: { credits: number; expiresAt: string }[];
-  };
 }
 
 export interface EntryRow {

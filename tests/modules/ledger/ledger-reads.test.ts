@@ -9,8 +9,10 @@ import {
   grant,
   type TestApp,
   tokenFor,
+  balanceOf,
 } from '../../helpers/app.ts';
-import { balanceOf, debit } from './ledger-helpers.ts';
+import { debit } from './ledger-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 let t: TestApp;
 let app: App;
@@ -162,8 +164,7 @@ describe('accounts and access rules', () => {
     expect((await get('/api/v1/accounts/alice/balance', asUser('alice'))).statusCode).toBe(200);
     expect((await get('/api/v1/accounts/alice/ledger', asUser('alice'))).statusCode).toBe(200);
     const other = await get('/api/v1/accounts/bob/ledger', asUser('alice'));
-    expect(other.statusCode).toBe(403);
-    expect(other.json()).toMatchObject({ isSuccess: false, statusCode: 403, code: 'forbidden', data: null });
+    expectError(other, 403, 'forbidden');
     expect((await get('/api/v1/accounts/bob/balance', asUser('alice'))).statusCode).toBe(403);
   });
 

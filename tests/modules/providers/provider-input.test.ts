@@ -4,7 +4,8 @@ import { asUser } from '../../helpers/app.ts';
 import { stripeEvent, WEBHOOK_SECRET } from '../../helpers/fake-stripe.ts';
 import { deliver as deliverRc, purchaseEvent, RC_AUTH, rcBody } from '../../helpers/revenuecat.ts';
 import { buildStripeApp, createPackage, deliver, type StripeTestApp } from './stripe/stripe-helpers.ts';
-import { deepJson, expectError } from '../../http/hardening/hardening-helpers.ts';
+import { expectError } from '../../helpers/envelope.ts';
+import { deepJson } from '../../http/hardening/hardening-helpers.ts';
 
 /** Posts raw text to the Stripe webhook, correctly signed (at `timestamp`, seconds, when given). */
 function deliverRaw(t: StripeTestApp, payload: string, timestamp?: number) {

@@ -1,6 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { asAdmin, asUser, buildTestApp } from '../../helpers/app.ts';
+import { expectError } from '../../helpers/envelope.ts';
 
 const base = { name: 'Dev pack', credits: 40, price: 199, currency: 'usd' };
 
@@ -16,8 +17,7 @@ describe('dev purchase route', () => {
       headers: asUser('u1'),
       payload: { packageId: pkg.id },
     });
-    expect(res.statusCode).toBe(404);
-    expect(res.json()).toMatchObject({ code: 'not_found', isSuccess: false });
+    expectError(res, 404, 'not_found');
     const docs = await app.inject({ method: 'GET', url: '/docs/json' });
     expect(Object.keys(docs.json().paths)).not.toContain('/api/v1/credit-packages/purchase');
     const balance = await app.inject({

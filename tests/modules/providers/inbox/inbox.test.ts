@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { asAdmin, asUser, bearer, tokenFor } from '../../../helpers/app.ts';
+import { asAdmin, asUser, bearer, tokenFor, balanceOf } from '../../../helpers/app.ts';
 import { chargeObject, sessionObject, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
   createRcPackage,
@@ -12,7 +12,6 @@ import {
   unique,
 } from '../../../helpers/revenuecat.ts';
 import {
-  balanceOf,
   buildStripeApp,
   createPackage,
   deliver as deliverStripe,
@@ -21,6 +20,7 @@ import {
   type StripeTestApp,
   startCheckout,
 } from '../stripe/stripe-helpers.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 let t: StripeTestApp;
 
@@ -92,8 +92,7 @@ describe('the provider-event inbox for operators', () => {
     expect((await replay(page1.items[0].id, asOps())).statusCode).toBe(403);
     // A processed event: 409, nothing changes.
     const processed = await replay(page1.items[0].id);
-    expect(processed.statusCode).toBe(409);
-    expect(processed.json()).toMatchObject({ isSuccess: false, code: 'conflict' });
+    expectError(processed, 409, 'conflict');
     // Both errors come from the message catalogue, in the language asked for.
     const ru = { ...asAdmin(), 'accept-language': 'ru' };
     expect((await replay(page1.items[0].id, ru)).json().errors).toEqual([
@@ -102,7 +101,7 @@ describe('the provider-event inbox for operators', () => {
     expect((await get('/api/v1/provider-events/pev_999999999', ru)).json().errors).toEqual([
       'Событие провайдера не найдено',
     ]);
-    expect(await balanceOf(t.app, user)).toBe(15);
+    expect((await balanceOf(t.app, user)).balance).toBe(15);
   });
 
   it('a purchase of a product mapped only afterwards: parked, replay leaves it parked, mapping grants it once', async () => {
@@ -251,7 +250,7 @@ describe('the two gaps', () => {
     const early = await deliverRc(t.app, reversal);
     expect(early.json().data).toMatchObject({ outcome: 'parked' });
     expect((await storedEvent(t.pg, reversal.event.id as string)).note).toMatch(/waiting for the refund/);
-    expect(await balanceOf(t.app, user)).toBe(30);
+    expect((await balanceOf(t.app, user)).balance).toBe(30);
 
     expect((await deliverRc(t.app, refundEvent(product, tx))).json().data.outcome).toBe('processed');
     const state = await rcState(t.pg, user, tx);
@@ -309,6 +308,6 @@ describe('the two gaps', () => {
     );
     expect(paid.json().data.note).toContain('applied 1 earlier event(s)');
     expect((await ledgerRows(t, 'gap_user')).map((e) => e.amount)).toEqual([10, -10]);
-    expect(await balanceOf(t.app, 'gap_user')).toBe(0);
+    expect((await balanceOf(t.app, 'gap_user')).balance).toBe(0);
   });
 });

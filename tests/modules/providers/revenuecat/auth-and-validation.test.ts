@@ -11,6 +11,7 @@ import {
   storedEvent,
   unique,
 } from '../../../helpers/revenuecat.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 const env = { REVENUECAT_WEBHOOK_AUTH: RC_AUTH };
 const count = async (db: Pool) =>
@@ -34,13 +35,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     const body = purchaseEvent(product, unique('user'), unique('tx'));
     for (const authorization of [null, 'Bearer wrong', `${RC_AUTH} `, RC_AUTH.slice(0, -1), '']) {
       const res = await deliver(app, body, authorization);
-      expect(res.statusCode).toBe(401);
-      expect(res.json()).toMatchObject({
-        isSuccess: false,
-        statusCode: 401,
-        code: 'unauthorized',
-        data: null,
-      });
+      expectError(res, 401, 'unauthorized');
     }
     expect(await count(pg)).toBe(before);
     expect(await storedEvent(pg, body.event.id as string)).toBeUndefined();
@@ -51,8 +46,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     const body = rcBody('rc-non-renewing');
     for (const authorization of [null, RC_AUTH]) {
       const res = await deliver(unconfigured, body, authorization);
-      expect(res.statusCode).toBe(503);
-      expect(res.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable', data: null });
+      expectError(res, 503, 'service_unavailable');
     }
     expect(await storedEvent(pg, body.event.id as string)).toBeUndefined();
   });
@@ -86,8 +80,7 @@ describe('RevenueCat webhook: authorization and body', () => {
     ];
     for (const [body, field] of cases) {
       const res = await deliver(app, body);
-      expect(res.statusCode).toBe(400);
-      expect(res.json()).toMatchObject({ isSuccess: false, code: 'validation_failed', data: null });
+      expectError(res, 400, 'validation_failed');
       expect(res.json().errors.join(' ')).toMatch(field);
     }
     expect(await count(pg)).toBe(before);

@@ -11,6 +11,7 @@ import {
   rcState,
   unique,
 } from '../../../helpers/revenuecat.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 let t: TestApp;
 let app: App;
@@ -128,8 +129,7 @@ describe('POST /api/v1/accounts/{userId}/revenuecat/sync', () => {
 
     rc.fail(500, 1);
     const down = await sync(user);
-    expect(down.statusCode).toBe(503);
-    expect(down.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable' });
+    expectError(down, 503, 'service_unavailable');
     expect(down.body).not.toContain(rc.apiKey);
     expect(down.json().errors).toEqual([
       'RevenueCat answered HTTP 500: the purchases could not be read; retry later',

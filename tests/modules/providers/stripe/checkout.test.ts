@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { asUser, buildTestApp, createApiKey } from '../../../helpers/app.ts';
 import { startFakeStripe, stripeEnv } from '../../../helpers/fake-stripe.ts';
 import { buildStripeApp, countRows, createPackage, purchaseRow } from './stripe-helpers.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 const CHECKOUT = '/api/v1/credits/checkout';
 
@@ -170,8 +171,7 @@ describe('Stripe checkout', () => {
       headers: asUser('buyer_1'),
       payload: { packageId: pkg.id },
     });
-    expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable', data: null });
+    expectError(res, 503, 'service_unavailable');
     expect(res.body).not.toMatch(/sk_test|stack|api_error/);
     // One retry, with the same idempotency key.
     expect(t.fake.requests.length).toBe(2);

@@ -2,8 +2,9 @@ import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { freePort } from '../../../../src/db/embedded.ts';
+import { balanceOf } from '../../../helpers/app.ts';
 import { sessionObject, stripeEnv, stripeEvent } from '../../../helpers/fake-stripe.ts';
-import { balanceOf, buildStripeApp, createPackage, startCheckout } from './stripe-helpers.ts';
+import { buildStripeApp, createPackage, startCheckout } from './stripe-helpers.ts';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -37,11 +38,11 @@ describe('the periodic Stripe reconciliation job', () => {
       logs += d;
     });
     try {
-      for (let i = 0; i < 100 && (await balanceOf(t.app, 'job_user')) === 0; i++) {
+      for (let i = 0; i < 100 && (await balanceOf(t.app, 'job_user')).balance === 0; i++) {
         if (child.exitCode !== null) throw new Error(`server exited early:\n${logs}`);
         await new Promise((r) => setTimeout(r, 100));
       }
-      expect(await balanceOf(t.app, 'job_user')).toBe(100);
+      expect((await balanceOf(t.app, 'job_user')).balance).toBe(100);
       for (let i = 0; i < 50 && !/"msg":"stripe reconciliation"/.test(logs); i++) {
         await new Promise((r) => setTimeout(r, 100));
       }

@@ -1,4 +1,5 @@
 import { execFile } from 'node:child_process';
+import { balanceOf } from '../../../helpers/app.ts';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -6,7 +7,6 @@ import { createStripeClient } from '../../../../src/modules/providers/stripe/str
 import { createStripeReconciler } from '../../../../src/modules/providers/stripe/stripe-reconcile.service.ts';
 import { chargeObject, sessionObject, stripeEnv, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
-  balanceOf,
   buildStripeApp,
   createPackage,
   deliver,
@@ -72,7 +72,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     expect((await deliver(t.app, deliveredRefund)).json().data.outcome).toBe('processed');
     const ancient = await paidCheckout('rec_ancient', now - 31 * 86_400, false);
 
-    expect(await balanceOf(t.app, 'rec_missed_0')).toBe(0);
+    expect((await balanceOf(t.app, 'rec_missed_0')).balance).toBe(0);
     const readsBefore = eventReads().length;
     const report = await replica(4).run();
     expect(report).toMatchObject({ skipped: false, seen: 18, applied: 13, alreadyStored: 5 });
@@ -97,13 +97,13 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     expect(Number((reads[0]!.params.created as Obj).gte)).toBeCloseTo(now - 30 * 86_400, -2);
 
     // As if every webhook had arrived.
-    expect(await balanceOf(t.app, 'rec_missed_0')).toBe(0);
-    expect(await balanceOf(t.app, 'rec_missed_1')).toBe(50);
-    for (let i = 2; i < 10; i++) expect(await balanceOf(t.app, `rec_missed_${i}`)).toBe(100);
-    expect(await balanceOf(t.app, 'rec_ok_0')).toBe(0);
-    expect(await balanceOf(t.app, 'rec_ok_1')).toBe(50);
-    expect(await balanceOf(t.app, 'rec_ok_2')).toBe(100);
-    expect(await balanceOf(t.app, 'rec_ancient')).toBe(0);
+    expect((await balanceOf(t.app, 'rec_missed_0')).balance).toBe(0);
+    expect((await balanceOf(t.app, 'rec_missed_1')).balance).toBe(50);
+    for (let i = 2; i < 10; i++) expect((await balanceOf(t.app, `rec_missed_${i}`)).balance).toBe(100);
+    expect((await balanceOf(t.app, 'rec_ok_0')).balance).toBe(0);
+    expect((await balanceOf(t.app, 'rec_ok_1')).balance).toBe(50);
+    expect((await balanceOf(t.app, 'rec_ok_2')).balance).toBe(100);
+    expect((await balanceOf(t.app, 'rec_ancient')).balance).toBe(0);
     expect((await purchaseRow(t, ancient.purchaseId)).status).toBe('pending');
     expect(await purchaseRow(t, missed[0]!.purchaseId)).toMatchObject({
       status: 'refunded',
@@ -131,7 +131,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     const last = eventReads().at(-1)!;
     expect(Number((last.params.created as Obj).gte)).toBeGreaterThan(now - 2 * 3600);
     expect(Number((last.params.created as Obj).gte)).toBeLessThan(now - 3000);
-    expect(await balanceOf(t.app, 'rec_missed_2')).toBe(100);
+    expect((await balanceOf(t.app, 'rec_missed_2')).balance).toBe(100);
     expect(await t.app.services.ledger.verify()).toEqual([]);
 
     const metrics = (await t.app.inject({ method: 'GET', url: '/metrics' })).body;
@@ -150,7 +150,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
        on conflict (name) do update set lease_owner = excluded.lease_owner, lease_until = excluded.lease_until`,
     );
     expect(await replica().run()).toEqual({ skipped: true, reason: 'another replica is reconciling' });
-    expect(await balanceOf(t.app, 'lease_user_0')).toBe(0);
+    expect((await balanceOf(t.app, 'lease_user_0')).balance).toBe(0);
     // A crashed replica's lease runs out.
     await t.pg.query(`update provider_sync_state set lease_until = now() - interval '1 second'`);
 
@@ -159,7 +159,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     expect(done.length).toBeGreaterThanOrEqual(1);
     expect(done.reduce((sum, r) => sum + (r.skipped ? 0 : r.applied), 0)).toBe(5);
     for (let i = 0; i < 5; i++) {
-      expect(await balanceOf(t.app, `lease_user_${i}`)).toBe(100);
+      expect((await balanceOf(t.app, `lease_user_${i}`)).balance).toBe(100);
       expect(await ledgerRows(t, `lease_user_${i}`)).toHaveLength(1);
     }
     const { rows } = await t.pg.query(
@@ -182,7 +182,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
     expect(results.slice(1).map((r) => (r as { statusCode: number }).statusCode)).toEqual(Array(7).fill(200));
     for (let i = 0; i < 6; i++) {
       expect(await ledgerRows(t, `race_rec_${i}`)).toHaveLength(i === 0 ? 2 : 1);
-      expect(await balanceOf(t.app, `race_rec_${i}`)).toBe(i === 0 ? 50 : 100);
+      expect((await balanceOf(t.app, `race_rec_${i}`)).balance).toBe(i === 0 ? 50 : 100);
     }
     expect(await t.app.services.ledger.verify()).toEqual([]);
   });
@@ -202,7 +202,7 @@ describe('Stripe reconciliation: the events the webhook missed', () => {
       },
     });
     expect(stdout).toMatch(/seen \d+, applied 1, already stored \d+/);
-    expect(await balanceOf(t.app, 'cli_user')).toBe(100);
+    expect((await balanceOf(t.app, 'cli_user')).balance).toBe(100);
     expect(await eventRows(t, [missed.event.id as string])).toEqual([
       expect.objectContaining({ status: 'processed', purchase_id: missed.purchaseId }),
     ]);

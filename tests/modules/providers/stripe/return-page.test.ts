@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { asAdmin, asUser, bearer, tokenFor } from '../../../helpers/app.ts';
+import { asAdmin, asUser, bearer, tokenFor, balanceOf } from '../../../helpers/app.ts';
 import { sessionObject, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
-  balanceOf,
   buildStripeApp,
   createPackage,
   deliver,
@@ -11,6 +10,7 @@ import {
   type StripeTestApp,
   startCheckout,
 } from './stripe-helpers.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 let t: StripeTestApp;
 let pkg: { id: string };
@@ -45,14 +45,14 @@ describe('GET /api/v1/credits/checkout/{sessionId}: fulfilment on the success pa
       data: { purchase: { id: purchaseId, status: 'pending', providerRef: sessionId } },
     });
     expect(sessionReads(sessionId)).toBe(1);
-    expect(await balanceOf(t.app, 'rp_user')).toBe(0);
+    expect((await balanceOf(t.app, 'rp_user')).balance).toBe(0);
 
     const paid = payAtStripe(session);
     const after = await returnPage(sessionId, asUser('rp_user'));
     expect(after.statusCode).toBe(200);
     expect(after.json().data.purchase).toMatchObject({ id: purchaseId, status: 'completed', credits: 100 });
     expect(after.json().data.purchase.completedAt).not.toBeNull();
-    expect(await balanceOf(t.app, 'rp_user')).toBe(100);
+    expect((await balanceOf(t.app, 'rp_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'rp_user')).toEqual([
       expect.objectContaining({ type: 'grant', amount: 100, idempotency_key: `stripe:grant:${purchaseId}` }),
     ]);
@@ -81,7 +81,7 @@ describe('GET /api/v1/credits/checkout/{sessionId}: fulfilment on the success pa
         returnPage(session.id as string, asUser(user)),
       ]);
       expect(results.map((r) => r.statusCode)).toEqual([200, 200, 200, 200, 200]);
-      expect(await balanceOf(t.app, user)).toBe(100);
+      expect((await balanceOf(t.app, user)).balance).toBe(100);
       expect(await ledgerRows(t, user)).toEqual([
         expect.objectContaining({
           type: 'grant',
@@ -104,16 +104,15 @@ describe('GET /api/v1/credits/checkout/{sessionId}: fulfilment on the success pa
     payAtStripe(b.session, { payment_status: 'unpaid' });
     const processing = await returnPage(b.session.id as string, asUser('rp_async'));
     expect(processing.json().data.purchase).toMatchObject({ id: b.purchaseId, status: 'pending' });
-    expect(await balanceOf(t.app, 'rp_async')).toBe(0);
-    expect(await balanceOf(t.app, 'rp_expired')).toBe(0);
+    expect((await balanceOf(t.app, 'rp_async')).balance).toBe(0);
+    expect((await balanceOf(t.app, 'rp_expired')).balance).toBe(0);
   });
 
   it("another user's or an unknown session: 404; admin and ops may read it; Stripe down: the purchase as it is", async () => {
     const { purchaseId, session } = await startCheckout(t, 'rp_owner', pkg.id);
     const sessionId = session.id as string;
     const other = await returnPage(sessionId, asUser('rp_intruder'));
-    expect(other.statusCode).toBe(404);
-    expect(other.json()).toMatchObject({ isSuccess: false, code: 'not_found' });
+    expectError(other, 404, 'not_found');
     expect((await returnPage('cs_test_unknown', asUser('rp_owner'))).statusCode).toBe(404);
     expect((await returnPage(sessionId, {})).statusCode).toBe(401);
     const ops = await returnPage(sessionId, bearer(tokenFor('ops_1', ['ops'])));

@@ -57,11 +57,6 @@ export function deliver(app: App, event: Obj, opts: { timestamp?: number; secret
   });
 }
 
-export async function balanceOf(app: App, userId: string): Promise<number> {
-  const res = await app.inject({ method: 'GET', url: '/api/v1/credits/balance', headers: asUser(userId) });
-  return res.json().data.balance;
-}
-
 export async function purchaseRow(t: TestApp, purchaseId: string) {
   const { rows } = await t.pg.query('select * from purchases where id = $1', [purchaseId]);
   return rows[0];

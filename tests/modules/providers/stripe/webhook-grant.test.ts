@@ -1,8 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { asAdmin } from '../../../helpers/app.ts';
+import { asAdmin, balanceOf } from '../../../helpers/app.ts';
 import { sessionObject, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
-  balanceOf,
   buildStripeApp,
   createPackage,
   deliver,
@@ -36,7 +35,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
     expect(outcomes.filter((o) => o === 'processed')).toHaveLength(1);
     expect(outcomes.filter((o) => o === 'duplicate')).toHaveLength(24);
 
-    expect(await balanceOf(t.app, 'conc_user')).toBe(100);
+    expect((await balanceOf(t.app, 'conc_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'conc_user')).toEqual([
       expect.objectContaining({
         type: 'grant',
@@ -77,7 +76,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
     const second = await deliver(t.app, succeeded);
     expect(second.statusCode).toBe(200);
     expect(second.json().data).toMatchObject({ outcome: 'processed', note: 'already granted' });
-    expect(await balanceOf(t.app, 'twice_user')).toBe(100);
+    expect((await balanceOf(t.app, 'twice_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'twice_user')).toHaveLength(1);
     expect((await purchaseRow(t, purchaseId)).status).toBe('completed');
 
@@ -89,7 +88,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
       deliver(t.app, stripeEvent('checkout.session.async_payment_succeeded', racePaid)),
     ]);
     expect(results.map((r) => r.statusCode)).toEqual([200, 200]);
-    expect(await balanceOf(t.app, 'race_user')).toBe(100);
+    expect((await balanceOf(t.app, 'race_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'race_user')).toHaveLength(1);
     expect(
       await eventRows(
@@ -121,7 +120,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
     });
     const res = await deliver(t.app, stripeEvent('checkout.session.completed', forged));
     expect(res.statusCode).toBe(200);
-    expect(await balanceOf(t.app, 'claims_user')).toBe(100);
+    expect((await balanceOf(t.app, 'claims_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'claims_user')).toEqual([
       expect.objectContaining({ type: 'grant', amount: 100 }),
     ]);
@@ -140,7 +139,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
     const res = await deliver(t.app, stripeEvent('checkout.session.completed', unpaid));
     expect(res.statusCode).toBe(200);
     expect(res.json().data.outcome).toBe('processed');
-    expect(await balanceOf(t.app, 'async_user')).toBe(0);
+    expect((await balanceOf(t.app, 'async_user')).balance).toBe(0);
     expect(await ledgerRows(t, 'async_user')).toEqual([]);
     // Pending, but the PaymentIntent is already remembered (refunds and disputes are found by it).
     expect(await purchaseRow(t, purchaseId)).toMatchObject({
@@ -153,7 +152,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
       payment_status: 'paid',
     });
     expect((await deliver(t.app, succeeded)).json().data.outcome).toBe('processed');
-    expect(await balanceOf(t.app, 'async_user')).toBe(100);
+    expect((await balanceOf(t.app, 'async_user')).balance).toBe(100);
     expect(await ledgerRows(t, 'async_user')).toEqual([
       expect.objectContaining({ type: 'grant', amount: 100, idempotency_key: `stripe:grant:${purchaseId}` }),
     ]);
@@ -178,7 +177,7 @@ describe('Stripe webhook: granting a Checkout purchase', () => {
     expect(expired.statusCode).toBe(200);
     expect((await purchaseRow(t, b.purchaseId)).status).toBe('expired');
 
-    expect(await balanceOf(t.app, 'fail_user')).toBe(0);
+    expect((await balanceOf(t.app, 'fail_user')).balance).toBe(0);
     expect(await ledgerRows(t, 'fail_user')).toEqual([]);
     const purchases = await t.app.inject({
       method: 'GET',

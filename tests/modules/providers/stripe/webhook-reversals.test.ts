@@ -1,9 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../../src/http/types.ts';
-import { asUser, createApiKey } from '../../../helpers/app.ts';
+import { asUser, createApiKey, balanceOf } from '../../../helpers/app.ts';
 import { chargeObject, disputeObject, sessionObject, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
-  balanceOf,
   buildStripeApp,
   createPackage,
   deliver,
@@ -67,7 +66,7 @@ describe('Stripe webhook: refunds and disputes', () => {
       }),
     );
     expect(half).toMatchObject({ outcome: 'processed', purchaseId });
-    expect(await balanceOf(t.app, 'refund_user')).toBe(50);
+    expect((await balanceOf(t.app, 'refund_user')).balance).toBe(50);
     expect(await purchaseRow(t, purchaseId)).toMatchObject({
       status: 'partially_refunded',
       credits_reversed: 50,
@@ -78,7 +77,7 @@ describe('Stripe webhook: refunds and disputes', () => {
         previous: { amount_refunded: 500, refunded: false },
       }),
     );
-    expect(await balanceOf(t.app, 'refund_user')).toBe(0);
+    expect((await balanceOf(t.app, 'refund_user')).balance).toBe(0);
     expect(await purchaseRow(t, purchaseId)).toMatchObject({ status: 'refunded', credits_reversed: 100 });
     expect(await ledgerRows(t, 'refund_user')).toEqual([
       expect.objectContaining({ type: 'grant', amount: 100, balance_after: 100 }),
@@ -113,7 +112,7 @@ describe('Stripe webhook: refunds and disputes', () => {
     await spend(t.app, 'spender', 80);
     const spentCharge = { paymentIntent: spent.paymentIntent, amount: AMOUNT };
     await deliverTwice(stripeEvent('charge.refunded', chargeObject({ ...spentCharge, amountRefunded: 500 })));
-    expect(await balanceOf(t.app, 'spender')).toBe(0);
+    expect((await balanceOf(t.app, 'spender')).balance).toBe(0);
     expect(await purchaseRow(t, spent.purchaseId)).toMatchObject({
       status: 'partially_refunded',
       credits_reversed: 50,
@@ -141,7 +140,7 @@ describe('Stripe webhook: refunds and disputes', () => {
       stripeEvent('charge.dispute.created', disputeObject({ ...dispute, status: 'needs_response' })),
     );
     expect(opened).toMatchObject({ outcome: 'processed', purchaseId });
-    expect(await balanceOf(t.app, 'dispute_user')).toBe(0);
+    expect((await balanceOf(t.app, 'dispute_user')).balance).toBe(0);
     expect(await purchaseRow(t, purchaseId)).toMatchObject({
       status: 'disputed',
       credits_reversed: 100,
@@ -150,7 +149,7 @@ describe('Stripe webhook: refunds and disputes', () => {
 
     await deliverTwice(stripeEvent('charge.dispute.closed', disputeObject({ ...dispute, status: 'won' })));
     // It took 70 (30 were spent before): 70 come back, not 100.
-    expect(await balanceOf(t.app, 'dispute_user')).toBe(70);
+    expect((await balanceOf(t.app, 'dispute_user')).balance).toBe(70);
     expect(await purchaseRow(t, purchaseId)).toMatchObject({
       status: 'completed',
       credits_reversed: 0,
@@ -180,12 +179,12 @@ describe('Stripe webhook: refunds and disputes', () => {
       t.app,
       stripeEvent('charge.dispute.created', disputeObject({ ...lostDispute, status: 'needs_response' })),
     );
-    expect(await balanceOf(t.app, 'lost_user')).toBe(0);
+    expect((await balanceOf(t.app, 'lost_user')).balance).toBe(0);
     await deliver(
       t.app,
       stripeEvent('charge.dispute.closed', disputeObject({ ...lostDispute, status: 'lost' })),
     );
-    expect(await balanceOf(t.app, 'lost_user')).toBe(0);
+    expect((await balanceOf(t.app, 'lost_user')).balance).toBe(0);
     expect(await purchaseRow(t, lost.purchaseId)).toMatchObject({
       status: 'disputed',
       credits_reversed: 100,
@@ -225,7 +224,7 @@ describe('Stripe webhook: refunds and disputes', () => {
     const completed = await deliver(t.app, stripeEvent('checkout.session.completed', paid));
     expect(completed.statusCode).toBe(200);
     expect(completed.json().data.note).toContain('applied 2 earlier event(s)');
-    expect(await balanceOf(t.app, 'early_user')).toBe(0);
+    expect((await balanceOf(t.app, 'early_user')).balance).toBe(0);
     expect((await ledgerRows(t, 'early_user')).map((e) => [e.type, e.amount, e.idempotency_key])).toEqual([
       ['grant', 100, `stripe:grant:${purchaseId}`],
       ['reversal', -50, `stripe:refund:${purchaseId}:50`],

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { buildTestApp } from '../../../helpers/app.ts';
+import { buildTestApp, balanceOf } from '../../../helpers/app.ts';
 import { sessionObject, signedDelivery, stripeEvent } from '../../../helpers/fake-stripe.ts';
 import {
-  balanceOf,
   buildStripeApp,
   countRows,
   createPackage,
@@ -10,6 +9,7 @@ import {
   purchaseRow,
   startCheckout,
 } from './stripe-helpers.ts';
+import { expectError } from '../../../helpers/envelope.ts';
 
 const WEBHOOK = '/webhooks/stripe';
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -58,13 +58,13 @@ describe('Stripe webhook signature', () => {
     expect(await countRows(t, 'webhook_events')).toBe(0);
     expect(await countRows(t, 'ledger_entries')).toBe(0);
     expect((await purchaseRow(t, purchaseId)).status).toBe('pending');
-    expect(await balanceOf(t.app, 'sig_user')).toBe(0);
+    expect((await balanceOf(t.app, 'sig_user')).balance).toBe(0);
 
     // The same event, signed as Stripe signs it, is accepted: the refusals were about the signature only.
     const ok = await deliver(t.app, event);
     expect(ok.statusCode).toBe(200);
     expect(ok.json()).toMatchObject({ isSuccess: true, data: { outcome: 'processed', purchaseId } });
-    expect(await balanceOf(t.app, 'sig_user')).toBe(100);
+    expect((await balanceOf(t.app, 'sig_user')).balance).toBe(100);
 
     // Without STRIPE_WEBHOOK_SECRET the endpoint cannot verify anything: 503, in the envelope.
     const unconfigured = await buildTestApp();
@@ -74,8 +74,7 @@ describe('Stripe webhook signature', () => {
       headers: { 'content-type': JSON_TYPE, 'stripe-signature': good.signature },
       payload: good.payload,
     });
-    expect(res.statusCode).toBe(503);
-    expect(res.json()).toMatchObject({ isSuccess: false, code: 'service_unavailable' });
+    expectError(res, 503, 'service_unavailable');
     expect(await countRows(unconfigured, 'webhook_events')).toBe(0);
   });
 });
