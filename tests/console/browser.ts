@@ -43,6 +43,9 @@ export const SCREENSHOTS =
     `credits-console-screenshots-${new Date().toISOString().slice(0, 19).replace(/:/g, '')}`,
   );
 
+/** How long a test waits for the page to show something: generous, as the machine may be busy. */
+export const POLL = { timeout: 15_000 };
+
 export interface ConsoleServer extends TestApp {
   /** http://127.0.0.1:port */
   base: string;

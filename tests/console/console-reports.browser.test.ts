@@ -14,6 +14,7 @@ import {
   servedApi,
   signIn,
   startConsoleServer,
+  POLL,
 } from './browser.ts';
 
 const ADMIN = tokenFor('admin_1', ['admin']);
@@ -74,12 +75,12 @@ describeBrowser('the console over reports and exports (CONTRACT section 15)', as
       const chart = page.getByRole('img', { name: /^Balance over time, by day/ });
       await chart.waitFor();
       expect(await chart.getAttribute('aria-label')).toMatch(/now 70$/);
-      await expect.poll(() => page.evaluate(painted('Balance over time'))).toBeGreaterThan(200);
+      await expect.poll(() => page.evaluate(painted('Balance over time')), POLL).toBeGreaterThan(200);
       await page.getByRole('button', { name: 'Hours' }).click();
       await page.getByRole('img', { name: /^Balance over time, by hour/ }).waitFor();
       await page.getByRole('button', { name: 'Weeks' }).click();
       await page.getByRole('img', { name: /^Balance over time, by week/ }).waitFor();
-      await expect.poll(() => page.evaluate(painted('Balance over time'))).toBeGreaterThan(200);
+      await expect.poll(() => page.evaluate(painted('Balance over time')), POLL).toBeGreaterThan(200);
       await tab.close();
     },
   );
@@ -111,7 +112,7 @@ describeBrowser('the console over reports and exports (CONTRACT section 15)', as
       await ledger.locator('tbody tr').nth(1).waitFor();
       await page.getByRole('checkbox', { name: 'debit', exact: true }).check();
       await page.getByRole('form', { name: 'Ledger filters' }).getByRole('button', { name: 'Apply' }).click();
-      await expect.poll(() => ledger.locator('tbody tr').count()).toBe(1);
+      await expect.poll(() => ledger.locator('tbody tr').count(), POLL).toBe(1);
       expect((await ledger.locator('tbody tr td').allTextContents()).slice(1, 3)).toEqual([
         'debit',
         '\u221230',
@@ -139,14 +140,14 @@ describeBrowser('the console over reports and exports (CONTRACT section 15)', as
       const tab = await openTab(browser, server.base);
       const { page } = tab;
       await signIn(page, ADMIN);
-      await expect.poll(() => page.getByLabel('Credits outstanding').textContent()).toBe('70');
+      await expect.poll(() => page.getByLabel('Credits outstanding').textContent(), POLL).toBe('70');
       await page.getByRole('img', { name: /^Credits sold and spent/ }).waitFor();
       await page.getByRole('link', { name: 'Reports', exact: true }).click();
       const table = page.getByRole('table', { name: 'Credits report' });
       const usd = table.locator('tbody tr', { hasText: 'usd' }).last();
       await usd.waitFor();
       await page.getByRole('img', { name: /^Credits report/ }).waitFor();
-      await expect.poll(() => page.evaluate(painted('Credits report'))).toBeGreaterThan(200);
+      await expect.poll(() => page.evaluate(painted('Credits report')), POLL).toBeGreaterThan(200);
       const [download] = await Promise.all([
         page.waitForEvent('download'),
         page.getByRole('button', { name: 'Export CSV' }).click(),
@@ -167,7 +168,7 @@ describeBrowser('the console over reports and exports (CONTRACT section 15)', as
         .poll(() => page.getByRole('alert').allTextContents())
         .toContainEqual(expect.stringContaining('This service does not offer this yet (404).'));
       await page.getByRole('link', { name: 'Reports', exact: true }).click();
-      await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('(404)');
+      await expect.poll(() => page.getByRole('alert').first().textContent(), POLL).toContain('(404)');
       await tab.close();
     },
   );

@@ -14,6 +14,7 @@ import {
   seriousViolations,
   signIn,
   startConsoleServer,
+  POLL,
 } from './browser.ts';
 
 const ADMIN = tokenFor('admin_1', ['admin']);
@@ -93,7 +94,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     expect(new URL(page.url()).pathname).toBe('/console/');
     await screenshot(page, '01-sign-in');
     await signIn(page, ADMIN);
-    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent()).toBe('Overview');
+    await expect.poll(() => page.getByRole('heading', { level: 1 }).textContent(), POLL).toBe('Overview');
     expect(await page.evaluate('sessionStorage.getItem("credits-console.token")')).toBe(ADMIN);
     expect(await page.evaluate('localStorage.length')).toBe(0);
     expect(await tab.context.cookies()).toEqual([]);
@@ -114,12 +115,12 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     await page.getByLabel('Token').fill('not-a-real-token');
     await page.getByRole('button', { name: 'Sign in' }).click();
     const alert = page.getByRole('alert');
-    await expect.poll(() => alert.textContent()).toMatch(/^This token was refused: .*invalid/);
+    await expect.poll(() => alert.textContent(), POLL).toMatch(/^This token was refused: .*invalid/);
     expect(await page.getByRole('navigation').count()).toBe(0);
     // A user's own JWT (no operator role) is refused in words too.
     await page.getByLabel('Token').fill(tokenFor('alice'));
     await page.getByRole('button', { name: 'Sign in' }).click();
-    await expect.poll(() => alert.textContent()).toMatch(/without the admin or ops role/);
+    await expect.poll(() => alert.textContent(), POLL).toMatch(/without the admin or ops role/);
     await tab.close();
   });
 
@@ -134,7 +135,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
       await page.getByRole('button', { name: 'Search' }).click();
     }
     await page.getByRole('table', { name: 'Accounts' }).getByRole('link', { name: 'alice' }).click();
-    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('110');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent(), POLL).toBe('110');
     expect(await page.getByLabel('Available', { exact: true }).textContent()).toBe('105');
     expect(await page.getByLabel('Held', { exact: true }).textContent()).toBe('5');
     // The debit took the credits that expire soonest first: 10 of the 50 are left to expire.
@@ -162,7 +163,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const tab = await openTab(browser, server.base);
     const { page } = tab;
     await signIn(page, ADMIN, '/console/accounts/bob');
-    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('60');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent(), POLL).toBe('60');
     const row = page
       .getByRole('table', { name: 'Ledger' })
       .locator('tbody tr', { hasText: 'lost on Tuesday' });
@@ -170,7 +171,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const dialog = page.getByRole('dialog');
     await dialog.getByLabel('Reason').fill('support ticket 1234');
     await dialog.getByRole('button', { name: 'Reverse' }).click();
-    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('100');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent(), POLL).toBe('100');
     expect(await page.getByRole('dialog').count()).toBe(0);
     const reversal = tab.apiRequests.find((r) => r.method === 'POST' && r.url.includes('/reversals'));
     expect(reversal?.headers['idempotency-key']).toMatch(/^console:reverse:/);
@@ -217,7 +218,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     const tab = await openTab(browser, server.base);
     const { page } = tab;
     await signIn(page, OPS, '/console/accounts/alice');
-    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent()).toBe('110');
+    await expect.poll(() => page.getByLabel('Balance', { exact: true }).textContent(), POLL).toBe('110');
     await page.getByRole('table', { name: 'Ledger' }).locator('tbody tr').first().waitFor();
     await page.getByRole('table', { name: 'Holds' }).locator('tbody tr').first().waitFor();
     expect(await page.getByRole('button', { name: 'Reverse' }).count()).toBe(0);
@@ -246,7 +247,7 @@ describeBrowser('the operations console in Chromium (CONTRACT section 14)', () =
     await ledger.locator('tbody tr').first().waitFor();
     expect(await ledger.locator('tbody tr').count()).toBe(3);
     // The balance needs balances:read.
-    await expect.poll(() => page.getByRole('alert').first().textContent()).toContain('(403)');
+    await expect.poll(() => page.getByRole('alert').first().textContent(), POLL).toContain('(403)');
     expect(await page.getByRole('button', { name: 'Reverse' }).count()).toBe(0);
     await tab.close();
   });
