@@ -29,7 +29,8 @@ if (!browserPresent) {
  * a server).
  */
 export function describeBrowser(name: string, body: () => void | Promise<void>) {
-  if (browserPresent) return describe(name, body);
+  // A browser test walks several screens: more time than the suite's 30 s default on a busy machine.
+  if (browserPresent) return describe(name, { timeout: 120_000 }, body);
   return describe(name, () => {
     it.skip(`skipped: no Chromium at ${CHROMIUM}`, () => {});
   });
