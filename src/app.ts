@@ -12,6 +12,7 @@ import { languageOf, msg } from './messages.ts';
 import authPlugin from './http/auth.ts';
 import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/envelope.ts';
 import inputGuardPlugin from './http/input-guard.ts';
+import { REDACTED_PATHS, serializeRequest } from './http/logging.ts';
 import metricsPlugin from './http/metrics.ts';
 import swaggerPlugin from './http/swagger.ts';
 import accountRoutes from './modules/ledger/accounts.route.ts';
@@ -139,6 +140,8 @@ export interface BuildOptions {
   /** A database handle to use instead of opening one from `config.databaseUrl` (closed with the app either way). */
   database?: DatabaseHandle;
   logger?: FastifyServerOptions['logger'];
+  /** Where the service's own logger writes (tests read it); default stdout. */
+  logStream?: { write(line: string): void };
 }
 
 /**
@@ -168,16 +171,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? {
       level: config.logLevel,
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers["x-api-key"]',
-          'req.headers["stripe-signature"]',
-          'req.headers.cookie',
-          'res.headers["set-cookie"]',
-        ],
-        censor: '[redacted]',
-      },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Query-string credentials (?api_key=, ?access_token=) are redacted from the URL of every line.
+      serializers: { req: serializeRequest as never },
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
     bodyLimit: 1024 * 1024,
     // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
