@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace';
 import { CompiledQuery } from 'kysely';
 import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
+import { type EmbeddedDatabase, embeddedStatePath, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
 import { describeStartError, hidePassword } from './start-errors.ts';
 import type { App } from './http/types.ts';
@@ -88,7 +88,10 @@ async function main() {
 
   const base = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`;
   if (embedded) {
-    app.log.info(`embedded Postgres at ${hidePassword(embedded.url)} (data in ${config.dataDir})`);
+    app.log.info(
+      `embedded Postgres at ${hidePassword(embedded.url)} (data in ${config.dataDir}; port and credentials ` +
+        `for local tools in ${embeddedStatePath(config.dataDir)}; npm run ledger:verify, db:migrate and reconcile use it)`,
+    );
   } else if (config.databasePooler === 'transaction') {
     app.log.info('DATABASE_URL goes through a pooler in transaction mode: no named prepared statements');
   }

@@ -33,6 +33,9 @@ export function describeStartError(err: unknown, config: Config | undefined, dat
   if (/unsupported startup parameter/i.test(message)) {
     return `${server} refused a connection setting (${message}): it is a pooler in transaction mode; set DATABASE_POOLER=transaction`;
   }
+  if (code === '42P01') {
+    return `${message} on ${server}: the database has no schema yet; run npm run db:migrate (or start the service once)`;
+  }
   if (code === '28P01' || code === '28000') return `Postgres at ${server} refused the login: ${message}`;
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT') {
     return `cannot reach Postgres at ${server} (${code}); is it running, and is DATABASE_URL right?`;
