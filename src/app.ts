@@ -156,6 +156,19 @@ function validators() {
     (httpPart === 'body' ? body : other).compile(schema);
 }
 
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY. A hop count is a function: Fastify itself now refuses a bare number
+ * (it trusts nothing then), since hops alone cannot tell a proxy from a client that sends its own
+ * X-Forwarded-For. It means what it meant in Express: the nearest `n` addresses are proxies; safe only when
+ * nothing reaches the service except through them (docs/operations.md).
+ */
+function trustProxyOption(
+  trust: Config['trustProxy'],
+): boolean | string[] | ((a: string, i: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return Array.isArray(trust) ? [...trust] : (trust as boolean);
+}
+
 /** Builds the application from a config. Never listens: `server.ts` does. */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
@@ -177,6 +190,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       ...(options.logStream ? { stream: options.logStream } : {}),
     },
     bodyLimit: 1024 * 1024,
+    // TRUST_PROXY: request.ip (rate limits, auth-failure counts, logs) is then the forwarded client address.
+    trustProxy: trustProxyOption(config.trustProxy),
     // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
     return503OnClosing: false,
     // A caller's x-request-id is kept when it is a sane token, so logs can be joined across services.
@@ -231,7 +246,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: [...config.corsOrigins], credentials: true });
   }
-  await app.register(swaggerPlugin);
+  await app.register(swaggerPlugin, { ui: config.docsEnabled });
 
   await app.register(healthRoutes);
   await app.register(

@@ -4,7 +4,7 @@ import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
 import { type EmbeddedDatabase, embeddedStatePath, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
-import { describeStartError, hidePassword } from './start-errors.ts';
+import { describeStartError, hidePassword, startWarnings } from './start-errors.ts';
 import type { App } from './http/types.ts';
 
 async function main() {
@@ -95,7 +95,12 @@ async function main() {
   } else if (config.databasePooler === 'transaction') {
     app.log.info('DATABASE_URL goes through a pooler in transaction mode: no named prepared statements');
   }
-  app.log.info(`API docs: ${base}/docs (OpenAPI: ${base}/docs/json)`);
+  app.log.info(
+    config.docsEnabled
+      ? `API docs: ${base}/docs (OpenAPI: ${base}/docs/json)`
+      : 'API docs: off (DOCS_ENABLED=false); the OpenAPI document is openapi.yaml in the repository',
+  );
+  for (const warning of startWarnings(config)) app.log.warn(warning);
   app.log.info(
     config.allowDevPurchases
       ? 'dev purchase route: ON (ALLOW_DEV_PURCHASES=true): POST /api/v1/credit-packages/purchase grants credits without payment'

@@ -45,3 +45,26 @@ export function describeStartError(err: unknown, config: Config | undefined, dat
   }
   return message.split('\n')[0] ?? message;
 }
+
+/**
+ * What a start says about settings an operator should look at (logged as warnings): what production serves
+ * to anyone, and proxies it trusts or not.
+ */
+export function startWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.nodeEnv !== 'production') return warnings;
+  if (!config.metricsToken) {
+    warnings.push(
+      '/metrics is public: anyone who can reach this port reads it; set METRICS_TOKEN to require a bearer token',
+    );
+  }
+  if (config.docsEnabled) {
+    warnings.push('/docs and /docs/json are public (API documentation); DOCS_ENABLED=false turns them off');
+  }
+  if (config.trustProxy === true) {
+    warnings.push(
+      'TRUST_PROXY=true trusts X-Forwarded-For from any address: reach the service only through your load balancer, or name its addresses',
+    );
+  }
+  return warnings;
+}
