@@ -13,6 +13,7 @@ import { type Purchase, toPurchase } from '../../catalog/packages.service.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
 import type { PurchaseLifecycle } from '../../purchases/purchase-lifecycle.ts';
 import type { StripeHandler } from './stripe-webhook.service.ts';
+import { POLL_READ } from './stripe.client.ts';
 
 export interface CheckoutInput {
   userId: string;
@@ -87,7 +88,7 @@ export function createCheckoutService(
       if (found.status !== 'pending' || !stripe) return toPurchase(found);
       let session: Stripe.Checkout.Session;
       try {
-        session = await stripe.checkout.sessions.retrieve(sessionId);
+        session = await stripe.checkout.sessions.retrieve(sessionId, {}, POLL_READ);
       } catch (err) {
         // The success page keeps polling; the webhook or reconciliation fulfils it meanwhile.
         deps.onSessionReadError?.(err, sessionId);
