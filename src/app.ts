@@ -10,7 +10,12 @@ import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
 import { AppError } from './errors.ts';
 import { languageOf, msg } from './messages.ts';
 import authPlugin from './http/auth.ts';
-import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/envelope.ts';
+import envelopePlugin, {
+  AJV_OPTIONS,
+  clientErrorHandler,
+  frameworkErrors,
+  MAX_PARAM_LENGTH,
+} from './http/envelope.ts';
 import inputGuardPlugin from './http/input-guard.ts';
 import { REDACTED_PATHS, serializeRequest } from './http/logging.ts';
 import metricsPlugin from './http/metrics.ts';
@@ -146,10 +151,10 @@ export interface BuildOptions {
 
 /**
  * JSON bodies are typed strictly ("10" is not an integer); query strings, params and headers are coerced.
- * Unknown body fields fail the schemas' `additionalProperties: false`.
+ * Unknown body fields fail the schemas' `additionalProperties: false`; every problem is reported at once.
  */
 function validators() {
-  const options = { strict: false, useDefaults: true, removeAdditional: false, allErrors: false } as const;
+  const options = AJV_OPTIONS;
   const body = addFormats(new Ajv({ ...options, coerceTypes: false }));
   const other = addFormats(new Ajv({ ...options, coerceTypes: 'array' }));
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>

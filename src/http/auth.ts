@@ -64,6 +64,34 @@ function allows(principal: Principal, allow: readonly Access[], request: Fastify
   return false;
 }
 
+/** Who would pass a route's rule, in both languages, for its 403: the roles, the owner, the scopes. */
+export function whatPasses(allow: readonly Access[]): { en: string; ru: string } {
+  const roles = ['admin', ...(allow.includes('ops') ? ['ops'] : [])];
+  const scopes = allow.filter((a) => a.includes(':'));
+  const en: string[] = [];
+  const ru: string[] = [];
+  if (allow.includes('user')) {
+    en.push('any user JWT');
+    ru.push('JWT любого пользователя');
+  }
+  if (allow.includes('self')) {
+    en.push("the account's own user JWT (sub equal to the userId in the path)");
+    ru.push('JWT владельца счёта (sub равен userId в пути)');
+  }
+  en.push(`a JWT with role ${roles.join(' or ')}`);
+  ru.push(`JWT с ролью ${roles.join(' или ')}`);
+  if (scopes.length > 0) {
+    en.push(`an API key with scope ${scopes.join(' or ')}`);
+    ru.push(`API-ключ с правом ${scopes.join(' или ')}`);
+  }
+  const alternatives = (parts: string[], or: string) =>
+    parts.length > 1 ? `${parts.slice(0, -1).join(', ')}${or}${parts[parts.length - 1]}` : (parts[0] ?? '');
+  return {
+    en: alternatives(en, ', or ') + (scopes.length ? '' : ' (API keys cannot call it)'),
+    ru: alternatives(ru, ' или ') + (scopes.length ? '' : ' (API-ключам этот маршрут недоступен)'),
+  };
+}
+
 async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKeysService }) {
   const { jwt } = opts.config;
   await app.register(fastifyJwt, {
@@ -141,11 +169,10 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       const principal = await app.identify(request);
       if (!principal) throw unauthorized();
       if (!allows(principal, allow, request)) {
-        throw principal.kind === 'apiKey'
-          ? forbidden('auth.scope_missing', {
-              scopes: allow.filter((a) => a.includes(':')).join(', ') || 'none',
-            })
-          : forbidden('auth.not_allowed');
+        const scopes = allow.filter((a) => a.includes(':'));
+        throw principal.kind === 'apiKey' && scopes.length > 0
+          ? forbidden('auth.scope_missing', { scopes: scopes.join(', ') })
+          : forbidden('auth.needs', { needs: whatPasses(allow) });
       }
     };
   });

@@ -26,7 +26,7 @@ const ERROR_DOCS: Record<ErrorStatus, { id: string; description: string; example
   402: {
     id: 'InsufficientCreditsError',
     description: 'The debit is larger than the available balance; nothing was written',
-    example: 'Insufficient credits: balance 3, requested 5',
+    example: 'Insufficient credits: available 3 (balance 8, 5 of it held), requested 5',
   },
   403: {
     id: 'ForbiddenError',
