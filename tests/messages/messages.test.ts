@@ -184,7 +184,9 @@ describe('Accept-Language on real answers', () => {
     expect(notInteger.statusCode).toBe(400);
     expect(notInteger.json().errors).toEqual(['body.amount должно быть integer']);
     const unknownField = await debit({ amount: 1, colour: 'red' }, 'lang-4');
-    expect(unknownField.json().errors).toEqual(["body содержит неизвестное поле 'colour'; известные поля: amount, reason, metadata"]);
+    expect(unknownField.json().errors).toEqual([
+      "body содержит неизвестное поле 'colour'; известные поля: amount, reason, metadata",
+    ]);
     const tooSmall = await debit({ amount: 0 }, 'lang-5');
     expect(tooSmall.json().errors).toEqual(['body.amount должно быть >= 1']);
   });
