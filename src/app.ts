@@ -16,6 +16,7 @@ import envelopePlugin, {
   frameworkErrors,
   MAX_PARAM_LENGTH,
 } from './http/envelope.ts';
+import deadlinePlugin from './http/deadline.ts';
 import inputGuardPlugin from './http/input-guard.ts';
 import { REDACTED_PATHS, serializeRequest } from './http/logging.ts';
 import metricsPlugin from './http/metrics.ts';
@@ -239,6 +240,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   await app.register(envelopePlugin);
+  // A new connection is the database answering again: ends an outage in the log.
+  database.pool.on('connect', () => app.databaseOutage.recovered());
+  // Before any route: every handler is wrapped in its request's deadline.
+  await app.register(deadlinePlugin, { queryTimeoutMs: config.databaseQueryTimeoutMs });
   await app.register(inputGuardPlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate(

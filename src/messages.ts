@@ -324,6 +324,10 @@ export const MESSAGES = {
     en: 'The request contains a value the database cannot store',
     ru: 'Запрос содержит значение, которое база данных не может сохранить',
   },
+  'service.deadline': {
+    en: 'The request did not complete within {ms} ms; retry it (with the same Idempotency-Key, a debit that went through is replayed, never applied twice)',
+    ru: 'Запрос не выполнен за {ms} мс; повторите его (с тем же Idempotency-Key прошедшее списание будет возвращено повторно, а не применено дважды)',
+  },
   'service.busy': { en: 'The service is busy; retry the request', ru: 'Сервис занят; повторите запрос' },
   'service.migrations_pending': {
     en: '{count} migration(s) not applied yet',

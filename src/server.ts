@@ -4,7 +4,9 @@ import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
 import { type EmbeddedDatabase, embeddedStatePath, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
+import { isOutageError } from './db/outage.ts';
 import { describeStartError, hidePassword, startWarnings } from './start-errors.ts';
+import { closeGracefully } from './http/shutdown.ts';
 import type { App } from './http/types.ts';
 
 async function main() {
@@ -23,7 +25,7 @@ async function main() {
     if (reconciler) clearInterval(reconciler);
     // Before the pool closes: attempts in flight end or are aborted, and are recorded (retried later).
     await app?.services.webhookWorker.stop();
-    await app?.close();
+    if (app) await closeGracefully(app);
     if (embedded) await embedded.stop();
   };
 
@@ -50,10 +52,14 @@ async function main() {
     if (applied.length > 0) app.log.info({ applied }, 'migrations applied');
     const ledger = app.services.ledger;
     const log = app.log;
+    const outage = app.databaseOutage;
+    // A database outage is logged once with a count (src/db/outage.ts), not once per sweep.
+    const sweepFailed = (err: unknown, what: string) =>
+      isOutageError(err) ? outage.failed(err) : log.warn({ err }, what);
     sweeper =
       config.expirySweepIntervalMs > 0
         ? setInterval(() => {
-            ledger.sweepExpired().catch((err) => log.warn({ err }, 'expiry sweep failed'));
+            ledger.sweepExpired().catch((err) => sweepFailed(err, 'expiry sweep failed'));
           }, config.expirySweepIntervalMs)
         : undefined;
     sweeper?.unref();
@@ -61,7 +67,7 @@ async function main() {
     holdSweeper =
       config.holdSweepIntervalMs > 0
         ? setInterval(() => {
-            ledger.sweepExpiredHolds().catch((err) => log.warn({ err }, 'hold sweep failed'));
+            ledger.sweepExpiredHolds().catch((err) => sweepFailed(err, 'hold sweep failed'));
           }, config.holdSweepIntervalMs)
         : undefined;
     holdSweeper?.unref();

@@ -11,6 +11,7 @@ import {
   isPlausibleApiKey,
 } from '../modules/api-keys/api-keys.service.ts';
 import { createAuthFailureLimiter } from './auth-failures.ts';
+import { withinDeadline } from '../lib/deadline.ts';
 import { isWellFormedText } from '../lib/text.ts';
 
 export type Principal =
@@ -155,7 +156,8 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
     try {
       const token = bearer(request);
       if (!token) return null;
-      request.principal = await authenticate(token, blocked);
+      // An API key lookup on a frozen database answers within the request's deadline too.
+      request.principal = await withinDeadline(request.deadline, authenticate(token, blocked));
       return request.principal;
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') failures.recordFailure(request.ip);

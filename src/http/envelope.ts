@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import localizeRuModule from 'ajv-i18n/localize/ru/index.js';
 import { fromDatabaseError } from '../db/errors.ts';
+import { createOutageLog, isOutageError, type OutageLog } from '../db/outage.ts';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { type Language, languageOf, type Message, msg } from '../messages.ts';
 import { ERROR_SCHEMAS } from './openapi.ts';
@@ -318,7 +319,17 @@ export function clientErrorHandler(requestTimeoutMs: number) {
   };
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Database outages in the log: one line per state change and a count (src/db/outage.ts). */
+    databaseOutage: OutageLog;
+    /** From now on every request answers 503 with `Connection: close` (shutdown's drain, before close). */
+    markClosing(): void;
+  }
+}
+
 async function envelope(app: FastifyInstance) {
+  app.decorate('databaseOutage', createOutageLog(app.log));
   app.addSchema(ErrorEnvelope);
   for (const schema of Object.values(ERROR_SCHEMAS)) app.addSchema(schema);
   app.decorateReply('ok', function ok<T>(this: FastifyReply, data: T, statusCode = 200): SuccessEnvelope<T> {
@@ -328,7 +339,12 @@ async function envelope(app: FastifyInstance) {
 
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(err);
-    if (appError.statusCode >= 500) {
+    if (appError.statusCode >= 500 && (isOutageError(err) || isOutageError(appError))) {
+      // One line per outage and a count, not a stack per request (src/db/outage.ts).
+      app.databaseOutage.failed(err);
+    } else if (appError.code === 'service_unavailable') {
+      request.log.warn({ code: appError.code, status: appError.statusCode }, appError.message);
+    } else if (appError.statusCode >= 500) {
       request.log.error({ err }, 'request failed');
     } else {
       request.log.info({ code: appError.code, status: appError.statusCode }, appError.message);
@@ -345,10 +361,15 @@ async function envelope(app: FastifyInstance) {
   // Once closing, a request that still arrives (on a kept-alive connection busy when close began) is refused
   // in the envelope, and its connection closed, so the client retries on another instance.
   let closing = false;
-  app.addHook('preClose', (done) => {
+  const markClosing = () => {
     closing = true;
+  };
+  app.decorate('markClosing', markClosing);
+  app.addHook('preClose', (done) => {
+    markClosing();
     done();
   });
+
   app.addHook('onRequest', (_request, reply, done) => {
     if (!closing) return done();
     reply.header('connection', 'close');
