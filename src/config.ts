@@ -217,7 +217,11 @@ export function parseTrustProxy(value: string | undefined): boolean | number | s
 }
 
 /** Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(
+  source: Record<string, string | undefined> = process.env,
+  /** `needsDatabase: false`: a tool that never connects (npm run token) is not refused for a missing DATABASE_URL. */
+  options: { needsDatabase?: boolean } = {},
+): Config {
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key];
@@ -251,7 +255,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     );
   }
   if (production) {
-    if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+    if (!env.DATABASE_URL && options.needsDatabase !== false) {
+      throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+    }
     if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
       throw new ConfigError('JWT_SECRET', 'or JWT_PUBLIC_KEY is required when NODE_ENV=production');
     }
