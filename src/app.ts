@@ -7,6 +7,7 @@ import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
+import { outageAwareLog } from './db/outage.ts';
 import { AppError } from './errors.ts';
 import { languageOf, msg } from './messages.ts';
 import authPlugin from './http/auth.ts';
@@ -126,7 +127,8 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
     webhookWorker: createDeliveryWorker(db, {
       ...config.webhooks,
-      log: app.log.child({ component: 'webhook-worker' }),
+      // Its passes failing in a database outage count in the outage's log lines (src/db/outage.ts).
+      log: outageAwareLog(app.log.child({ component: 'webhook-worker' }), app.databaseOutage),
       requestsInFlight,
       onAttempt: (outcome) => app.metrics.webhookAttempts.inc({ outcome }),
     }),

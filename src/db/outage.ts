@@ -80,3 +80,20 @@ export function isOutageError(err: unknown): boolean {
     )
   );
 }
+
+/**
+ * `log` whose warnings about an outage error (`{ err }`) go to the outage log instead: a background job (the
+ * webhook worker's passes) then adds to the outage's count rather than writing a stack every second.
+ */
+export function outageAwareLog<L extends { warn(obj: unknown, msg?: string): void }>(
+  log: L,
+  outage: OutageLog,
+): L {
+  const wrapped = Object.create(log) as L;
+  wrapped.warn = ((obj: unknown, msg?: string) => {
+    const err = (obj as { err?: unknown } | null)?.err;
+    if (err !== undefined && isOutageError(err)) return outage.failed(err);
+    return log.warn(obj, msg);
+  }) as L['warn'];
+  return wrapped;
+}

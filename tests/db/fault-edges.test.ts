@@ -196,3 +196,35 @@ describe('the group commit drops a request whose deadline passed while it waited
     expect(sent).toEqual(['first']);
   });
 });
+
+describe('the outage log (no database needed)', () => {
+  it('one line at the start, a summary at most every interval, one line with the count at the end', async () => {
+    const { createOutageLog, outageAwareLog } = await import('../../src/db/outage.ts');
+    const lines: { level: string; obj: Record<string, unknown>; msg: string }[] = [];
+    const log = {
+      error: (obj: object, msg: string) => lines.push({ level: 'error', obj: obj as never, msg }),
+      warn: (obj: object, msg: string) => lines.push({ level: 'warn', obj: obj as never, msg }),
+      info: (obj: object, msg: string) => lines.push({ level: 'info', obj: obj as never, msg }),
+    };
+    let now = 0;
+    const outage = createOutageLog(log, { summaryEveryMs: 60_000, now: () => now });
+    const refused = Object.assign(new Error('connect ECONNREFUSED 10.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    for (let i = 0; i < 1000; i++) {
+      now += 100; // 100 s in all
+      outage.failed(refused);
+    }
+    // A background job's warning about the same outage only counts.
+    outageAwareLog(log, outage).warn({ err: refused }, 'webhook worker pass failed');
+    outageAwareLog(log, outage).warn({ other: true }, 'something else');
+    outage.recovered();
+    outage.recovered();
+    expect(lines.map((l) => `${l.level} ${l.msg}`)).toEqual([
+      'error database unavailable: what needs it answers 503 until it is back (one line now, a count when it ends)',
+      'warn database still unavailable',
+      'warn something else',
+      'info database available again',
+    ]);
+    expect(lines[0]?.obj).toEqual({ reason: 'ECONNREFUSED connect ECONNREFUSED 10.0.0.1:5432' });
+    expect(lines[3]?.obj).toMatchObject({ failures: 1001 });
+  });
+});
