@@ -36,10 +36,10 @@ async function deadlines(app: FastifyInstance, opts: { queryTimeoutMs: number })
     route.handler = function withDeadline(request, reply) {
       const deadline = request.deadline;
       if (!deadline) return handler.call(this, request, reply);
-      const work = new Promise((resolve) =>
-        resolve(runWithDeadline(deadline, () => handler.call(this, request, reply))),
-      );
-      return withinDeadline(deadline, work) as ReturnType<typeof handler>;
+      const result = runWithDeadline(deadline, () => handler.call(this, request, reply));
+      // A synchronous handler waits on nothing: its answer goes back as Fastify expects it.
+      if (!result || typeof (result as { then?: unknown }).then !== 'function') return result;
+      return withinDeadline(deadline, Promise.resolve(result)) as ReturnType<typeof handler>;
     };
   });
 }
