@@ -64,3 +64,31 @@ describe('TRUST_PROXY and per-client limits', () => {
     expect((await attempt(trusted, '203.0.113.9')).statusCode).toBe(401);
   });
 });
+
+describe('TRUST_PROXY and the log', () => {
+  it('logs the forwarded client address when the balancer is trusted, the balancer otherwise', async () => {
+    const { buildApp } = await import('../../src/app.ts');
+    const { loadConfig } = await import('../../src/config.ts');
+    const { cleanup, createTestDatabase } = await import('../helpers/app.ts');
+    const url = await createTestDatabase();
+    for (const [trust, expected] of [
+      ['10.0.0.0/8', '203.0.113.7'],
+      ['', '10.0.0.5'],
+    ] as const) {
+      const lines: string[] = [];
+      const app = await buildApp(
+        loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'info', DATABASE_URL: url, TRUST_PROXY: trust }),
+        { logStream: { write: (line) => lines.push(line) } },
+      );
+      cleanup(() => app.close());
+      await app.inject({
+        method: 'GET',
+        url: '/healthz',
+        headers: { 'x-forwarded-for': '203.0.113.7' },
+        remoteAddress: '10.0.0.5',
+      });
+      const incoming = lines.map((l) => JSON.parse(l)).find((e) => e.msg === 'incoming request');
+      expect(incoming?.req?.remoteAddress).toBe(expected);
+    }
+  });
+});
