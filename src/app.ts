@@ -7,11 +7,19 @@ import addFormatsModule from 'ajv-formats';
 import Fastify, { type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.ts';
 import { createDatabase, type DatabaseHandle, type Db } from './db/database.ts';
+import { outageAwareLog } from './db/outage.ts';
 import { AppError } from './errors.ts';
 import { languageOf, msg } from './messages.ts';
 import authPlugin from './http/auth.ts';
-import envelopePlugin, { clientErrorHandler, frameworkErrors, MAX_PARAM_LENGTH } from './http/envelope.ts';
+import envelopePlugin, {
+  AJV_OPTIONS,
+  clientErrorHandler,
+  frameworkErrors,
+  MAX_PARAM_LENGTH,
+} from './http/envelope.ts';
+import deadlinePlugin from './http/deadline.ts';
 import inputGuardPlugin from './http/input-guard.ts';
+import { REDACTED_PATHS, serializeRequest } from './http/logging.ts';
 import metricsPlugin from './http/metrics.ts';
 import swaggerPlugin from './http/swagger.ts';
 import {
@@ -128,7 +136,8 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
     webhookWorker: createDeliveryWorker(db, {
       ...config.webhooks,
-      log: app.log.child({ component: 'webhook-worker' }),
+      // Its passes failing in a database outage count in the outage's log lines (src/db/outage.ts).
+      log: outageAwareLog(app.log.child({ component: 'webhook-worker' }), app.databaseOutage),
       requestsInFlight,
       onAttempt: (outcome) => app.metrics.webhookAttempts.inc({ outcome }),
     }),
@@ -148,18 +157,33 @@ export interface BuildOptions {
   /** A database handle to use instead of opening one from `config.databaseUrl` (closed with the app either way). */
   database?: DatabaseHandle;
   logger?: FastifyServerOptions['logger'];
+  /** Where the service's own logger writes (tests read it); default stdout. */
+  logStream?: { write(line: string): void };
 }
 
 /**
  * JSON bodies are typed strictly ("10" is not an integer); query strings, params and headers are coerced.
- * Unknown body fields fail the schemas' `additionalProperties: false`.
+ * Unknown body fields fail the schemas' `additionalProperties: false`; every problem is reported at once.
  */
 function validators() {
-  const options = { strict: false, useDefaults: true, removeAdditional: false, allErrors: false } as const;
+  const options = AJV_OPTIONS;
   const body = addFormats(new Ajv({ ...options, coerceTypes: false }));
   const other = addFormats(new Ajv({ ...options, coerceTypes: 'array' }));
   return ({ schema, httpPart }: { schema: object; httpPart?: string }) =>
     (httpPart === 'body' ? body : other).compile(schema);
+}
+
+/**
+ * Fastify's `trustProxy` from TRUST_PROXY. A hop count is a function: Fastify itself now refuses a bare number
+ * (it trusts nothing then), since hops alone cannot tell a proxy from a client that sends its own
+ * X-Forwarded-For. It means what it meant in Express: the nearest `n` addresses are proxies; safe only when
+ * nothing reaches the service except through them (docs/operations.md).
+ */
+function trustProxyOption(
+  trust: Config['trustProxy'],
+): boolean | string[] | ((a: string, i: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return Array.isArray(trust) ? [...trust] : (trust as boolean);
 }
 
 /** Builds the application from a config. Never listens: `server.ts` does. */
@@ -177,18 +201,14 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   const app = Fastify({
     logger: options.logger ?? {
       level: config.logLevel,
-      redact: {
-        paths: [
-          'req.headers.authorization',
-          'req.headers["x-api-key"]',
-          'req.headers["stripe-signature"]',
-          'req.headers.cookie',
-          'res.headers["set-cookie"]',
-        ],
-        censor: '[redacted]',
-      },
+      redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+      // Query-string credentials (?api_key=, ?access_token=) are redacted from the URL of every line.
+      serializers: { req: serializeRequest as never },
+      ...(options.logStream ? { stream: options.logStream } : {}),
     },
     bodyLimit: 1024 * 1024,
+    // TRUST_PROXY: request.ip (rate limits, auth-failure counts, logs) is then the forwarded client address.
+    trustProxy: trustProxyOption(config.trustProxy),
     // A request reaching a closing server (a kept-alive connection) gets the envelope: see the envelope plugin.
     return503OnClosing: false,
     // A caller's x-request-id is kept when it is a sane token, so logs can be joined across services.
@@ -231,6 +251,10 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   });
 
   await app.register(envelopePlugin);
+  // A new connection is the database answering again: ends an outage in the log.
+  database.pool.on('connect', () => app.databaseOutage.recovered());
+  // Before any route: every handler is wrapped in its request's deadline.
+  await app.register(deadlinePlugin, { queryTimeoutMs: config.databaseQueryTimeoutMs });
   await app.register(inputGuardPlugin);
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate(
@@ -243,7 +267,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   if (config.corsOrigins.length > 0) {
     await app.register(cors, { origin: [...config.corsOrigins], credentials: true });
   }
-  await app.register(swaggerPlugin);
+  await app.register(swaggerPlugin, { ui: config.docsEnabled });
 
   await app.register(healthRoutes);
   // The operations console (section 14): static files and their security headers, in its own context.

@@ -1,5 +1,6 @@
 import { type Static, Type } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import { isIP } from 'node:net';
 
 /** The development JWT secret: accepted outside production only, and what `npm run token` signs with. */
 export const DEV_JWT_SECRET = 'dev-only-insecure-jwt-secret-change-me';
@@ -61,6 +62,9 @@ export const EnvSchema = Type.Object({
   WEBHOOK_RETRY_SCHEDULE: Type.String({ minLength: 1, default: DEFAULT_RETRY_SCHEDULE }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 64 }),
+  TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
+  DOCS_ENABLED: Type.Optional(Bool),
+  STRIPE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5_000 }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -92,6 +96,8 @@ export interface Config {
     readonly apiUrl: string | undefined;
     /** How often Stripe's event list is read for missed events; 0: never (only `npm run reconcile`). */
     readonly reconcileIntervalMs: number;
+    /** How long one call to Stripe may take; a call that times out is retried once. */
+    readonly timeoutMs: number;
   };
   readonly checkout: {
     readonly successUrl: string | undefined;
@@ -108,6 +114,13 @@ export interface Config {
   readonly allowDevPurchases: boolean;
   readonly corsOrigins: readonly string[];
   readonly metricsToken: string | undefined;
+  /**
+   * Fastify's `trustProxy`: whether (true), how many hops (a number) or which addresses (IPs, CIDRs) of
+   * proxies to trust for X-Forwarded-For; false: the socket's address is the client's.
+   */
+  readonly trustProxy: boolean | number | readonly string[];
+  /** Serve Swagger UI at /docs and the OpenAPI document at /docs/json. */
+  readonly docsEnabled: boolean;
   readonly rateLimit: { readonly perMinute: number; readonly apiKeyPerMinute: number };
   /** Failed authentications per IP and minute before 429 (0: not limited); checked before any database work. */
   readonly authFailuresPerMinute: number;
@@ -173,8 +186,42 @@ export function parseRetrySchedule(value: string): number[] {
   return waits;
 }
 
+/** TRUST_PROXY as Fastify's `trustProxy` takes it: `true`/`false`, a hop count, or addresses and CIDRs. */
+export function parseTrustProxy(value: string | undefined): boolean | number | string[] {
+  if (value === undefined) return false;
+  const v = value.trim();
+  if (v === 'true') return true;
+  if (v === 'false') return false;
+  if (/^\d+$/.test(v)) {
+    const hops = Number(v);
+    if (hops < 1 || hops > 10)
+      throw new ConfigError('TRUST_PROXY', `must be a hop count from 1 to 10, got ${v}`);
+    return hops;
+  }
+  const entries = list(v);
+  for (const entry of entries) {
+    const [address = '', prefix, ...rest] = entry.split('/');
+    const family = isIP(address);
+    const maxPrefix = family === 6 ? 128 : 32;
+    const prefixOk =
+      prefix === undefined || (/^\d{1,3}$/.test(prefix) && Number(prefix) <= maxPrefix && rest.length === 0);
+    if (!family || !prefixOk) {
+      throw new ConfigError(
+        'TRUST_PROXY',
+        `must be true, false, a hop count, or comma-separated addresses or CIDRs of your proxies ` +
+          `(e.g. 10.0.0.0/8,127.0.0.1), got "${entry}"`,
+      );
+    }
+  }
+  return entries;
+}
+
 /** Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable. */
-export function loadConfig(source: Record<string, string | undefined> = process.env): Config {
+export function loadConfig(
+  source: Record<string, string | undefined> = process.env,
+  /** `needsDatabase: false`: a tool that never connects (npm run token) is not refused for a missing DATABASE_URL. */
+  options: { needsDatabase?: boolean } = {},
+): Config {
   const raw: Record<string, unknown> = {};
   for (const key of Object.keys(EnvSchema.properties)) {
     const value = source[key];
@@ -208,7 +255,9 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     );
   }
   if (production) {
-    if (!env.DATABASE_URL) throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+    if (!env.DATABASE_URL && options.needsDatabase !== false) {
+      throw new ConfigError('DATABASE_URL', 'is required when NODE_ENV=production');
+    }
     if (!env.JWT_SECRET && !env.JWT_PUBLIC_KEY) {
       throw new ConfigError('JWT_SECRET', 'or JWT_PUBLIC_KEY is required when NODE_ENV=production');
     }
@@ -229,6 +278,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     }
   }
 
+  const trustProxy = parseTrustProxy(env.TRUST_PROXY);
   const allowedOrigins = list(env.CHECKOUT_ALLOWED_ORIGINS).map((o) =>
     originOf(o, 'CHECKOUT_ALLOWED_ORIGINS'),
   );
@@ -259,6 +309,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       webhookSecret: env.STRIPE_WEBHOOK_SECRET,
       apiUrl: env.STRIPE_API_URL,
       reconcileIntervalMs: env.STRIPE_RECONCILE_INTERVAL_MS,
+      timeoutMs: env.STRIPE_TIMEOUT_MS,
     }),
     checkout: Object.freeze({
       successUrl: env.CHECKOUT_SUCCESS_URL,
@@ -274,6 +325,8 @@ export function loadConfig(source: Record<string, string | undefined> = process.
     allowDevPurchases,
     corsOrigins: Object.freeze(list(env.CORS_ORIGINS)),
     metricsToken: env.METRICS_TOKEN,
+    trustProxy: trustProxy,
+    docsEnabled: env.DOCS_ENABLED !== 'false',
     rateLimit: Object.freeze({
       perMinute: env.RATE_LIMIT_PER_MINUTE,
       apiKeyPerMinute: env.RATE_LIMIT_API_KEY_PER_MINUTE,

@@ -24,6 +24,10 @@ export const MESSAGES = {
     ru: 'У API-ключа нет нужного права для этого маршрута (нужно одно из: {scopes})',
   },
   'auth.not_allowed': { en: 'Not allowed to access this resource', ru: 'Нет доступа к этому ресурсу' },
+  'auth.needs': {
+    en: 'Not allowed: this route needs {needs}',
+    ru: 'Нет доступа: для этого маршрута нужен {needs}',
+  },
   'auth.user_token_only': {
     en: 'This route is for user tokens',
     ru: 'Этот маршрут доступен только с токеном пользователя',
@@ -64,8 +68,8 @@ export const MESSAGES = {
 
   // ledger
   'ledger.insufficient_credits': {
-    en: 'Insufficient credits: balance {balance}, requested {requested}',
-    ru: 'Недостаточно кредитов: баланс {balance}, запрошено {requested}',
+    en: 'Insufficient credits: available {available} (balance {balance}, {held} of it held), requested {requested}',
+    ru: 'Недостаточно кредитов: доступно {available} (баланс {balance}, из них {held} в резерве), запрошено {requested}',
   },
   'ledger.idempotency_key_reused': {
     en: '{operation}: the idempotency key was already used for another request',
@@ -272,9 +276,21 @@ export const MESSAGES = {
     en: 'Too many requests; retry in {seconds} s',
     ru: 'Слишком много запросов; повторите через {seconds} с',
   },
-  'validation.additional_property': {
-    en: "{field} must NOT have additional property '{property}'",
-    ru: "{field} не должно содержать дополнительное поле '{property}'",
+  'validation.unknown_field': {
+    en: "{field} has an unknown field '{property}'{suggestion}; known fields: {known}",
+    ru: "{field} содержит неизвестное поле '{property}'{suggestion}; известные поля: {known}",
+  },
+  'validation.unknown_field_none': {
+    en: "{field} has an unknown field '{property}'; it takes no fields",
+    ru: "{field} содержит неизвестное поле '{property}'; полей у него нет",
+  },
+  'validation.one_of': {
+    en: '{field} must be one of: {values}',
+    ru: '{field} должно быть одним из: {values}',
+  },
+  'validation.one_of_got': {
+    en: '{field} must be one of: {values} (got {got})',
+    ru: '{field} должно быть одним из: {values} (получено {got})',
   },
   'validation.required': { en: '{field}.{property} is required', ru: '{field}.{property} обязательно' },
   /** `reason` is Ajv's message, translated by ajv-i18n. */
@@ -307,6 +323,10 @@ export const MESSAGES = {
   'db.unstorable_value': {
     en: 'The request contains a value the database cannot store',
     ru: 'Запрос содержит значение, которое база данных не может сохранить',
+  },
+  'service.deadline': {
+    en: 'The request did not complete within {ms} ms; retry it (with the same Idempotency-Key, a debit that went through is replayed, never applied twice)',
+    ru: 'Запрос не выполнен за {ms} мс; повторите его (с тем же Idempotency-Key прошедшее списание будет возвращено повторно, а не применено дважды)',
   },
   'service.busy': { en: 'The service is busy; retry the request', ru: 'Сервис занят; повторите запрос' },
   'service.migrations_pending': {

@@ -2,9 +2,11 @@ import closeWithGrace from 'close-with-grace';
 import { CompiledQuery } from 'kysely';
 import { buildApp } from './app.ts';
 import { type Config, loadConfig } from './config.ts';
-import { type EmbeddedDatabase, startEmbeddedPostgres } from './db/embedded.ts';
+import { type EmbeddedDatabase, embeddedStatePath, startEmbeddedPostgres } from './db/embedded.ts';
 import { migrate } from './db/migrator.ts';
-import { describeStartError, hidePassword } from './start-errors.ts';
+import { isOutageError } from './db/outage.ts';
+import { describeStartError, hidePassword, startWarnings } from './start-errors.ts';
+import { closeGracefully } from './http/shutdown.ts';
 import type { App } from './http/types.ts';
 
 async function main() {
@@ -23,7 +25,7 @@ async function main() {
     if (reconciler) clearInterval(reconciler);
     // Before the pool closes: attempts in flight end or are aborted, and are recorded (retried later).
     await app?.services.webhookWorker.stop();
-    await app?.close();
+    if (app) await closeGracefully(app);
     if (embedded) await embedded.stop();
   };
 
@@ -50,10 +52,14 @@ async function main() {
     if (applied.length > 0) app.log.info({ applied }, 'migrations applied');
     const ledger = app.services.ledger;
     const log = app.log;
+    const outage = app.databaseOutage;
+    // A database outage is logged once with a count (src/db/outage.ts), not once per sweep.
+    const sweepFailed = (err: unknown, what: string) =>
+      isOutageError(err) ? outage.failed(err) : log.warn({ err }, what);
     sweeper =
       config.expirySweepIntervalMs > 0
         ? setInterval(() => {
-            ledger.sweepExpired().catch((err) => log.warn({ err }, 'expiry sweep failed'));
+            ledger.sweepExpired().catch((err) => sweepFailed(err, 'expiry sweep failed'));
           }, config.expirySweepIntervalMs)
         : undefined;
     sweeper?.unref();
@@ -61,7 +67,7 @@ async function main() {
     holdSweeper =
       config.holdSweepIntervalMs > 0
         ? setInterval(() => {
-            ledger.sweepExpiredHolds().catch((err) => log.warn({ err }, 'hold sweep failed'));
+            ledger.sweepExpiredHolds().catch((err) => sweepFailed(err, 'hold sweep failed'));
           }, config.holdSweepIntervalMs)
         : undefined;
     holdSweeper?.unref();
@@ -88,11 +94,19 @@ async function main() {
 
   const base = `http://${config.host === '0.0.0.0' ? 'localhost' : config.host}:${config.port}`;
   if (embedded) {
-    app.log.info(`embedded Postgres at ${hidePassword(embedded.url)} (data in ${config.dataDir})`);
+    app.log.info(
+      `embedded Postgres at ${hidePassword(embedded.url)} (data in ${config.dataDir}; port and credentials ` +
+        `for local tools in ${embeddedStatePath(config.dataDir)}; npm run ledger:verify, db:migrate and reconcile use it)`,
+    );
   } else if (config.databasePooler === 'transaction') {
     app.log.info('DATABASE_URL goes through a pooler in transaction mode: no named prepared statements');
   }
-  app.log.info(`API docs: ${base}/docs (OpenAPI: ${base}/docs/json)`);
+  app.log.info(
+    config.docsEnabled
+      ? `API docs: ${base}/docs (OpenAPI: ${base}/docs/json)`
+      : 'API docs: off (DOCS_ENABLED=false); the OpenAPI document is openapi.yaml in the repository',
+  );
+  for (const warning of startWarnings(config)) app.log.warn(warning);
   app.log.info(
     config.allowDevPurchases
       ? 'dev purchase route: ON (ALLOW_DEV_PURCHASES=true): POST /api/v1/credit-packages/purchase grants credits without payment'

@@ -33,6 +33,9 @@ export function describeStartError(err: unknown, config: Config | undefined, dat
   if (/unsupported startup parameter/i.test(message)) {
     return `${server} refused a connection setting (${message}): it is a pooler in transaction mode; set DATABASE_POOLER=transaction`;
   }
+  if (code === '42P01') {
+    return `${message} on ${server}: the database has no schema yet; run npm run db:migrate (or start the service once)`;
+  }
   if (code === '28P01' || code === '28000') return `Postgres at ${server} refused the login: ${message}`;
   if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EHOSTUNREACH' || code === 'ETIMEDOUT') {
     return `cannot reach Postgres at ${server} (${code}); is it running, and is DATABASE_URL right?`;
@@ -41,4 +44,27 @@ export function describeStartError(err: unknown, config: Config | undefined, dat
     return `Postgres at ${server} did not answer: ${message}`;
   }
   return message.split('\n')[0] ?? message;
+}
+
+/**
+ * What a start says about settings an operator should look at (logged as warnings): what production serves
+ * to anyone, and proxies it trusts or not.
+ */
+export function startWarnings(config: Config): string[] {
+  const warnings: string[] = [];
+  if (config.nodeEnv !== 'production') return warnings;
+  if (!config.metricsToken) {
+    warnings.push(
+      '/metrics is public: anyone who can reach this port reads it; set METRICS_TOKEN to require a bearer token',
+    );
+  }
+  if (config.docsEnabled) {
+    warnings.push('/docs and /docs/json are public (API documentation); DOCS_ENABLED=false turns them off');
+  }
+  if (config.trustProxy === true) {
+    warnings.push(
+      'TRUST_PROXY=true trusts X-Forwarded-For from any address: reach the service only through your load balancer, or name its addresses',
+    );
+  }
+  return warnings;
 }

@@ -1,23 +1,23 @@
 import { buildApp } from '../app.ts';
-import { ConfigError, loadConfig } from '../config.ts';
-import { startEmbeddedPostgres } from '../db/embedded.ts';
+import { type Config, loadConfig } from '../config.ts';
+import { type EmbeddedDatabase, useEmbeddedPostgres } from '../db/embedded.ts';
+import type { App } from '../http/types.ts';
+import { describeStartError } from '../start-errors.ts';
 
 /**
  * `npm run reconcile`: one Stripe reconciliation run now (what the periodic job does every
- * STRIPE_RECONCILE_INTERVAL_MS). Prints events seen, applied and already stored; exits 1 when it failed.
+ * STRIPE_RECONCILE_INTERVAL_MS). Prints events seen, applied and already stored; exits 1 when it failed,
+ * with one line saying why.
  */
-let config: ReturnType<typeof loadConfig>;
-try {
-  config = loadConfig();
-} catch (err) {
-  console.error(err instanceof ConfigError ? err.message : err);
-  process.exit(1);
-}
-const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
-if (embedded) config = Object.freeze({ ...config, databaseUrl: embedded.url });
-const app = await buildApp(config);
+let config: Config | undefined;
+let embedded: EmbeddedDatabase | undefined;
+let app: App | undefined;
 let failed = false;
 try {
+  config = loadConfig();
+  embedded = config.databaseUrl ? undefined : await useEmbeddedPostgres(config.dataDir);
+  if (embedded) config = Object.freeze({ ...config, databaseUrl: embedded.url });
+  app = await buildApp(config);
   const result = await app.services.reconciler.run();
   if (result.skipped) {
     console.log(`skipped: ${result.reason}`);
@@ -32,9 +32,9 @@ try {
   }
 } catch (err) {
   failed = true;
-  console.error(`stripe reconciliation failed: ${err instanceof Error ? err.message : String(err)}`);
+  console.error(`stripe reconciliation failed: ${describeStartError(err, config, config?.databaseUrl)}`);
 } finally {
-  await app.close();
-  await embedded?.stop();
+  await app?.close().catch(() => {});
+  await embedded?.stop().catch(() => {});
 }
 process.exit(failed ? 1 : 0);

@@ -7,6 +7,7 @@ import { msg } from '../messages.ts';
 import type { Scope } from './schemas.ts';
 import { API_KEY_PREFIX, type ApiKeysService, isPlausibleApiKey } from '../modules/api-keys/index.ts';
 import { createAuthFailureLimiter } from './auth-failures.ts';
+import { withinDeadline } from '../lib/deadline.ts';
 import { isWellFormedText } from '../lib/text.ts';
 
 export type Principal =
@@ -58,6 +59,34 @@ function allows(principal: Principal, allow: readonly Access[], request: Fastify
     if (rule === 'self' && (request.params as { userId?: string }).userId === principal.userId) return true;
   }
   return false;
+}
+
+/** Who would pass a route's rule, in both languages, for its 403: the roles, the owner, the scopes. */
+export function whatPasses(allow: readonly Access[]): { en: string; ru: string } {
+  const roles = ['admin', ...(allow.includes('ops') ? ['ops'] : [])];
+  const scopes = allow.filter((a) => a.includes(':'));
+  const en: string[] = [];
+  const ru: string[] = [];
+  if (allow.includes('user')) {
+    en.push('any user JWT');
+    ru.push('JWT любого пользователя');
+  }
+  if (allow.includes('self')) {
+    en.push("the account's own user JWT (sub equal to the userId in the path)");
+    ru.push('JWT владельца счёта (sub равен userId в пути)');
+  }
+  en.push(`a JWT with role ${roles.join(' or ')}`);
+  ru.push(`JWT с ролью ${roles.join(' или ')}`);
+  if (scopes.length > 0) {
+    en.push(`an API key with scope ${scopes.join(' or ')}`);
+    ru.push(`API-ключ с правом ${scopes.join(' или ')}`);
+  }
+  const alternatives = (parts: string[], or: string) =>
+    parts.length > 1 ? `${parts.slice(0, -1).join(', ')}${or}${parts[parts.length - 1]}` : (parts[0] ?? '');
+  return {
+    en: alternatives(en, ', or ') + (scopes.length ? '' : ' (API keys cannot call it)'),
+    ru: alternatives(ru, ' или ') + (scopes.length ? '' : ' (API-ключам этот маршрут недоступен)'),
+  };
 }
 
 async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKeysService }) {
@@ -123,7 +152,8 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
     try {
       const token = bearer(request);
       if (!token) return null;
-      request.principal = await authenticate(token, blocked);
+      // An API key lookup on a frozen database answers within the request's deadline too.
+      request.principal = await withinDeadline(request.deadline, authenticate(token, blocked));
       return request.principal;
     } catch (err) {
       if (err instanceof AppError && err.code === 'unauthorized') failures.recordFailure(request.ip);
@@ -137,11 +167,10 @@ async function auth(app: FastifyInstance, opts: { config: Config; apiKeys: ApiKe
       const principal = await app.identify(request);
       if (!principal) throw unauthorized();
       if (!allows(principal, allow, request)) {
-        throw principal.kind === 'apiKey'
-          ? forbidden('auth.scope_missing', {
-              scopes: allow.filter((a) => a.includes(':')).join(', ') || 'none',
-            })
-          : forbidden('auth.not_allowed');
+        const scopes = allow.filter((a) => a.includes(':'));
+        throw principal.kind === 'apiKey' && scopes.length > 0
+          ? forbidden('auth.scope_missing', { scopes: scopes.join(', ') })
+          : forbidden('auth.needs', { needs: whatPasses(allow) });
       }
     };
   });

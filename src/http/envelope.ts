@@ -4,6 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import localizeRuModule from 'ajv-i18n/localize/ru/index.js';
 import { fromDatabaseError } from '../db/errors.ts';
+import { createOutageLog, isOutageError, type OutageLog } from '../db/outage.ts';
 import { AppError, ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { type Language, languageOf, type Message, msg } from '../messages.ts';
 import { ERROR_SCHEMAS } from './openapi.ts';
@@ -49,7 +50,26 @@ interface ValidationIssue {
   schemaPath?: string;
   /** Set on the issues of a `propertyNames` rule: the key that failed it. */
   propertyName?: string;
+  /** With Ajv's `verbose`: the value that failed, and the schema around the rule. */
+  data?: unknown;
+  parentSchema?: { properties?: Record<string, unknown> };
 }
+
+/**
+ * The Ajv options of every request schema. allErrors: every problem of a request at once (the envelope lists
+ * at most MAX_VALIDATION_MESSAGES); verbose: the failing value and its schema, so a message can quote what was
+ * sent and name the known fields.
+ */
+export const AJV_OPTIONS = {
+  strict: false,
+  useDefaults: true,
+  removeAdditional: false,
+  allErrors: true,
+  verbose: true,
+} as const;
+
+/** At most this many problems are listed for one request (every one of them, up to it). */
+export const MAX_VALIDATION_MESSAGES = 20;
 
 /** Ajv's own text for an issue, in both languages (ajv-i18n translates it; field names stay as they are). */
 function ajvReason(issue: ValidationIssue) {
@@ -58,12 +78,91 @@ function ajvReason(issue: ValidationIssue) {
   return { en: issue.message ?? 'is invalid', ru: copy.message ?? issue.message ?? 'некорректно' };
 }
 
-/** "body.amount must be integer", "body must NOT have additional property 'foo'": the field is always named. */
+/** A value as an error message quotes it: short, JSON. */
+function shown(value: unknown): string {
+  let text: string;
+  try {
+    text = JSON.stringify(value) ?? String(value);
+  } catch {
+    text = String(value);
+  }
+  return text.length > 50 ? `${text.slice(0, 47)}...` : text;
+}
+
+/** Levenshtein distance, for "did you mean" on a mistyped field name (short names only). */
+function distance(a: string, b: string): number {
+  if (Math.abs(a.length - b.length) > 2 || a.length > 64 || b.length > 64) return 99;
+  let prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) {
+      row[j] = Math.min(
+        (prev[j] ?? 0) + 1,
+        (row[j - 1] ?? 0) + 1,
+        (prev[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1),
+      );
+    }
+    prev = row;
+  }
+  return prev[b.length] ?? 99;
+}
+
+/** The allowed values an issue names: a `const` (a TypeBox literal) or an `enum`. */
+function allowedValues(issue: ValidationIssue): unknown[] | undefined {
+  if (issue.keyword === 'const') return [issue.params.allowedValue];
+  if (issue.keyword === 'enum' && Array.isArray(issue.params.allowedValues))
+    return issue.params.allowedValues;
+  return undefined;
+}
+
+/**
+ * Ajv reports a union of literals (`'purchase' | 'package'`, a scope) as one `const` failure per branch and
+ * an `anyOf` line. Each such union becomes one issue naming every allowed value; other unions stay as they are.
+ */
+function mergeUnions(
+  issues: ValidationIssue[],
+): (ValidationIssue | { oneOf: unknown[]; issue: ValidationIssue })[] {
+  const out: (ValidationIssue | { oneOf: unknown[]; issue: ValidationIssue })[] = [];
+  const absorbed = new Set<ValidationIssue>();
+  for (const issue of issues) {
+    if (issue.keyword !== 'anyOf' || !issue.schemaPath) continue;
+    const prefix = `${issue.schemaPath}/`;
+    const branches = issues.filter((i) => i !== issue && i.schemaPath?.startsWith(prefix));
+    const values = branches.map(allowedValues);
+    if (
+      branches.length > 0 &&
+      values.every((v) => v !== undefined) &&
+      branches.every((b) => b.instancePath === issue.instancePath)
+    ) {
+      for (const b of branches) absorbed.add(b);
+      absorbed.add(issue);
+      out.push({ oneOf: values.flat() as unknown[], issue });
+    }
+  }
+  for (const issue of issues) if (!absorbed.has(issue)) out.push(issue);
+  // Unknown fields first: a mistyped name is usually why a required field is "missing".
+  const rank = (i: (typeof out)[number]) =>
+    'oneOf' in i ? 1 : i.keyword === 'additionalProperties' ? 0 : i.keyword === 'required' ? 2 : 1;
+  return out.sort((a, b) => rank(a) - rank(b));
+}
+
+/**
+ * Every problem of a request part, each naming its field: "body has an unknown field 'amout' (did you mean
+ * 'amount'?)", "querystring.expand.0 must be one of: purchase (got "purchases")", "body.amount must be integer".
+ */
 function describeValidation(context: string, issues: ValidationIssue[]): Message[] {
   // `propertyNames` failures come twice: the key's own issue (with `propertyName`) and a generic one.
   const namesKey = issues.some((issue) => issue.propertyName !== undefined);
   const keyIssues = issues.filter((issue) => !(namesKey && issue.keyword === 'propertyNames'));
-  return keyIssues.map((issue) => {
+  const messages = mergeUnions(keyIssues).map((item): Message => {
+    if ('oneOf' in item) {
+      const field = context + item.issue.instancePath.replace(/\//g, '.');
+      const values = [...new Set(item.oneOf.map((v) => (typeof v === 'string' ? v : shown(v))))].join(', ');
+      return item.issue.data === undefined
+        ? msg('validation.one_of', { field, values })
+        : msg('validation.one_of_got', { field, values, got: shown(item.issue.data) });
+    }
+    const issue = item;
     const field = context + issue.instancePath.replace(/\//g, '.');
     if (issue.propertyName !== undefined) {
       return msg('validation.invalid_key', {
@@ -73,16 +172,32 @@ function describeValidation(context: string, issues: ValidationIssue[]): Message
       });
     }
     if (issue.keyword === 'additionalProperties') {
-      return msg('validation.additional_property', {
-        field,
-        property: String(issue.params.additionalProperty),
-      });
+      const property = String(issue.params.additionalProperty).slice(0, 100);
+      const known = Object.keys(issue.parentSchema?.properties ?? {});
+      const close = known
+        .map((k) => ({ k, d: distance(property.toLowerCase(), k.toLowerCase()) }))
+        .filter((c) => c.d <= 2)
+        .sort((a, b) => a.d - b.d)[0];
+      const suggestion = close
+        ? { en: ` (did you mean '${close.k}'?)`, ru: ` (возможно, имелось в виду '${close.k}')` }
+        : { en: '', ru: '' };
+      return known.length > 0
+        ? msg('validation.unknown_field', { field, property, suggestion, known: known.join(', ') })
+        : msg('validation.unknown_field_none', { field, property });
     }
     if (issue.keyword === 'required') {
       return msg('validation.required', { field, property: String(issue.params.missingProperty) });
     }
+    const allowed = allowedValues(issue);
+    if (allowed) {
+      const values = allowed.map((v) => (typeof v === 'string' ? v : shown(v))).join(', ');
+      return issue.data === undefined
+        ? msg('validation.one_of', { field, values })
+        : msg('validation.one_of_got', { field, values, got: shown(issue.data) });
+    }
     return msg('validation.invalid', { field, reason: ajvReason(issue) });
   });
+  return messages.slice(0, MAX_VALIDATION_MESSAGES);
 }
 
 /** Path parameters longer than this answer 414 (the longest declared parameter, a user id, is 255). */
@@ -204,7 +319,17 @@ export function clientErrorHandler(requestTimeoutMs: number) {
   };
 }
 
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Database outages in the log: one line per state change and a count (src/db/outage.ts). */
+    databaseOutage: OutageLog;
+    /** From now on every request answers 503 with `Connection: close` (shutdown's drain, before close). */
+    markClosing(): void;
+  }
+}
+
 async function envelope(app: FastifyInstance) {
+  app.decorate('databaseOutage', createOutageLog(app.log));
   app.addSchema(ErrorEnvelope);
   for (const schema of Object.values(ERROR_SCHEMAS)) app.addSchema(schema);
   app.decorateReply('ok', function ok<T>(this: FastifyReply, data: T, statusCode = 200): SuccessEnvelope<T> {
@@ -214,7 +339,12 @@ async function envelope(app: FastifyInstance) {
 
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     const appError = toAppError(err);
-    if (appError.statusCode >= 500) {
+    if (appError.statusCode >= 500 && (isOutageError(err) || isOutageError(appError))) {
+      // One line per outage and a count, not a stack per request (src/db/outage.ts).
+      app.databaseOutage.failed(err);
+    } else if (appError.code === 'service_unavailable') {
+      request.log.warn({ code: appError.code, status: appError.statusCode }, appError.message);
+    } else if (appError.statusCode >= 500) {
       request.log.error({ err }, 'request failed');
     } else {
       request.log.info({ code: appError.code, status: appError.statusCode }, appError.message);
@@ -231,10 +361,15 @@ async function envelope(app: FastifyInstance) {
   // Once closing, a request that still arrives (on a kept-alive connection busy when close began) is refused
   // in the envelope, and its connection closed, so the client retries on another instance.
   let closing = false;
-  app.addHook('preClose', (done) => {
+  const markClosing = () => {
     closing = true;
+  };
+  app.decorate('markClosing', markClosing);
+  app.addHook('preClose', (done) => {
+    markClosing();
     done();
   });
+
   app.addHook('onRequest', (_request, reply, done) => {
     if (!closing) return done();
     reply.header('connection', 'close');

@@ -26,7 +26,7 @@ const ERROR_DOCS: Record<ErrorStatus, { id: string; description: string; example
   402: {
     id: 'InsufficientCreditsError',
     description: 'The debit is larger than the available balance; nothing was written',
-    example: 'Insufficient credits: balance 3, requested 5',
+    example: 'Insufficient credits: available 3 (balance 8, 5 of it held), requested 5',
   },
   403: {
     id: 'ForbiddenError',
@@ -189,8 +189,9 @@ const ACCEPT_LANGUAGE = {
   in: 'header',
   name: 'Accept-Language',
   required: false,
-  description: 'The language of error messages: `ru` or `en` (the default); q-values are honoured',
-  schema: { type: 'string', example: 'ru' },
+  description: 'The language of error messages: `en` (the default) or `ru`; q-values are honoured',
+  // Swagger UI pre-fills a parameter with its example: `en`, so a try-it call answers in the default language.
+  schema: { type: 'string', example: 'en' },
 };
 const METHODS = ['get', 'put', 'post', 'delete', 'patch'] as const;
 

@@ -22,7 +22,8 @@ function toOpenApi30(document: unknown): unknown {
   return document;
 }
 
-async function docs(app: FastifyInstance) {
+/** `ui: false` (DOCS_ENABLED=false): the document is still built (npm run openapi), but /docs is not served. */
+async function docs(app: FastifyInstance, opts: { ui?: boolean }) {
   await app.register(swagger, {
     openapi: {
       openapi: '3.0.3',
@@ -77,7 +78,7 @@ async function docs(app: FastifyInstance) {
       ) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
-  await app.register(swaggerUi, { routePrefix: '/docs' });
+  if (opts.ui !== false) await app.register(swaggerUi, { routePrefix: '/docs' });
 }
 
 export default fp(docs, { name: 'docs' });

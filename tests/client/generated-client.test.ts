@@ -86,7 +86,7 @@ describe('a client generated from openapi.yaml (openapi-typescript + openapi-fet
       refusal: {
         status: 402,
         code: 'insufficient_credits',
-        message: 'Недостаточно кредитов: баланс 70, запрошено 1000',
+        message: 'Недостаточно кредитов: доступно 70 (баланс 70, из них 0 в резерве), запрошено 1000',
       },
       ledger: [
         { type: 'debit', amount: -30, purchaseId: null, purchaseStatus: null },

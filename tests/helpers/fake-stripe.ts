@@ -27,6 +27,8 @@ export interface FakeStripe {
   events: Obj[];
   /** Answer the next `times` API requests with this HTTP status and a Stripe error body. */
   fail(status: number, times?: number): void;
+  /** While on, requests are recorded and never answered (a hung Stripe: the connection stays open). */
+  hang(on?: boolean): void;
   /** Stops listening: the SDK then gets connection errors, like Stripe being unreachable. */
   close(): Promise<void>;
 }
@@ -58,6 +60,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const events: Obj[] = [];
   const replays = new Map<string, { status: number; body: string }>();
   let failure: { status: number; times: number } | null = null;
+  let hanging = false;
 
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -73,6 +76,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         params: decodeForm(req.method === 'GET' ? query : raw),
       };
       requests.push(request);
+      if (hanging) return;
       const send = (status: number, body: unknown, headers: Record<string, string> = {}) => {
         const text = typeof body === 'string' ? body : JSON.stringify(body);
         res.writeHead(status, { 'content-type': 'application/json', 'request-id': rid('req'), ...headers });
@@ -185,6 +189,9 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     events,
     fail(status, times = Number.POSITIVE_INFINITY) {
       failure = { status, times };
+    },
+    hang(on = true) {
+      hanging = on;
     },
     async close() {
       if (closed) return;

@@ -126,7 +126,7 @@ describe('Accept-Language on real answers', () => {
         url: '/api/v1/accounts',
         headers: asUser('lang_user'),
         status: 403,
-        ru: 'Нет доступа к этому ресурсу',
+        ru: 'Нет доступа: для этого маршрута нужен JWT с ролью admin или ops или API-ключ с правом balances:read',
       },
       {
         method: 'GET',
@@ -170,7 +170,9 @@ describe('Accept-Language on real answers', () => {
       });
     const short = await debit({ amount: 5 }, 'lang-1');
     expect(short.statusCode).toBe(402);
-    expect(short.json().errors).toEqual(['Недостаточно кредитов: баланс 3, запрошено 5']);
+    expect(short.json().errors).toEqual([
+      'Недостаточно кредитов: доступно 3 (баланс 3, из них 0 в резерве), запрошено 5',
+    ]);
 
     expect((await debit({ amount: 1 }, 'lang-2')).statusCode).toBe(201);
     const reused = await debit({ amount: 2 }, 'lang-2');
@@ -182,7 +184,9 @@ describe('Accept-Language on real answers', () => {
     expect(notInteger.statusCode).toBe(400);
     expect(notInteger.json().errors).toEqual(['body.amount должно быть integer']);
     const unknownField = await debit({ amount: 1, colour: 'red' }, 'lang-4');
-    expect(unknownField.json().errors).toEqual(["body не должно содержать дополнительное поле 'colour'"]);
+    expect(unknownField.json().errors).toEqual([
+      "body содержит неизвестное поле 'colour'; известные поля: amount, reason, metadata",
+    ]);
     const tooSmall = await debit({ amount: 0 }, 'lang-5');
     expect(tooSmall.json().errors).toEqual(['body.amount должно быть >= 1']);
   });

@@ -27,11 +27,13 @@ for (const [net, prefix] of [
   PRIVATE.addSubnet(net, prefix, 'ipv4');
 }
 for (const [net, prefix] of [
-  ['::', 96], // unspecified, loopback and the IPv4-compatible range
+  ['::', 96], // unspecified, loopback and the IPv4-compatible range (deprecated; never a public host)
+  ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215): translates to this network's own IPv4 space
   ['100::', 64],
   ['2001:db8::', 32],
-  ['fc00::', 7],
-  ['fe80::', 10],
+  ['fc00::', 7], // unique-local
+  ['fe80::', 10], // link-local
+  ['fec0::', 10], // site-local (deprecated)
   ['ff00::', 8],
 ] as const) {
   PRIVATE.addSubnet(net, prefix, 'ipv6');
@@ -53,13 +55,24 @@ function ipv6Groups(address: string): number[] | null {
   return [...headGroups, ...fill, ...tailGroups].map((g) => Number.parseInt(g, 16));
 }
 
-/** The IPv4 address an IPv4-mapped (::ffff:a.b.c.d) or NAT64 (64:ff9b::a.b.c.d) IPv6 address stands for. */
-function embeddedIpv4(groups: number[]): string | null {
-  const [g0, g1, g2, g3, g4, g5, g6 = 0, g7 = 0] = groups;
-  const mapped = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0xffff;
-  const nat64 = g0 === 0x64 && g1 === 0xff9b && g2 === 0 && g3 === 0 && g4 === 0 && g5 === 0;
-  if (!mapped && !nat64) return null;
-  return [g6 >> 8, g6 & 0xff, g7 >> 8, g7 & 0xff].join('.');
+const ipv4Of = (high: number, low: number) => [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.');
+
+/**
+ * The IPv4 addresses an IPv6 address embeds or is translated to, by the forms that reach IPv4 hosts:
+ * IPv4-mapped `::ffff:a.b.c.d`, IPv4-translated `::ffff:0:a.b.c.d` (SIIT), IPv4-compatible `::a.b.c.d`,
+ * NAT64 `64:ff9b::a.b.c.d` (and `64:ff9b:1::/48`, refused whole above), 6to4 `2002:AABB:CCDD::` and
+ * Teredo `2001:0:SSSS:SSSS::` (server, and the client's address XOR-obfuscated in the last 32 bits).
+ * A private one among them makes the IPv6 address private: a gateway would carry the request there.
+ */
+export function embeddedIpv4(groups: readonly number[]): string[] {
+  const [g0 = 0, g1 = 0, g2 = 0, g3 = 0, g4 = 0, g5 = 0, g6 = 0, g7 = 0] = groups;
+  const zeroTo3 = g0 === 0 && g1 === 0 && g2 === 0 && g3 === 0;
+  if (zeroTo3 && g4 === 0 && (g5 === 0xffff || g5 === 0)) return [ipv4Of(g6, g7)]; // mapped, compatible
+  if (zeroTo3 && g4 === 0xffff && g5 === 0) return [ipv4Of(g6, g7)]; // IPv4-translated
+  if (g0 === 0x64 && g1 === 0xff9b) return [ipv4Of(g6, g7)]; // NAT64, well-known and local-use prefixes
+  if (g0 === 0x2002) return [ipv4Of(g1, g2)]; // 6to4
+  if (g0 === 0x2001 && g1 === 0) return [ipv4Of(g2, g3), ipv4Of(g6 ^ 0xffff, g7 ^ 0xffff)]; // Teredo
+  return [];
 }
 
 /** True for an address webhooks may not reach unless private URLs are allowed. */
@@ -68,10 +81,10 @@ export function isPrivateAddress(address: string): boolean {
   const family = isIP(bare);
   if (family === 4) return PRIVATE.check(bare, 'ipv4');
   if (family !== 6) return true; // not an address at all: refuse
+  if (PRIVATE.check(bare, 'ipv6')) return true;
   const groups = ipv6Groups(bare);
-  const v4 = groups && embeddedIpv4(groups);
-  if (v4) return PRIVATE.check(v4, 'ipv4');
-  return PRIVATE.check(bare, 'ipv6');
+  if (!groups) return true;
+  return embeddedIpv4(groups).some((v4) => PRIVATE.check(v4, 'ipv4'));
 }
 
 /** A URL the policy refuses; `reason` says why (a catalogue message, completing "body.url ..."). */

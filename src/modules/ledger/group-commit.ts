@@ -1,3 +1,5 @@
+import { currentDeadline } from '../../lib/deadline.ts';
+
 /**
  * An in-process group-commit scheduler: requests wait while `maxInFlight` calls are running, or while their
  * key (a user) is in one, and then leave together in one call (one transaction, one commit). At low load each
@@ -110,9 +112,32 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
     }
   }
 
+  /**
+   * A request whose deadline passes while it waits is taken out of the queue and never sent: its caller has
+   * answered 503 already, and a request never sent is certainly not applied.
+   */
   const enqueue = (args: A) =>
     new Promise<R>((resolve, reject) => {
-      waiting.push({ args, resolve, reject });
+      const signal = currentDeadline()?.signal;
+      if (signal?.aborted) return reject(signal.reason);
+      const entry: Waiting<A, R> = { args, resolve, reject };
+      waiting.push(entry);
+      if (!signal) return;
+      const onAbort = () => {
+        const at = waiting.indexOf(entry);
+        if (at < 0) return; // already in a call: that call is bounded by the query timeout
+        waiting.splice(at, 1);
+        reject(signal.reason);
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      entry.resolve = (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      };
+      entry.reject = (e) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(e);
+      };
     });
 
   return {

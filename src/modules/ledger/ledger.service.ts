@@ -157,15 +157,21 @@ export function toHold(h: HoldJson | HoldRow): Hold {
   };
 }
 
-const insufficient = (available: number, amount: number) =>
+/** 402 naming what is available and what active holds keep out of it (the SQL answers available as `balance`). */
+const insufficient = (result: LedgerResult, amount: number) =>
   new AppError(
     'insufficient_credits',
-    msg('ledger.insufficient_credits', { balance: available, requested: amount }),
+    msg('ledger.insufficient_credits', {
+      available: result.balance,
+      balance: result.balance + result.held,
+      held: result.held,
+      requested: amount,
+    }),
   );
 
 /** A debit's answer as an error, or null when it went through (created or replayed). */
 function debitError(result: LedgerResult, amount: number): AppError | null {
-  if (result.outcome === 'insufficient') return insufficient(result.balance, amount);
+  if (result.outcome === 'insufficient') return insufficient(result, amount);
   if (result.outcome === 'key_reused') return keyReused('Debit');
   return null;
 }
@@ -354,7 +360,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         reason: input.reason ?? null,
         metadata: input.metadata,
       });
-      if (result.outcome === 'insufficient') throw insufficient(result.balance, input.amount);
+      if (result.outcome === 'insufficient') throw insufficient(result, input.amount);
       if (result.outcome === 'key_reused') throw keyReused('Hold');
       if (!result.hold) throw new Error(`credits_hold returned no hold (${result.outcome})`);
       return { hold: toHold(result.hold), ...balanceAfter(result), replayed: result.outcome === 'replayed' };

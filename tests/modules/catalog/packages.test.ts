@@ -64,7 +64,7 @@ describe('creating packages', () => {
     ['expiry days 0', { creditExpiryDays: 0 }, 'body.creditExpiryDays'],
     ['expiry days 3651', { creditExpiryDays: 3651 }, 'body.creditExpiryDays'],
     ['empty name', { name: '' }, 'body.name'],
-    ['unknown field', { color: 'red' }, "additional property 'color'"],
+    ['unknown field', { color: 'red' }, "unknown field 'color'"],
   ])('rejects %s with 400 naming the field', async (_label, change, field) => {
     const res = await create({ ...base, ...change });
     expectError(res, 400, 'validation_failed');

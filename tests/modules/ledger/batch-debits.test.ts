@@ -57,7 +57,10 @@ describe('POST /debits/batch', () => {
     // The replay is the first debit's answer, exactly.
     expect(items[1].entry).toEqual(first.json().data.entry);
     expect(items[1].balance).toBe(8);
-    expect(items[2]).toMatchObject({ entry: null, error: 'Insufficient credits: balance 3, requested 5' });
+    expect(items[2]).toMatchObject({
+      entry: null,
+      error: 'Insufficient credits: available 3 (balance 3, 0 of it held), requested 5',
+    });
     expect(items[4].entry).toBeNull();
 
     // The same items sent one by one now answer what the batch answered.
@@ -175,7 +178,7 @@ describe('POST /debits/batch', () => {
     expect(res.json().data.items[0]).toMatchObject({
       status: 402,
       code: 'insufficient_credits',
-      error: 'Недостаточно кредитов: баланс 2, запрошено 5',
+      error: 'Недостаточно кредитов: доступно 2 (баланс 2, из них 0 в резерве), запрошено 5',
     });
     const repeated = await app.inject({
       method: 'POST',

@@ -35,9 +35,11 @@ describe('concurrent debits', () => {
 
     for (const r of refused) {
       expect(expectError(r, 402, 'insufficient_credits')).toBe(
-        'Insufficient credits: balance 0, requested 1',
+        'Insufficient credits: available 0 (balance 0, 0 of it held), requested 1',
       );
-      expect(r.json().errors).toEqual(['Insufficient credits: balance 0, requested 1']);
+      expect(r.json().errors).toEqual([
+        'Insufficient credits: available 0 (balance 0, 0 of it held), requested 1',
+      ]);
     }
     // Every success reports a distinct balance: the 70 debits were applied one after another.
     const balances = created.map((r) => r.json().data.balance as number).sort((a, b) => a - b);
@@ -165,7 +167,9 @@ describe('a debit', () => {
   it('on a user with no account is 402 with balance 0, and creates nothing', async () => {
     const res = await debit(app, key, 'nobody_yet', { amount: 1 });
     expect(res.statusCode).toBe(402);
-    expect(res.json().errors).toEqual(['Insufficient credits: balance 0, requested 1']);
+    expect(res.json().errors).toEqual([
+      'Insufficient credits: available 0 (balance 0, 0 of it held), requested 1',
+    ]);
     const { rows } = await t.pg.query('select 1 from accounts where user_id = $1', ['nobody_yet']);
     expect(rows).toHaveLength(0);
   });
@@ -176,7 +180,7 @@ describe('a debit', () => {
     expect(res.statusCode).toBe(402);
     expect(res.json()).toMatchObject({
       code: 'insufficient_credits',
-      errors: ['Insufficient credits: balance 3, requested 5'],
+      errors: ['Insufficient credits: available 3 (balance 3, 0 of it held), requested 5'],
     });
     expect((await entryRows(t.pg, 'short_user')).map((r) => r.type)).toEqual(['grant']);
   });
@@ -342,7 +346,7 @@ describe('amount validation', () => {
     const res = await debit(app, key, 'max_user', { amount: Number.MAX_SAFE_INTEGER });
     expect(res.statusCode).toBe(402);
     expect(res.json().errors).toEqual([
-      `Insufficient credits: balance 10, requested ${Number.MAX_SAFE_INTEGER}`,
+      `Insufficient credits: available 10 (balance 10, 0 of it held), requested ${Number.MAX_SAFE_INTEGER}`,
     ]);
   });
 

@@ -69,7 +69,9 @@ describe('expired credits', () => {
 
     const refused = await debit(app, key, 'exp_user', { amount: 6 });
     expect(refused.statusCode).toBe(402);
-    expect(refused.json().errors).toEqual(['Insufficient credits: balance 5, requested 6']);
+    expect(refused.json().errors).toEqual([
+      'Insufficient credits: available 5 (balance 5, 0 of it held), requested 6',
+    ]);
 
     // The refused debit still wrote the expiry (lazily, in its own transaction).
     const rows = await entryRows(t.pg, 'exp_user');

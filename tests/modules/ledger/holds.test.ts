@@ -114,7 +114,7 @@ describe('creating a hold', () => {
     expect(tooMuch.statusCode).toBe(402);
     expect(tooMuch.json()).toMatchObject({
       code: 'insufficient_credits',
-      errors: ['Insufficient credits: balance 3, requested 4'],
+      errors: ['Insufficient credits: available 3 (balance 10, 7 of it held), requested 4'],
     });
     expect((await debit(app, key, 'h_402', { amount: 4 })).statusCode).toBe(402);
     const ok = await debit(app, key, 'h_402', { amount: 3 });

@@ -105,6 +105,11 @@ export interface EventFilter {
   status?: EventStatus;
   type?: string;
   userId?: string;
+  /**
+   * A reference the customer or support has: store transaction id or original transaction id, Stripe
+   * PaymentIntent, Checkout Session, charge or receipt number, or the event id (migration 025, indexed).
+   */
+  providerRef?: string;
 }
 
 /** Newest first (by seq), keyset-paginated; without the payloads. */
@@ -132,6 +137,9 @@ export async function listEvents(ex: Executor, f: EventFilter, limit: number, be
   if (f.status) q = q.where('status', '=', f.status);
   if (f.type) q = q.where('type', '=', f.type);
   if (f.userId) q = q.where('user_id', '=', f.userId);
+  if (f.providerRef) {
+    q = q.where(sql<boolean>`provider_event_refs(event_id, payload) @> array[${f.providerRef}]::text[]`);
+  }
   if (beforeSeq !== undefined) q = q.where('seq', '<', beforeSeq);
   return q.execute();
 }

@@ -47,6 +47,16 @@ const ListQuery = Type.Object(
     status: Type.Optional(EventStatus),
     type: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })),
     userId: Type.Optional(Type.String({ minLength: 1, maxLength: 255 })),
+    providerRef: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 255,
+        description:
+          'What a support ticket carries: a store transaction id or original transaction id (RevenueCat), a ' +
+          'PaymentIntent (`pi_…`), Checkout Session (`cs_…`), charge (`ch_…`) or receipt number (Stripe), or ' +
+          "the provider's event id",
+      }),
+    ),
     limit: Type.Integer({ minimum: 1, maximum: 100, default: 20 }),
     cursor: Type.Optional(Type.String({ minLength: 1, maxLength: 512 })),
   },
@@ -68,7 +78,8 @@ export default async function providerEventRoutes(app: App) {
         summary: 'Provider events (Stripe, RevenueCat), newest first',
         description:
           'Every provider event the service received (webhook, Stripe reconciliation, RevenueCat sync), stored ' +
-          'once by provider and id, with its outcome. Filter by `provider`, `status`, `type` and `userId`. ' +
+          'once by provider and id, with its outcome. Filter by `provider`, `status`, `type`, `userId` and ' +
+          '`providerRef` (a store transaction id, PaymentIntent, Checkout Session, charge or event id). ' +
           'Admin and ops.',
         security,
         querystring: ListQuery,

@@ -14,6 +14,7 @@ import { badRequest, conflict, notFound, unavailable } from '../../../errors.ts'
 import { newId } from '../../../lib/ids.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
 import type { StripeHandler } from './stripe-webhook.service.ts';
+import { POLL_READ } from './stripe.client.ts';
 
 export interface CheckoutInput {
   userId: string;
@@ -88,7 +89,7 @@ export function createCheckoutService(
       if (found.status !== 'pending' || !stripe) return toPurchase(found);
       let session: Stripe.Checkout.Session;
       try {
-        session = await stripe.checkout.sessions.retrieve(sessionId);
+        session = await stripe.checkout.sessions.retrieve(sessionId, {}, POLL_READ);
       } catch (err) {
         // The success page keeps polling; the webhook or reconciliation fulfils it meanwhile.
         deps.onSessionReadError?.(err, sessionId);

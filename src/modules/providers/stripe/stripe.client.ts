@@ -1,10 +1,17 @@
 import Stripe from 'stripe';
 import type { Config } from '../../../config.ts';
 
-/** A request to Stripe that has not answered by then is failed (the SDK's default is 80 s). */
-export const STRIPE_TIMEOUT_MS = 8_000;
-/** One retry (with the SDK's backoff) for connection errors, 409 and 5xx; every write carries an idempotency key. */
+/**
+ * One retry (with the SDK's backoff) for connection errors, timeouts, 409 and 5xx; every write carries an
+ * idempotency key. Each attempt is bounded by STRIPE_TIMEOUT_MS (default 5 s; the SDK's own default is 80 s).
+ */
 export const STRIPE_MAX_NETWORK_RETRIES = 1;
+
+/**
+ * Per-call options for a read on a polled path (the success page's checkout poll): one attempt within
+ * STRIPE_TIMEOUT_MS, no retry, since the page polls again and a retry would hold the request twice as long.
+ */
+export const POLL_READ = { maxNetworkRetries: 0 } as const;
 
 /**
  * The Stripe SDK client, or null when `STRIPE_SECRET_KEY` is unset (checkout then answers 503).
@@ -15,7 +22,7 @@ export function createStripeClient(stripe: Config['stripe']): Stripe | null {
   if (!stripe.secretKey) return null;
   const options: Stripe.StripeConfig = {
     maxNetworkRetries: STRIPE_MAX_NETWORK_RETRIES,
-    timeout: STRIPE_TIMEOUT_MS,
+    timeout: stripe.timeoutMs,
     telemetry: false,
     appInfo: { name: 'credits-service' },
   };
