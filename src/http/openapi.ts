@@ -212,6 +212,7 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
   components.parameters = { ...((components.parameters as Json) ?? {}), AcceptLanguage: ACCEPT_LANGUAGE };
   openapiObject.components = components;
   const sharedResponses: Record<string, Json> = {};
+  const successEnvelope = new SuccessEnvelopes();
   const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, Json>>;
   for (const item of Object.values(paths)) {
     for (const method of METHODS) {
@@ -228,10 +229,11 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
         const content = response.content as Record<string, { schema?: Json }> | undefined;
         const schema = content?.['application/json']?.schema;
         const own = (schema?.['x-headers'] ?? []) as ResponseHeader[];
-        if (content && schema && own.length > 0) {
+        if (content && schema) {
           // A copy: the converted schema may share objects with the route's own schema.
           const { 'x-headers': _, ...rest } = schema;
-          content['application/json'] = { ...content['application/json'], schema: rest };
+          const shared = successEnvelope.refer(rest, response.description);
+          content['application/json'] = { ...content['application/json'], schema: shared ?? rest };
         }
         const retry: ResponseHeader[] = status === '429' ? ['Retry-After'] : [];
         response.headers = headerRefs([...COMMON_HEADERS, ...retry, ...own]);
@@ -243,6 +245,11 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
       }
     }
   }
+  if (successEnvelope.schema) {
+    const schemas = (components.schemas ?? {}) as Json;
+    components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
+  }
+  //SHARE shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
   if (sorted.length)
@@ -263,3 +270,109 @@ function sharedErrorResponse(status: string, response: Json): string | undefined
   if (content?.['application/json']?.schema?.$ref !== `#/components/schemas/${docs.id}`) return undefined;
   return docs.id;
 }
+
+const SUCCESS_ENVELOPE = 'SuccessEnvelope';
+const ENVELOPE_KEYS = ['isSuccess', 'statusCode', 'data', 'errors', 'timestamp'].sort().join();
+const isJson = (value: unknown): value is Json => !!value && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * The success envelope (`ok()`), declared once as `components.schemas.SuccessEnvelope` (everything but
+ * `data`): each success response is `allOf: [SuccessEnvelope, { data }]`, which generators type as the
+ * envelope with that response's `data`. The component is the first envelope met, without `data`; an
+ * envelope that differs from it elsewhere than in `data` stays written out. The schema's `description`,
+ * the response's own, is said once, on the response.
+ */
+class SuccessEnvelopes {
+  schema: Json | undefined;
+  private key: string | undefined;
+
+  refer(schema: Json, responseDescription: unknown): Json | undefined {
+    const properties = schema.properties;
+    if (!isJson(properties) || Object.keys(properties).sort().join() !== ENVELOPE_KEYS) return undefined;
+    const isSuccess = properties.isSuccess;
+    if (!isJson(isSuccess) || JSON.stringify(isSuccess.enum) !== '[true]') return undefined;
+    const { description, properties: _, ...rest } = schema;
+    if (description !== undefined && description !== responseDescription) return undefined;
+    const { data, ...envelope } = properties;
+    const common = {
+      ...rest,
+      required: (rest.required as string[] | undefined)?.filter((name) => name !== 'data'),
+      properties: envelope,
+    };
+    const key = JSON.stringify(common);
+    if (this.key === undefined) {
+      this.key = key;
+      this.schema = {
+        description: "Every success answer: this envelope around the operation's own `data`",
+        ...structuredClone(common),
+      };
+    } else if (key !== this.key) return undefined;
+    return {
+      allOf: [
+        { $ref: `#/components/schemas/${SUCCESS_ENVELOPE}` },
+        { type: 'object', required: ['data'], properties: { data } },
+      ],
+    };
+  }
+}
+
+/**
+ * A parameter written the same way on two operations or more (`userId`, `limit`, `cursor`,
+ * `idempotency-key`...) is declared once in `components.parameters`, named after it in PascalCase
+ * (`#/components/parameters/IdempotencyKey`), and each operation refers to it. Parameters of the same name
+ * that differ get the place they are in as a suffix (`IdInPath`), then a number.
+ */
+function shareParameters(paths: Record<string, Record<string, Json>>, components: Json): void {
+  const ops = Object.values(paths).flatMap((item) => METHODS.flatMap((m) => (item[m] ? [item[m]] : [])));
+  const uses = new Map<string, number>();
+  for (const op of ops) {
+    for (const param of (op.parameters ?? []) as Json[]) {
+      if (param.$ref) continue;
+      const key = JSON.stringify(param);
+      uses.set(key, (uses.get(key) ?? 0) + 1);
+    }
+  }
+  const existing = (components.parameters ?? {}) as Json;
+  const shared = [...uses].filter(([, count]) => count > 1).map(([key]) => key);
+  const baseOf = (key: string) => pascalCase(String((JSON.parse(key) as Json).name));
+  const names = new Map<string, string>();
+  const taken = new Set(Object.keys(existing));
+  const added: Json = {};
+  // Sorted, so that the names do not depend on the order the routes are registered in.
+  for (const key of shared.sort()) {
+    const param = JSON.parse(key) as Json;
+    const base = baseOf(key);
+    const alike = shared.filter((other) => baseOf(other) === base).length > 1 || taken.has(base);
+    let name = alike ? base + variantOf(param) : base;
+    for (let i = 2; taken.has(name); i++) name = `${base}${variantOf(param)}${i}`;
+    taken.add(name);
+    names.set(key, name);
+    added[name] = param;
+  }
+  if (names.size === 0) return;
+  for (const op of ops) {
+    op.parameters = ((op.parameters ?? []) as Json[]).map((param) => {
+      const name = param.$ref ? undefined : names.get(JSON.stringify(param));
+      return name ? { $ref: `#/components/parameters/${name}` } : param;
+    });
+  }
+  components.parameters = {
+    ...existing,
+    ...Object.fromEntries(Object.keys(added).sort().map((name) => [name, added[name]])),
+  };
+}
+
+/** What tells apart parameters of the same name: their enum (`ExpandPurchase`), else their length (`IdMax64`). */
+function variantOf(param: Json): string {
+  const schema = (isJson(param.schema) ? param.schema : {}) as Json;
+  const values = (schema.enum ?? (isJson(schema.items) ? schema.items.enum : undefined)) as unknown[] | undefined;
+  if (values?.length) return pascalCase(values.join('-'));
+  return schema.maxLength !== undefined ? `Max${schema.maxLength}` : '';
+}
+
+const pascalCase = (name: string) =>
+  name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]?.toUpperCase() + part.slice(1))
+    .join('');
