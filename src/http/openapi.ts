@@ -249,7 +249,7 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
     const schemas = (components.schemas ?? {}) as Json;
     components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
   }
-  //SHARE shareParameters(paths, components);
+  shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
   if (sorted.length)
