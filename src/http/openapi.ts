@@ -249,6 +249,8 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
     const schemas = (components.schemas ?? {}) as Json;
     components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
   }
+  collapseLiteralUnions(openapiObject);
+  //SP shareProperties(paths, components);
   shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
@@ -376,3 +378,81 @@ const pascalCase = (name: string) =>
     .filter(Boolean)
     .map((part) => part[0]?.toUpperCase() + part.slice(1))
     .join('');
+
+/**
+ * A union of string literals (TypeBox's `Type.Union([Type.Literal('a'), ...])`, in the document an `anyOf`
+ * of one-value enums) is written as the one string enum it is: `{ type: string, enum: [a, ...] }`.
+ */
+function collapseLiteralUnions(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const child of node) collapseLiteralUnions(child);
+    return;
+  }
+  if (!isJson(node)) return;
+  for (const child of Object.values(node)) collapseLiteralUnions(child);
+  const branches = node.anyOf;
+  if (!Array.isArray(branches) || branches.length < 2) return;
+  const literal = (branch: unknown) =>
+    isJson(branch) &&
+    Object.keys(branch).sort().join() === 'enum,type' &&
+    branch.type === 'string' &&
+    Array.isArray(branch.enum) &&
+    branch.enum.length === 1;
+  if (!branches.every(literal) || node.type !== undefined || node.enum !== undefined) return;
+  delete node.anyOf;
+  node.type = 'string';
+  node.enum = branches.map((branch) => ((branch as Json).enum as unknown[])[0]);
+}
+
+/** Smaller property schemas are left where they are: a `$ref` would save little. */
+const SHARED_PROPERTY_MIN = 100;
+
+/**
+ * A property schema written the same way in two places or more of the operations (`metadata` in every body
+ * that takes it, `successUrl`...) is declared once in `components.schemas`, named after the property in
+ * PascalCase (`#/components/schemas/Metadata`). A name already taken, or the same property name with
+ * different schemas, leaves them written out.
+ */
+function shareProperties(paths: Record<string, Record<string, Json>>, components: Json): void {
+  const schemas = (components.schemas ?? {}) as Json;
+  const found = new Map<string, Map<string, number>>();
+  const visit = (node: unknown, each: (owner: Json, key: string, schema: Json) => boolean): void => {
+    if (Array.isArray(node)) {
+      for (const child of node) visit(child, each);
+      return;
+    }
+    if (!isJson(node)) return;
+    const properties = isJson(node.properties) ? node.properties : undefined;
+    for (const [key, child] of Object.entries(node)) {
+      if (child === properties) {
+        for (const [name, schema] of Object.entries(properties)) {
+          if (!isJson(schema) || !each(properties, name, schema)) visit(schema, each);
+        }
+      } else visit(child, each);
+    }
+
+  };
+  visit(paths, (_owner, key, schema) => {
+    const json = JSON.stringify(schema);
+    if (schema.$ref || json.length < SHARED_PROPERTY_MIN) return false;
+    const variants = found.get(key) ?? new Map<string, number>();
+    variants.set(json, (variants.get(json) ?? 0) + 1);
+    found.set(key, variants);
+    return false;
+  });
+  const shared = new Map<string, string>();
+  for (const [key, variants] of [...found].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const name = pascalCase(key);
+    const [[json, count]] = [...variants];
+    if (variants.size !== 1 || count < 2 || schemas[name] !== undefined) continue;
+    shared.set(key, json);
+    schemas[name] = JSON.parse(json);
+  }
+  if (shared.size === 0) return;
+  visit(paths, (owner, key, schema) => {
+    if (shared.get(key) !== JSON.stringify(schema)) return false;
+    owner[key] = { $ref: `#/components/schemas/${pascalCase(key)}` };
+    return true;
+  });
+  components.schemas = schemas;
+}
