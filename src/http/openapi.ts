@@ -250,7 +250,7 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
     components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
   }
   collapseLiteralUnions(openapiObject);
-  //SP shareProperties(paths, components);
+  shareProperties(paths, components);
   shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
@@ -275,7 +275,8 @@ function sharedErrorResponse(status: string, response: Json): string | undefined
 
 const SUCCESS_ENVELOPE = 'SuccessEnvelope';
 const ENVELOPE_KEYS = ['isSuccess', 'statusCode', 'data', 'errors', 'timestamp'].sort().join();
-const isJson = (value: unknown): value is Json => !!value && typeof value === 'object' && !Array.isArray(value);
+const isJson = (value: unknown): value is Json =>
+  !!value && typeof value === 'object' && !Array.isArray(value);
 
 /**
  * The success envelope (`ok()`), declared once as `components.schemas.SuccessEnvelope` (everything but
@@ -360,14 +361,20 @@ function shareParameters(paths: Record<string, Record<string, Json>>, components
   }
   components.parameters = {
     ...existing,
-    ...Object.fromEntries(Object.keys(added).sort().map((name) => [name, added[name]])),
+    ...Object.fromEntries(
+      Object.keys(added)
+        .sort()
+        .map((name) => [name, added[name]]),
+    ),
   };
 }
 
 /** What tells apart parameters of the same name: their enum (`ExpandPurchase`), else their length (`IdMax64`). */
 function variantOf(param: Json): string {
   const schema = (isJson(param.schema) ? param.schema : {}) as Json;
-  const values = (schema.enum ?? (isJson(schema.items) ? schema.items.enum : undefined)) as unknown[] | undefined;
+  const values = (schema.enum ?? (isJson(schema.items) ? schema.items.enum : undefined)) as
+    | unknown[]
+    | undefined;
   if (values?.length) return pascalCase(values.join('-'));
   return schema.maxLength !== undefined ? `Max${schema.maxLength}` : '';
 }
@@ -430,7 +437,6 @@ function shareProperties(paths: Record<string, Record<string, Json>>, components
         }
       } else visit(child, each);
     }
-
   };
   visit(paths, (_owner, key, schema) => {
     const json = JSON.stringify(schema);
