@@ -1,4 +1,5 @@
 import { type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { Document, isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { Envelope, Timestamp } from './schemas.ts';
 
@@ -430,8 +431,8 @@ function shareProperties(paths: Record<string, Record<string, Json>>, components
     }
     if (!isJson(node)) return;
     const properties = isJson(node.properties) ? node.properties : undefined;
-    for (const [key, child] of Object.entries(node)) {
-      if (child === properties) {
+    for (const child of Object.values(node)) {
+      if (properties && child === properties) {
         for (const [name, schema] of Object.entries(properties)) {
           if (!isJson(schema) || !each(properties, name, schema)) visit(schema, each);
         }
@@ -449,7 +450,7 @@ function shareProperties(paths: Record<string, Record<string, Json>>, components
   const shared = new Map<string, string>();
   for (const [key, variants] of [...found].sort((a, b) => a[0].localeCompare(b[0]))) {
     const name = pascalCase(key);
-    const [[json, count]] = [...variants];
+    const [json, count] = [...variants][0] ?? ['', 0];
     if (variants.size !== 1 || count < 2 || schemas[name] !== undefined) continue;
     shared.set(key, json);
     schemas[name] = JSON.parse(json);
@@ -461,4 +462,29 @@ function shareProperties(paths: Record<string, Record<string, Json>>, components
     return true;
   });
   components.schemas = schemas;
+}
+
+/** A collection this long or shorter (as JSON) whose children all fit on a line is written on one line. */
+const FLOW_MAX = 200;
+
+/**
+ * The document as YAML, as `openapi.yaml` holds it and `/docs/yaml` serves it: short collections (a leaf
+ * schema, a `$ref`, a headers block) in flow style on one line, no line folding, block sequences not
+ * indented under their key. Only the layout differs from `yaml.stringify`: the same data parses back.
+ */
+export function toYaml(document: unknown): string {
+  const doc = new Document(document);
+  const oneLine = (node: unknown): boolean => {
+    if (isMap(node) || isSeq(node)) {
+      const children: unknown[] = isMap(node) ? node.items.map((pair) => pair.value) : node.items;
+      let all = true;
+      for (const child of children) if (!oneLine(child)) all = false;
+      if (!all || JSON.stringify(node.toJSON()).length > FLOW_MAX) return false;
+      node.flow = true;
+      return true;
+    }
+    return node === null || node === undefined || isScalar(node) || isAlias(node);
+  };
+  oneLine(doc.contents);
+  return doc.toString({ lineWidth: 0, indentSeq: false, flowCollectionPadding: false });
 }
