@@ -199,6 +199,11 @@ describe('/docs', () => {
     expect(Object.keys(doc.paths)).toContain('/api/v1/api-keys');
     expect(Object.keys(doc.paths)).not.toContain(DEV_PURCHASE);
     expect(res.body).not.toContain('credit-packages/purchase"');
+    // /docs/yaml is the same document in openapi.yaml's compact layout (toYaml in src/http/openapi.ts).
+    const yaml = await app.inject({ method: 'GET', url: '/docs/yaml' });
+    expect(yaml.statusCode).toBe(200);
+    expect(parse(yaml.body)).toEqual(doc);
+    expect(yaml.body).toContain('{$ref: "#/components/parameters/AcceptLanguage"}');
 
     const ui = await app.inject({ method: 'GET', url: '/docs' });
     expect([200, 302]).toContain(ui.statusCode);
