@@ -35,18 +35,14 @@ import { createLedgerService } from './modules/ledger/ledger.service.ts';
 import { createPackagesService } from './modules/catalog/packages.service.ts';
 import { createProviderInbox } from './modules/providers/inbox/provider-inbox.service.ts';
 import { createPurchaseLifecycle } from './modules/purchases/purchase-lifecycle.ts';
-import {
-  createRevenuecatHandler,
-  createRevenuecatWebhookService,
-  productKey,
-} from './modules/providers/revenuecat/revenuecat-webhook.service.ts';
+import { createRevenuecatHandler } from './modules/providers/revenuecat/revenuecat-handler.ts';
+import { productKey } from './modules/providers/revenuecat/revenuecat-rules.ts';
+import { createRevenuecatWebhookService } from './modules/providers/revenuecat/revenuecat-webhook.service.ts';
 import { createRevenuecatSync } from './modules/providers/revenuecat/revenuecat-sync.service.ts';
 import { createStripeClient } from './modules/providers/stripe/stripe.client.ts';
 import { createStripeReconciler } from './modules/providers/stripe/stripe-reconcile.service.ts';
-import {
-  createStripeHandler,
-  createStripeWebhookService,
-} from './modules/providers/stripe/stripe-webhook.service.ts';
+import { createStripeHandler } from './modules/providers/stripe/stripe-handler.ts';
+import { createStripeWebhookService } from './modules/providers/stripe/stripe-webhook.service.ts';
 import { createDeliveryWorker } from './modules/events-out/delivery-worker.ts';
 import { createWebhookEndpointsService } from './modules/events-out/endpoints.service.ts';
 import type { App } from './http/types.ts';

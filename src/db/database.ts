@@ -52,14 +52,9 @@ export interface PackageRevenuecatProductsTable {
   package_id: string;
 }
 
-export type PurchaseStatus =
-  | 'pending'
-  | 'completed'
-  | 'failed'
-  | 'expired'
-  | 'refunded'
-  | 'partially_refunded'
-  | 'disputed';
+import type { PurchaseStatus } from '../modules/purchases/purchase-status.ts';
+import type { ProviderEventStatus } from '../modules/providers/inbox/provider-event-status.ts';
+export type { PurchaseStatus } from '../modules/purchases/purchase-status.ts';
 export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
 
 export interface PurchasesTable {
@@ -144,7 +139,7 @@ export interface CreditLotsTable {
 }
 
 export type EventProvider = 'stripe' | 'revenuecat';
-export type EventStatus = 'processed' | 'ignored' | 'parked' | 'failed';
+export type EventStatus = ProviderEventStatus;
 export type EventSource = 'webhook' | 'reconcile' | 'sync';
 
 /** The provider-event inbox (010_provider_event_inbox.sql). */

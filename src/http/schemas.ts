@@ -1,4 +1,5 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
+import { PurchaseStatusSchema } from '../modules/purchases/purchase-status.ts';
 
 /** Shared TypeBox schemas: envelope, pagination, ids and the API's resources. */
 
@@ -209,11 +210,7 @@ export const PackageSchema = Type.Object(
   { $id: 'Package' },
 );
 
-export const PurchaseStatusSchema = Type.Union(
-  ['pending', 'completed', 'failed', 'expired', 'refunded', 'partially_refunded', 'disputed'].map((s) =>
-    Type.Literal(s),
-  ),
-);
+export { PurchaseStatusSchema };
 
 export const PurchaseSchema = Type.Object(
   {

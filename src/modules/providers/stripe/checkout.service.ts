@@ -12,7 +12,7 @@ import { newId } from '../../../lib/ids.ts';
 import { type Purchase, toPurchase } from '../../catalog/packages.service.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
 import type { PurchaseLifecycle } from '../../purchases/purchase-lifecycle.ts';
-import type { StripeHandler } from './stripe-webhook.service.ts';
+import type { StripeHandler } from './stripe-handler.ts';
 
 export interface CheckoutInput {
   userId: string;

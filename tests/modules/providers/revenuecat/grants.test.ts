@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../../src/http/types.ts';
-import { resolveUserId } from '../../../../src/modules/providers/revenuecat/revenuecat-webhook.service.ts';
+import { resolveUserId } from '../../../../src/modules/providers/revenuecat/revenuecat-rules.ts';
 import { asUser, buildTestApp, type TestApp } from '../../../helpers/app.ts';
 import {
   createRcPackage,
