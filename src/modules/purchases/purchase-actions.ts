@@ -36,7 +36,12 @@ export type PurchaseAction =
   /** A dispute takes back the rest of the purchase. */
   | { type: 'disputeOpened'; disputeId: string; entry: EntryFields }
   /** A dispute won: grants back what the dispute's clawback (`openedKey`) took, less later refunds. */
-  | { type: 'disputeWon'; disputeId: string; openedKey: string; entry: EntryFields };
+  | { type: 'disputeWon'; disputeId: string; openedKey: string; entry: EntryFields }
+  /**
+   * A dispute lost: the buyer has the money back, so the purchase is `refunded` and its credits stay clawed
+   * back; what the dispute's opening did not take (it was never seen) is taken now with `entry`.
+   */
+  | { type: 'disputeLost'; disputeId: string; entry: EntryFields };
 
 /** What applying an action did: the purchase after it, whether anything changed, and a note for the inbox. */
 export interface Applied {

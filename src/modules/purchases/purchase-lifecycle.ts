@@ -81,6 +81,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
           return disputes.disputeOpened(ex, p, action);
         case 'disputeWon':
           return disputes.disputeWon(ex, p, action);
+        case 'disputeLost':
+          return disputes.disputeLost(ex, p, action);
       }
     },
 
@@ -94,6 +96,8 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
         pkg?: PackageRow;
         provider: PurchaseRow['provider'];
         providerRef: string | null;
+        /** What the buyer paid (minor units), when the provider says; else the package's price. */
+        paid?: { price: number; currency: string };
       },
       grant: EntryFields,
     ): Promise<{ purchase: PurchaseRow; granted: LedgerOutcome }> {
@@ -108,6 +112,7 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
           provider: input.provider,
           providerRef: input.providerRef,
           status: 'completed',
+          ...input.paid,
         }));
       const granted = await ledger.grant(
         {

@@ -180,8 +180,34 @@ export function createDisputes(ledger: LedgerService) {
         status: statusFromRefunds(p.credits, refundedCredits),
         credits_reversed: refundedCredits,
         credits_disputed: 0,
+        // Recorded whatever the status was: the trigger sends purchase.dispute_closed with the outcome.
+        dispute_outcome: 'won',
+        dispute_closed_at: new Date(),
       });
       return { purchase, changed: true, note: `granted back ${giveBack}` };
+    },
+
+    /** A dispute lost: the purchase is refunded; what an unseen opening did not take is taken now. */
+    async disputeLost(
+      ex: Executor,
+      p: PurchaseRow,
+      d: { disputeId: string; entry: EntryFields },
+    ): Promise<Applied> {
+      const rest = p.credits - p.credits_reversed;
+      let taken = 0;
+      if (rest > 0) {
+        const result = await ledger.clawback({ ...about(p, d.entry.key, d.entry), amount: rest }, ex);
+        taken = result.taken;
+      }
+      const purchase = await updatePurchase(ex, p.id, {
+        status: 'refunded',
+        credits_reversed: p.credits_reversed + rest,
+        credits_disputed: 0,
+        dispute_outcome: 'lost',
+        dispute_closed_at: new Date(),
+      });
+      const more = rest > 0 ? `; requested the ${rest} not taken before, took ${taken}` : '';
+      return { purchase, changed: true, note: `purchase refunded, its credits stay clawed back${more}` };
     },
   };
 }

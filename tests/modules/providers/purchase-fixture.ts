@@ -16,6 +16,8 @@ export function purchase(fields: Partial<PurchaseRow> = {}): PurchaseRow {
     credits_reversed: 0,
     credits_disputed: 0,
     stripe_payment_intent_id: null,
+    dispute_outcome: null,
+    dispute_closed_at: null,
     created_at: new Date('2026-01-01T00:00:00Z'),
     completed_at: null,
     updated_at: new Date('2026-01-01T00:00:00Z'),

@@ -10,6 +10,7 @@ import {
   refundKey,
   reversalDecision,
   revenuecatAction,
+  storePrice,
   transactionKey,
   waitForMapping,
   waitForPurchase,
@@ -41,7 +42,14 @@ export function createRevenuecatHandler(lifecycle: PurchaseLifecycle, opts: { al
     // The store has been paid: the purchase is granted even when the package was deactivated since.
     const { purchase: row, granted } = await lifecycle.createCompleted(
       trx,
-      { existing, userId: a.userId, pkg, provider: PROVIDER, providerRef: a.transactionId },
+      {
+        existing,
+        userId: a.userId,
+        pkg,
+        provider: PROVIDER,
+        providerRef: a.transactionId,
+        paid: storePrice(event),
+      },
       grantEntry(event, a, { packageId: existing?.package_id ?? pkg?.id, name: pkg?.name }),
     );
     const done = { purchaseId: row.id, userId: row.user_id };

@@ -5,6 +5,7 @@
  * tests/modules/providers/revenuecat/revenuecat-rules.test.ts.
  */
 import type { PurchaseRow } from '../../../db/database.ts';
+import { toMinorUnits } from '../../../lib/currency.ts';
 import type { EntryFields, PurchaseAction } from '../../purchases/purchase-actions.ts';
 import type { Outcome } from '../inbox/provider-inbox.service.ts';
 import type { RevenuecatEvent } from './revenuecat-event.ts';
@@ -108,6 +109,17 @@ export function grantEntry(
       },
     },
   };
+}
+
+/**
+ * What the buyer paid: the store's `price_in_purchased_currency` in `currency`, in that currency's minor units
+ * (9.99 USD is 999, 1200 JPY is 1200, 1.234 KWD is 1234). Undefined when the event has no usable price (a
+ * sync, a field missing): the purchase then records its package's price. `price` (USD, RevenueCat's
+ * conversion) is not what the buyer paid, and stays only in the grant's metadata.
+ */
+export function storePrice(event: RevenuecatEvent): { price: number; currency: string } | undefined {
+  const paid = toMinorUnits(event.price_in_purchased_currency, event.currency);
+  return paid ? { price: paid.amount, currency: paid.currency } : undefined;
 }
 
 /** A refund (CANCELLATION with CUSTOMER_SUPPORT) of a known purchase: takes back its credits, once. */

@@ -80,6 +80,8 @@ export interface SessionFacts {
   /** `metadata.purchaseId`, else `client_reference_id`. */
   purchaseId?: string;
   paymentStatus?: string;
+  /** What the buyer paid: `amount_total` in `currency` (minor units, as Stripe counts them). */
+  paid?: { price: number; currency: string };
 }
 
 /** What a Charge or a Dispute says about its purchase. */
@@ -98,11 +100,16 @@ export type StripeEventAction =
   | { on: 'none'; note: string };
 
 export function sessionFacts(session: Obj): SessionFacts {
+  const amountTotal = int(session.amount_total);
+  const currency = str(session.currency)?.toLowerCase();
   return {
     sessionId: str(session.id),
     paymentIntentId: idOf(session.payment_intent),
     purchaseId: metadataOf(session, 'purchaseId') ?? str(session.client_reference_id),
     paymentStatus: str(session.payment_status),
+    ...(amountTotal !== undefined && amountTotal >= 0 && currency && /^[a-z]{3}$/.test(currency)
+      ? { paid: { price: amountTotal, currency } }
+      : {}),
   };
 }
 
@@ -189,11 +196,12 @@ export function sessionDecision(
     case 'grant':
       if (isGranted(p)) return { action: { type: 'remember', refs }, note: 'already granted' };
       // A `failed` or `expired` purchase may still be paid (e.g. Stripe created the session but our call
-      // timed out): Stripe's word that it was paid wins.
+      // timed out): Stripe's word that it was paid wins. Its price is what the buyer paid (a coupon, a
+      // Price in another currency), when the session says; else the package's, taken at checkout.
       return {
         action: {
           type: 'grant',
-          refs,
+          refs: { ...refs, ...(s.paid ?? {}) },
           entry: {
             key: `stripe:grant:${p.id}`,
             reason: 'Stripe Checkout purchase',
@@ -266,15 +274,21 @@ export function refundDecision(p: PurchaseRow, charge: Obj): ChargeDecision {
   };
 }
 
+/** The ledger key of a dispute's clawback: its opening's, or a lost dispute's whose opening was missed. */
+const disputeKey = (p: PurchaseRow, disputeId: string) => `stripe:dispute:${p.id}:${disputeId}`;
+
 /** `charge.dispute.created`: claw back the rest, once per dispute. */
 export function disputeOpenedDecision(p: PurchaseRow, dispute: Obj): ChargeDecision {
   const disputeId = str(dispute.id) ?? 'unknown';
+  // A charge is disputed once: an opening that arrives after its closing changes nothing.
+  if (p.dispute_outcome)
+    return { note: `the dispute of this purchase was closed already (${p.dispute_outcome})` };
   return {
     action: {
       type: 'disputeOpened',
       disputeId,
       entry: {
-        key: `stripe:dispute:${p.id}:${disputeId}`,
+        key: disputeKey(p, disputeId),
         reason: 'Stripe dispute opened',
         metadata: { disputeId, chargeId: idOf(dispute.charge), disputeReason: str(dispute.reason) },
       },
@@ -282,27 +296,46 @@ export function disputeOpenedDecision(p: PurchaseRow, dispute: Obj): ChargeDecis
   };
 }
 
-/** `charge.dispute.closed`: won (or an inquiry closed) grants back what the dispute took. */
+/**
+ * `charge.dispute.closed`: won (or an inquiry closed, `warning_closed`: no money left the account) grants back
+ * what the dispute took; lost makes the purchase refunded, its credits clawed back. Either way, whatever the
+ * purchase's status (its opening may have been missed), the closing is recorded: purchase.dispute_closed.
+ */
 export function disputeClosedDecision(p: PurchaseRow, dispute: Obj): ChargeDecision {
-  const outcome = str(dispute.status) ?? 'unknown';
-  // `warning_closed`: an inquiry that never became a chargeback, so no money left the account either.
-  if (outcome !== 'won' && outcome !== 'warning_closed') {
-    return { note: `dispute closed as ${outcome}: the credits stay reversed` };
-  }
-  if (p.status !== 'disputed') return { note: 'no open dispute on this purchase' };
+  const status = str(dispute.status) ?? 'unknown';
+  const outcome = status === 'won' || status === 'warning_closed' ? 'won' : status === 'lost' ? 'lost' : null;
+  if (!outcome) return { note: `dispute closed as ${status}: nothing to do` };
+  if (p.dispute_outcome)
+    return { note: `the dispute of this purchase was closed already (${p.dispute_outcome})` };
   const disputeId = str(dispute.id) ?? 'unknown';
+  const chargeId = idOf(dispute.charge);
+  const notePrefix = `dispute ${disputeId} ${status}: `;
+  if (outcome === 'lost') {
+    return {
+      action: {
+        type: 'disputeLost',
+        disputeId,
+        entry: {
+          key: disputeKey(p, disputeId),
+          reason: 'Stripe dispute lost',
+          metadata: { disputeId, chargeId, disputeReason: str(dispute.reason) },
+        },
+      },
+      notePrefix,
+    };
+  }
   return {
     action: {
       type: 'disputeWon',
       disputeId,
-      openedKey: `stripe:dispute:${p.id}:${disputeId}`,
+      openedKey: disputeKey(p, disputeId),
       entry: {
         key: `stripe:dispute-won:${disputeId}`,
         reason: 'Stripe dispute won',
-        metadata: { disputeId, chargeId: idOf(dispute.charge) },
+        metadata: { disputeId, chargeId },
       },
     },
-    notePrefix: `dispute ${disputeId} ${outcome}: `,
+    notePrefix,
   };
 }
 

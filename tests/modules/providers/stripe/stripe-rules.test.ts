@@ -161,6 +161,26 @@ describe('sessionDecision', () => {
     expect(read.action).toMatchObject({ entry: { metadata: { fulfilledBy: 'checkout session read' } } });
   });
 
+  it('records what the buyer paid: amount_total and currency, when the session has them', () => {
+    const paid = sessionFacts(session({ amount_total: 750, currency: 'EUR' }));
+    expect(paid.paid).toEqual({ price: 750, currency: 'eur' });
+    expect(sessionDecision(purchase(), 'grant', paid, 'evt_1').action).toMatchObject({
+      type: 'grant',
+      refs: { provider_ref: 'cs_1', stripe_payment_intent_id: 'pi_1', price: 750, currency: 'eur' },
+    });
+    expect(
+      sessionDecision(purchase(), 'grant', sessionFacts(session({ amount_total: 0, currency: 'usd' })), 'e'),
+    ).toMatchObject({ action: { refs: { price: 0, currency: 'usd' } } });
+    for (const none of [
+      {},
+      { amount_total: null, currency: 'usd' },
+      { amount_total: 750 },
+      { amount_total: -1, currency: 'usd' },
+    ]) {
+      expect(sessionFacts(session(none)).paid, JSON.stringify(none)).toBeUndefined();
+    }
+  });
+
   it('grants a failed or expired purchase that Stripe says was paid after all', () => {
     for (const status of ['failed', 'expired'] as const) {
       expect(sessionDecision(purchase({ status }), 'grant', facts, 'evt_1').action.type).toBe('grant');
@@ -247,7 +267,7 @@ describe('refunds: in proportion to amount_refunded / amount, cumulative, rounde
   });
 });
 
-describe('disputes', () => {
+describe('disputes: one per charge, closed as won or lost', () => {
   it('a dispute opened claws back the rest, once per dispute', () => {
     expect(chargeDecision(granted, 'disputeOpened', dispute())).toEqual({
       action: {
@@ -279,15 +299,40 @@ describe('disputes', () => {
         notePrefix: `dispute dp_1 ${status}: `,
       });
     }
-    expect(chargeDecision(granted, 'disputeClosed', dispute({ status: 'won' }))).toEqual({
-      note: 'no open dispute on this purchase',
+    // Closed without an opening seen here: the closing is still recorded (and reported), nothing to give back.
+    expect(chargeDecision(granted, 'disputeClosed', dispute({ status: 'won' }))).toMatchObject({
+      action: { type: 'disputeWon', openedKey: 'stripe:dispute:pur_1:dp_1' },
     });
   });
 
-  it('a dispute lost leaves the credits clawed back', () => {
+  it('a dispute lost refunds the purchase; its clawback key is the opening one (taken now if that was missed)', () => {
     const open = { ...granted, status: 'disputed' as const, credits_reversed: 100, credits_disputed: 100 };
-    expect(chargeDecision(open, 'disputeClosed', dispute({ status: 'lost' }))).toEqual({
-      note: 'dispute closed as lost: the credits stay reversed',
+    const lost = {
+      action: {
+        type: 'disputeLost',
+        disputeId: 'dp_1',
+        entry: {
+          key: 'stripe:dispute:pur_1:dp_1',
+          reason: 'Stripe dispute lost',
+          metadata: { disputeId: 'dp_1', chargeId: 'ch_1', disputeReason: 'fraudulent' },
+        },
+      },
+      notePrefix: 'dispute dp_1 lost: ',
+    };
+    expect(chargeDecision(open, 'disputeClosed', dispute({ status: 'lost' }))).toEqual(lost);
+    expect(chargeDecision(granted, 'disputeClosed', dispute({ status: 'lost' }))).toEqual(lost);
+  });
+
+  it('a dispute is closed once: a second closing, or an opening after the closing, changes nothing', () => {
+    for (const outcome of ['won', 'lost'] as const) {
+      const closed = { ...granted, dispute_outcome: outcome };
+      const note = `the dispute of this purchase was closed already (${outcome})`;
+      expect(chargeDecision(closed, 'disputeClosed', dispute({ status: 'won' }))).toEqual({ note });
+      expect(chargeDecision(closed, 'disputeClosed', dispute({ status: 'lost' }))).toEqual({ note });
+      expect(chargeDecision(closed, 'disputeOpened', dispute())).toEqual({ note });
+    }
+    expect(chargeDecision(granted, 'disputeClosed', dispute({ status: 'under_review' }))).toEqual({
+      note: 'dispute closed as under_review: nothing to do',
     });
   });
 });
