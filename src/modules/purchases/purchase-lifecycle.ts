@@ -33,12 +33,16 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
     entry: EntryFields,
     refs: PurchaseChanges,
   ): Promise<Applied> {
+    // What the buyer paid is on the purchase before its grant: whatever reads the purchase's price for the
+    // credits granted (lots, reports) sees the paid one.
+    const { price, currency, ...rest } = refs;
+    if (price !== undefined || currency !== undefined) await updatePurchase(ex, p.id, { price, currency });
     await ledger.grant(
       { ...about(p, entry.key, entry), amount: p.credits, expiresAt: expiryFor(p.credit_expiry_days) },
       ex,
     );
     const purchase = await updatePurchase(ex, p.id, {
-      ...refs,
+      ...rest,
       status: 'completed',
       completed_at: new Date(),
     });
