@@ -8,8 +8,10 @@ import {
   type Selectable,
 } from 'kysely';
 import pg from 'pg';
-import type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
+import type { HoldStatus, LedgerEntryType, LedgerSource, Provider, PurchaseStatus } from '../http/schemas.ts';
 import { isDatabaseUnavailable } from './errors.ts';
+// The inbox's statuses are the providers module's (one TypeBox schema); a type-only import.
+import type { ProviderEventStatus } from '../modules/providers/inbox/provider-event-status.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
 function parseSafeInteger(value: string): number {
@@ -52,10 +54,7 @@ export interface PackageRevenuecatProductsTable {
   package_id: string;
 }
 
-import type { PurchaseStatus } from '../modules/purchases/purchase-status.ts';
-import type { ProviderEventStatus } from '../modules/providers/inbox/provider-event-status.ts';
-export type { PurchaseStatus } from '../modules/purchases/purchase-status.ts';
-export type { HoldStatus, LedgerEntryType, LedgerSource, Provider } from '../http/schemas.ts';
+export type { HoldStatus, LedgerEntryType, LedgerSource, Provider, PurchaseStatus } from '../http/schemas.ts';
 
 export interface PurchasesTable {
   id: string;

@@ -1,5 +1,4 @@
 import { type Static, type TSchema, Type } from '@sinclair/typebox';
-import { PurchaseStatusSchema } from '../modules/purchases/purchase-status.ts';
 
 /** Shared TypeBox schemas: envelope, pagination, ids and the API's resources. */
 
@@ -210,7 +209,22 @@ export const PackageSchema = Type.Object(
   { $id: 'Package' },
 );
 
-export { PurchaseStatusSchema };
+/**
+ * A purchase's status: the one definition. The table type (PurchasesTable) and the purchase lifecycle take
+ * `PurchaseStatus` from here, as the other enums of the API's resources; src/modules/purchases/purchase-status.ts
+ * holds the domain's rules over it. (Here rather than in the purchases module: src/http reaches a module only
+ * through its index.ts, which serves routes that import this file.)
+ */
+export const PurchaseStatusSchema = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('completed'),
+  Type.Literal('failed'),
+  Type.Literal('expired'),
+  Type.Literal('refunded'),
+  Type.Literal('partially_refunded'),
+  Type.Literal('disputed'),
+]);
+export type PurchaseStatus = Static<typeof PurchaseStatusSchema>;
 
 export const PurchaseSchema = Type.Object(
   {

@@ -11,6 +11,26 @@ import { about, createDisputes, createRefunds } from './purchase-reversals.ts';
 export { GRANTED, isGranted } from './purchase-status.ts';
 export { MAX_REFUND_CYCLES } from './purchase-reversals.ts';
 
+/** Records provider references (session, PaymentIntent) without a status change. */
+async function remember(ex: Executor, p: PurchaseRow, changes: PurchaseChanges): Promise<PurchaseRow> {
+  if (Object.keys(changes).length === 0) return p;
+  return updatePurchase(ex, p.id, changes);
+}
+
+/** A purchase that will not be paid: `failed` or `expired`. Only a pending purchase changes. */
+async function close(
+  ex: Executor,
+  p: PurchaseRow,
+  status: 'failed' | 'expired',
+  refs: PurchaseChanges,
+): Promise<Applied> {
+  if (p.status !== 'pending') {
+    return { purchase: p, changed: false, note: `purchase is ${p.status}: left as it is` };
+  }
+  const purchase = await updatePurchase(ex, p.id, { ...refs, status });
+  return { purchase, changed: true, note: `purchase ${status}` };
+}
+
 /**
  * The purchase lifecycle: every change of a purchase's status, and the reversal accounting, in one place.
  * Every change is an UPDATE of `purchases.status` (triggers on the table see each one). Callers hold the
@@ -20,11 +40,6 @@ export { MAX_REFUND_CYCLES } from './purchase-reversals.ts';
 export function createPurchaseLifecycle(ledger: LedgerService) {
   const refunds = createRefunds(ledger);
   const disputes = createDisputes(ledger);
-
-  async function remember(ex: Executor, p: PurchaseRow, changes: PurchaseChanges): Promise<PurchaseRow> {
-    if (Object.keys(changes).length === 0) return p;
-    return updatePurchase(ex, p.id, changes);
-  }
 
   /** Grants a pending (or failed/expired, but paid after all) purchase once, and marks it completed. */
   async function complete(
@@ -47,20 +62,6 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
       completed_at: new Date(),
     });
     return { purchase, changed: true, note: `granted ${p.credits} credits` };
-  }
-
-  /** A purchase that will not be paid: `failed` or `expired`. Only a pending purchase changes. */
-  async function close(
-    ex: Executor,
-    p: PurchaseRow,
-    status: 'failed' | 'expired',
-    refs: PurchaseChanges,
-  ): Promise<Applied> {
-    if (p.status !== 'pending') {
-      return { purchase: p, changed: false, note: `purchase is ${p.status}: left as it is` };
-    }
-    const purchase = await updatePurchase(ex, p.id, { ...refs, status });
-    return { purchase, changed: true, note: `purchase ${status}` };
   }
 
   return {

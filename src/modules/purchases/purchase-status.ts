@@ -1,16 +1,6 @@
-import { type Static, Type } from '@sinclair/typebox';
+import type { PurchaseStatus } from '../../http/schemas.ts';
 
-/** A purchase's status: the one definition (the API schema, the table type and the lifecycle use it). */
-export const PurchaseStatusSchema = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('completed'),
-  Type.Literal('failed'),
-  Type.Literal('expired'),
-  Type.Literal('refunded'),
-  Type.Literal('partially_refunded'),
-  Type.Literal('disputed'),
-]);
-export type PurchaseStatus = Static<typeof PurchaseStatusSchema>;
+export type { PurchaseStatus };
 
 /** Statuses in which the purchase's credits were granted (refunds and disputes apply to these only). */
 export const GRANTED: ReadonlySet<PurchaseStatus> = new Set([

@@ -38,6 +38,8 @@ function describeStripeError(err: unknown): string {
 /**
  * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
  * Checkout Session that points back at it. The webhook, not this call, grants the credits.
+ * (About 150 lines: two routes' services, `create` and the return page's read, over one Stripe client; the
+ * purchase reads it uses are moving to the purchases module, after which it splits along those two.)
  */
 export function createCheckoutService(
   db: Db,
