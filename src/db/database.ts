@@ -1,11 +1,8 @@
 import {
-  type ColumnType,
-  type Generated,
   Kysely,
   PostgresDialect,
   type PostgresPool,
   type PostgresPoolClient,
-  type Selectable,
   type Transaction,
 } from 'kysely';
 import pg from 'pg';

@@ -1,4 +1,5 @@
 import { type TObject, type TSchema, Type } from '@sinclair/typebox';
+import { Document, isAlias, isMap, isScalar, isSeq } from 'yaml';
 import { ERROR_STATUS, type ErrorCode } from '../errors.ts';
 import { Envelope, Timestamp } from './schemas.ts';
 
@@ -213,6 +214,7 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
   components.parameters = { ...((components.parameters as Json) ?? {}), AcceptLanguage: ACCEPT_LANGUAGE };
   openapiObject.components = components;
   const sharedResponses: Record<string, Json> = {};
+  const successEnvelope = new SuccessEnvelopes();
   const paths = (openapiObject.paths ?? {}) as Record<string, Record<string, Json>>;
   for (const item of Object.values(paths)) {
     for (const method of METHODS) {
@@ -229,10 +231,11 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
         const content = response.content as Record<string, { schema?: Json }> | undefined;
         const schema = content?.['application/json']?.schema;
         const own = (schema?.['x-headers'] ?? []) as ResponseHeader[];
-        if (content && schema && own.length > 0) {
+        if (content && schema) {
           // A copy: the converted schema may share objects with the route's own schema.
           const { 'x-headers': _, ...rest } = schema;
-          content['application/json'] = { ...content['application/json'], schema: rest };
+          const shared = successEnvelope.refer(rest, response.description);
+          content['application/json'] = { ...content['application/json'], schema: shared ?? rest };
         }
         const retry: ResponseHeader[] = status === '429' ? ['Retry-After'] : [];
         response.headers = headerRefs([...COMMON_HEADERS, ...retry, ...own]);
@@ -244,6 +247,13 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
       }
     }
   }
+  if (successEnvelope.schema) {
+    const schemas = (components.schemas ?? {}) as Json;
+    components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
+  }
+  collapseLiteralUnions(openapiObject);
+  shareProperties(paths, components);
+  shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
   if (sorted.length)
@@ -263,4 +273,219 @@ function sharedErrorResponse(status: string, response: Json): string | undefined
   if (Object.keys(content ?? {}).join() !== 'application/json') return undefined;
   if (content?.['application/json']?.schema?.$ref !== `#/components/schemas/${docs.id}`) return undefined;
   return docs.id;
+}
+
+const SUCCESS_ENVELOPE = 'SuccessEnvelope';
+const ENVELOPE_KEYS = ['isSuccess', 'statusCode', 'data', 'errors', 'timestamp'].sort().join();
+const isJson = (value: unknown): value is Json =>
+  !!value && typeof value === 'object' && !Array.isArray(value);
+
+/**
+ * The success envelope (`ok()`), declared once as `components.schemas.SuccessEnvelope` (everything but
+ * `data`): each success response is `allOf: [SuccessEnvelope, { data }]`, which generators type as the
+ * envelope with that response's `data`. The component is the first envelope met, without `data`; an
+ * envelope that differs from it elsewhere than in `data` stays written out. The schema's `description`,
+ * the response's own, is said once, on the response.
+ */
+class SuccessEnvelopes {
+  schema: Json | undefined;
+  private key: string | undefined;
+
+  refer(schema: Json, responseDescription: unknown): Json | undefined {
+    const properties = schema.properties;
+    if (!isJson(properties) || Object.keys(properties).sort().join() !== ENVELOPE_KEYS) return undefined;
+    const isSuccess = properties.isSuccess;
+    if (!isJson(isSuccess) || JSON.stringify(isSuccess.enum) !== '[true]') return undefined;
+    const { description, properties: _, ...rest } = schema;
+    if (description !== undefined && description !== responseDescription) return undefined;
+    const { data, ...envelope } = properties;
+    const common = {
+      ...rest,
+      required: (rest.required as string[] | undefined)?.filter((name) => name !== 'data'),
+      properties: envelope,
+    };
+    const key = JSON.stringify(common);
+    if (this.key === undefined) {
+      this.key = key;
+      this.schema = {
+        description: "Every success answer: this envelope around the operation's own `data`",
+        ...structuredClone(common),
+      };
+    } else if (key !== this.key) return undefined;
+    return {
+      allOf: [
+        { $ref: `#/components/schemas/${SUCCESS_ENVELOPE}` },
+        { type: 'object', required: ['data'], properties: { data } },
+      ],
+    };
+  }
+}
+
+/**
+ * A parameter written the same way on two operations or more (`userId`, `limit`, `cursor`,
+ * `idempotency-key`...) is declared once in `components.parameters`, named after it in PascalCase
+ * (`#/components/parameters/IdempotencyKey`), and each operation refers to it. Parameters of the same name
+ * that differ get the place they are in as a suffix (`IdInPath`), then a number.
+ */
+function shareParameters(paths: Record<string, Record<string, Json>>, components: Json): void {
+  const ops = Object.values(paths).flatMap((item) => METHODS.flatMap((m) => (item[m] ? [item[m]] : [])));
+  const uses = new Map<string, number>();
+  for (const op of ops) {
+    for (const param of (op.parameters ?? []) as Json[]) {
+      if (param.$ref) continue;
+      const key = JSON.stringify(param);
+      uses.set(key, (uses.get(key) ?? 0) + 1);
+    }
+  }
+  const existing = (components.parameters ?? {}) as Json;
+  const shared = [...uses].filter(([, count]) => count > 1).map(([key]) => key);
+  const baseOf = (key: string) => pascalCase(String((JSON.parse(key) as Json).name));
+  const names = new Map<string, string>();
+  const taken = new Set(Object.keys(existing));
+  const added: Json = {};
+  // Sorted, so that the names do not depend on the order the routes are registered in.
+  for (const key of shared.sort()) {
+    const param = JSON.parse(key) as Json;
+    const base = baseOf(key);
+    const alike = shared.filter((other) => baseOf(other) === base).length > 1 || taken.has(base);
+    let name = alike ? base + variantOf(param) : base;
+    for (let i = 2; taken.has(name); i++) name = `${base}${variantOf(param)}${i}`;
+    taken.add(name);
+    names.set(key, name);
+    added[name] = param;
+  }
+  if (names.size === 0) return;
+  for (const op of ops) {
+    op.parameters = ((op.parameters ?? []) as Json[]).map((param) => {
+      const name = param.$ref ? undefined : names.get(JSON.stringify(param));
+      return name ? { $ref: `#/components/parameters/${name}` } : param;
+    });
+  }
+  components.parameters = {
+    ...existing,
+    ...Object.fromEntries(
+      Object.keys(added)
+        .sort()
+        .map((name) => [name, added[name]]),
+    ),
+  };
+}
+
+/** What tells apart parameters of the same name: their enum (`ExpandPurchase`), else their length (`IdMax64`). */
+function variantOf(param: Json): string {
+  const schema = (isJson(param.schema) ? param.schema : {}) as Json;
+  const values = (schema.enum ?? (isJson(schema.items) ? schema.items.enum : undefined)) as
+    | unknown[]
+    | undefined;
+  if (values?.length) return pascalCase(values.join('-'));
+  return schema.maxLength !== undefined ? `Max${schema.maxLength}` : '';
+}
+
+const pascalCase = (name: string) =>
+  name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((part) => part[0]?.toUpperCase() + part.slice(1))
+    .join('');
+
+/**
+ * A union of string literals (TypeBox's `Type.Union([Type.Literal('a'), ...])`, in the document an `anyOf`
+ * of one-value enums) is written as the one string enum it is: `{ type: string, enum: [a, ...] }`.
+ */
+function collapseLiteralUnions(node: unknown): void {
+  if (Array.isArray(node)) {
+    for (const child of node) collapseLiteralUnions(child);
+    return;
+  }
+  if (!isJson(node)) return;
+  for (const child of Object.values(node)) collapseLiteralUnions(child);
+  const branches = node.anyOf;
+  if (!Array.isArray(branches) || branches.length < 2) return;
+  const literal = (branch: unknown) =>
+    isJson(branch) &&
+    Object.keys(branch).sort().join() === 'enum,type' &&
+    branch.type === 'string' &&
+    Array.isArray(branch.enum) &&
+    branch.enum.length === 1;
+  if (!branches.every(literal) || node.type !== undefined || node.enum !== undefined) return;
+  delete node.anyOf;
+  node.type = 'string';
+  node.enum = branches.map((branch) => ((branch as Json).enum as unknown[])[0]);
+}
+
+/** Smaller property schemas are left where they are: a `$ref` would save little. */
+const SHARED_PROPERTY_MIN = 100;
+
+/**
+ * A property schema written the same way in two places or more of the operations (`metadata` in every body
+ * that takes it, `successUrl`...) is declared once in `components.schemas`, named after the property in
+ * PascalCase (`#/components/schemas/Metadata`). A name already taken, or the same property name with
+ * different schemas, leaves them written out.
+ */
+function shareProperties(paths: Record<string, Record<string, Json>>, components: Json): void {
+  const schemas = (components.schemas ?? {}) as Json;
+  const found = new Map<string, Map<string, number>>();
+  const visit = (node: unknown, each: (owner: Json, key: string, schema: Json) => boolean): void => {
+    if (Array.isArray(node)) {
+      for (const child of node) visit(child, each);
+      return;
+    }
+    if (!isJson(node)) return;
+    const properties = isJson(node.properties) ? node.properties : undefined;
+    for (const child of Object.values(node)) {
+      if (properties && child === properties) {
+        for (const [name, schema] of Object.entries(properties)) {
+          if (!isJson(schema) || !each(properties, name, schema)) visit(schema, each);
+        }
+      } else visit(child, each);
+    }
+  };
+  visit(paths, (_owner, key, schema) => {
+    const json = JSON.stringify(schema);
+    if (schema.$ref || json.length < SHARED_PROPERTY_MIN) return false;
+    const variants = found.get(key) ?? new Map<string, number>();
+    variants.set(json, (variants.get(json) ?? 0) + 1);
+    found.set(key, variants);
+    return false;
+  });
+  const shared = new Map<string, string>();
+  for (const [key, variants] of [...found].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const name = pascalCase(key);
+    const [json, count] = [...variants][0] ?? ['', 0];
+    if (variants.size !== 1 || count < 2 || schemas[name] !== undefined) continue;
+    shared.set(key, json);
+    schemas[name] = JSON.parse(json);
+  }
+  if (shared.size === 0) return;
+  visit(paths, (owner, key, schema) => {
+    if (shared.get(key) !== JSON.stringify(schema)) return false;
+    owner[key] = { $ref: `#/components/schemas/${pascalCase(key)}` };
+    return true;
+  });
+  components.schemas = schemas;
+}
+
+/** A collection this long or shorter (as JSON) whose children all fit on a line is written on one line. */
+const FLOW_MAX = 200;
+
+/**
+ * The document as YAML, as `openapi.yaml` holds it and `/docs/yaml` serves it: short collections (a leaf
+ * schema, a `$ref`, a headers block) in flow style on one line, no line folding, block sequences not
+ * indented under their key. Only the layout differs from `yaml.stringify`: the same data parses back.
+ */
+export function toYaml(document: unknown): string {
+  const doc = new Document(document);
+  const oneLine = (node: unknown): boolean => {
+    if (isMap(node) || isSeq(node)) {
+      const children: unknown[] = isMap(node) ? node.items.map((pair) => pair.value) : node.items;
+      let all = true;
+      for (const child of children) if (!oneLine(child)) all = false;
+      if (!all || JSON.stringify(node.toJSON()).length > FLOW_MAX) return false;
+      node.flow = true;
+      return true;
+    }
+    return node === null || node === undefined || isScalar(node) || isAlias(node);
+  };
+  oneLine(doc.contents);
+  return doc.toString({ lineWidth: 0, indentSeq: false, flowCollectionPadding: false });
 }

@@ -209,6 +209,12 @@ export const PackageSchema = Type.Object(
   { $id: 'Package' },
 );
 
+/**
+ * A purchase's status: the one definition. The table type (PurchasesTable) and the purchase lifecycle take
+ * `PurchaseStatus` from here, as the other enums of the API's resources; src/modules/purchases/purchase-status.ts
+ * holds the domain's rules over it. (Here rather than in the purchases module: src/http reaches a module only
+ * through its index.ts, which serves routes that import this file.)
+ */
 export const PurchaseStatusSchema = Type.Union([
   Type.Literal('pending'),
   Type.Literal('completed'),

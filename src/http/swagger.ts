@@ -2,7 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { finishDocument } from './openapi.ts';
+import { finishDocument, toYaml } from './openapi.ts';
 
 /**
  * OpenAPI 3.0 schemas have no `propertyNames` (the metadata key rule): it is validated, and shown in the
@@ -78,6 +78,14 @@ async function docs(app: FastifyInstance, opts: { ui?: boolean }) {
       ) as never,
     refResolver: { buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`) },
   });
+  // The YAML (`/docs/yaml`, `npm run openapi`) in the document's own compact layout (toYaml), once.
+  const generate = app.swagger.bind(app);
+  let yaml: string | undefined;
+  app.swagger = ((opts?: { yaml?: boolean }) => {
+    if (!opts?.yaml) return generate();
+    yaml ??= toYaml(generate());
+    return yaml;
+  }) as typeof app.swagger;
   if (opts.ui !== false) await app.register(swaggerUi, { routePrefix: '/docs' });
 }
 

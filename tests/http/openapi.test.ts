@@ -37,6 +37,7 @@ type Document = {
     schemas: Record<string, unknown>;
     headers?: Record<string, unknown>;
     responses?: Record<string, Response>;
+    parameters?: Record<string, NonNullable<Operation['parameters']>[number]>;
   };
 };
 
@@ -159,7 +160,11 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
     const doc = parse(await readFile(OPENAPI_PATH, 'utf8')) as Document;
     let defaulted = 0;
     for (const [name, op] of operations(doc)) {
-      for (const param of op.parameters ?? []) {
+      for (const own of op.parameters ?? []) {
+        // A shared one (`$ref: '#/components/parameters/Limit'`) is looked up, as a client does.
+        const param = own.$ref
+          ? (doc.components.parameters?.[own.$ref.replace('#/components/parameters/', '')] ?? {})
+          : own;
         if (param.schema?.default === undefined) continue;
         defaulted++;
         expect(param.required, `${name} ?${param.name}`).toBe(false);
@@ -194,6 +199,11 @@ describe('/docs', () => {
     expect(Object.keys(doc.paths)).toContain('/api/v1/api-keys');
     expect(Object.keys(doc.paths)).not.toContain(DEV_PURCHASE);
     expect(res.body).not.toContain('credit-packages/purchase"');
+    // /docs/yaml is the same document in openapi.yaml's compact layout (toYaml in src/http/openapi.ts).
+    const yaml = await app.inject({ method: 'GET', url: '/docs/yaml' });
+    expect(yaml.statusCode).toBe(200);
+    expect(parse(yaml.body)).toEqual(doc);
+    expect(yaml.body).toContain('{$ref: "#/components/parameters/AcceptLanguage"}');
 
     const ui = await app.inject({ method: 'GET', url: '/docs' });
     expect([200, 302]).toContain(ui.statusCode);

@@ -1,20 +1,14 @@
 import { Type } from '@sinclair/typebox';
 import { forbidden, unauthorized } from '../../errors.ts';
-import { callerUserId } from '../../http/auth.ts';
 import { errors, ok } from '../../http/openapi.ts';
 import {
   anySecurity,
-  bearerSecurity,
-  Id,
   IdParams,
   NonNegativeAmount,
   Page,
   PageQuery,
   PackageSchema,
   PositiveAmount,
-  PurchaseExpandQuery,
-  PurchasePageQuery,
-  PurchaseSchema,
 } from '../../http/schemas.ts';
 import type { App } from '../../http/types.ts';
 

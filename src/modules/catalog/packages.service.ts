@@ -2,7 +2,6 @@ import type { Db, Executor } from '../../db/database.ts';
 import {
   deletePackage,
   findPackage,
-  findPackages,
   hasPurchases,
   insertPackage,
   listPackages,

@@ -5,7 +5,6 @@ import {
   BalanceAfterFields,
   BalanceSchema,
   DebitBody,
-  Id,
   IdempotencyHeaders,
   Metadata,
   PositiveAmount,
@@ -13,10 +12,6 @@ import {
   LedgerPageQuery,
   Page,
   PageQuery,
-  PurchaseExpandQuery,
-  PurchasePageQuery,
-  PurchaseSchema,
-  UserId,
   UserIdParams,
   anySecurity,
 } from '../../http/schemas.ts';

@@ -1,8 +1,9 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Timestamp } from '../../db/column-types.ts';
+import type { ProviderEventStatus } from './inbox/provider-event-status.ts';
 
 export type EventProvider = 'stripe' | 'revenuecat';
-export type EventStatus = 'processed' | 'ignored' | 'parked' | 'failed';
+export type EventStatus = ProviderEventStatus;
 export type EventSource = 'webhook' | 'reconcile' | 'sync';
 
 /** The provider-event inbox (010_provider_event_inbox.sql). */

@@ -1,6 +1,8 @@
 // Purchases: reads, the lifecycle every provider's purchase goes through, and the dev purchase.
 export { default as devPurchaseRoutes } from './dev-purchase.route.ts';
+export type * from './purchase-actions.ts';
 export * from './purchase-lifecycle.ts';
+export * from './purchase-status.ts';
 export { default as purchaseRoutes } from './purchases.route.ts';
 export {
   findPurchase,

@@ -1,102 +1,92 @@
-import type { Executor, PurchaseRow, PurchaseStatus } from '../../db/database.ts';
-import {
-  countReversals,
-  findEntryByIdempotencyKey,
-  lastReversalOf,
-  type LedgerOutcome,
-  type LedgerService,
-} from '../ledger/index.ts';
+import type { Executor, PurchaseRow } from '../../db/database.ts';
+import { countReversals, type LedgerOutcome, type LedgerService } from '../ledger/index.ts';
 import { expiryFor, type PackageRow } from '../catalog/index.ts';
 import { insertPurchase, type PurchaseChanges, updatePurchase } from './purchases.repository.ts';
 import { newId } from '../../lib/ids.ts';
+import type { Applied, EntryFields, PurchaseAction } from './purchase-actions.ts';
+import { about, createDisputes, createRefunds } from './purchase-reversals.ts';
 
-/** Statuses in which the purchase's credits were granted (refunds and disputes apply to these only). */
-export const GRANTED: ReadonlySet<PurchaseStatus> = new Set([
-  'completed',
-  'partially_refunded',
-  'refunded',
-  'disputed',
-]);
-export const isGranted = (p: PurchaseRow) => GRANTED.has(p.status);
+export { GRANTED, isGranted } from './purchase-status.ts';
+export { MAX_REFUND_CYCLES } from './purchase-reversals.ts';
 
-/** A refund and its reversal alternate on one purchase; more cycles than this are left to an operator. */
-export const MAX_REFUND_CYCLES = 20;
-
-/** The status a granted purchase has from its refunds alone (after a dispute is won, for instance). */
-function statusFromRefunds(credits: number, refundedCredits: number): PurchaseStatus {
-  if (refundedCredits <= 0) return 'completed';
-  return refundedCredits >= credits ? 'refunded' : 'partially_refunded';
+/** Records provider references (session, PaymentIntent) without a status change. */
+async function remember(ex: Executor, p: PurchaseRow, changes: PurchaseChanges): Promise<PurchaseRow> {
+  if (Object.keys(changes).length === 0) return p;
+  return updatePurchase(ex, p.id, changes);
 }
 
-/**
- * Writes with the first unused key of a series (`base`, `base:2`, `base:3`, ...). Refunds and reversals
- * alternate on a purchase, so the n-th refund of a transaction needs its own key; a used key answers a
- * replay (nothing written), which is how the loop learns that cycle is done.
- */
-async function withFreshKey(
-  base: string,
-  write: (key: string) => Promise<LedgerOutcome>,
-): Promise<LedgerOutcome | null> {
-  for (let n = 1; n <= MAX_REFUND_CYCLES; n++) {
-    const outcome = await write(n === 1 ? base : `${base}:${n}`);
-    if (!outcome.replayed) return outcome;
+/** A purchase that will not be paid: `failed` or `expired`. Only a pending purchase changes. */
+async function close(
+  ex: Executor,
+  p: PurchaseRow,
+  status: 'failed' | 'expired',
+  refs: PurchaseChanges,
+): Promise<Applied> {
+  if (p.status !== 'pending') {
+    return { purchase: p, changed: false, note: `purchase is ${p.status}: left as it is` };
   }
-  return null;
-}
-
-interface GrantFields {
-  /** The grant's idempotency key: the one thing that makes a purchase granted once, whoever asks. */
-  key: string;
-  reason: string;
-  metadata: Record<string, unknown>;
+  const purchase = await updatePurchase(ex, p.id, { ...refs, status });
+  return { purchase, changed: true, note: `purchase ${status}` };
 }
 
 /**
  * The purchase lifecycle: every change of a purchase's status, and the reversal accounting, in one place.
  * Every change is an UPDATE of `purchases.status` (triggers on the table see each one). Callers hold the
- * purchase's row lock (or the provider reference's lock, for a purchase not created yet).
- *
- * Accounting on the purchase row:
- * - `credits_reversed`: credits requested back from this purchase and still standing, for refunds and for an
- *   open dispute. What was requested counts, including the part the balance could not cover
- *   (`metadata.uncollected` on the entry): the next refund increment then asks only for its own share, rather
- *   than chasing credits the user has since bought elsewhere.
- * - `credits_disputed`: the part of `credits_reversed` that the open dispute requested.
+ * purchase's row lock (or the provider reference's lock, for a purchase not created yet). Providers decide
+ * what to do in pure rules (a PurchaseAction); `apply` does it.
  */
 export function createPurchaseLifecycle(ledger: LedgerService) {
-  /** What every ledger call about a purchase says: its user, provider, id, and the caller's key and reason. */
-  const about = (p: PurchaseRow, key: string, m: { reason: string; metadata: Record<string, unknown> }) => ({
-    userId: p.user_id,
-    source: p.provider,
-    purchaseId: p.id,
-    idempotencyKey: key,
-    reason: m.reason,
-    metadata: m.metadata,
-  });
+  const refunds = createRefunds(ledger);
+  const disputes = createDisputes(ledger);
+
+  /** Grants a pending (or failed/expired, but paid after all) purchase once, and marks it completed. */
+  async function complete(
+    ex: Executor,
+    p: PurchaseRow,
+    entry: EntryFields,
+    refs: PurchaseChanges,
+  ): Promise<Applied> {
+    // What the buyer paid is on the purchase before its grant: whatever reads the purchase's price for the
+    // credits granted (lots, reports) sees the paid one.
+    const { price, currency, ...rest } = refs;
+    if (price !== undefined || currency !== undefined) await updatePurchase(ex, p.id, { price, currency });
+    await ledger.grant(
+      { ...about(p, entry.key, entry), amount: p.credits, expiresAt: expiryFor(p.credit_expiry_days) },
+      ex,
+    );
+    const purchase = await updatePurchase(ex, p.id, {
+      ...rest,
+      status: 'completed',
+      completed_at: new Date(),
+    });
+    return { purchase, changed: true, note: `granted ${p.credits} credits` };
+  }
 
   return {
-    /** Records provider references (session, PaymentIntent) without a status change. */
-    async remember(ex: Executor, p: PurchaseRow, changes: PurchaseChanges): Promise<PurchaseRow> {
-      if (Object.keys(changes).length === 0) return p;
-      return updatePurchase(ex, p.id, changes);
-    },
-
-    /** Grants a pending (or failed/expired, but paid after all) purchase once, and marks it completed. */
-    async complete(
-      ex: Executor,
-      p: PurchaseRow,
-      grant: GrantFields,
-      refs: PurchaseChanges = {},
-    ): Promise<PurchaseRow> {
-      await ledger.grant(
-        {
-          ...about(p, grant.key, grant),
-          amount: p.credits,
-          expiresAt: expiryFor(p.credit_expiry_days),
-        },
-        ex,
-      );
-      return updatePurchase(ex, p.id, { ...refs, status: 'completed', completed_at: new Date() });
+    /** Applies a provider's decision to a purchase (locked by the caller), in the caller's transaction. */
+    async apply(ex: Executor, p: PurchaseRow, action: PurchaseAction): Promise<Applied> {
+      switch (action.type) {
+        case 'remember':
+          return { purchase: await remember(ex, p, action.refs), changed: false, note: '' };
+        case 'grant':
+          return complete(ex, p, action.entry, action.refs);
+        case 'markFailed':
+          return close(ex, p, 'failed', action.refs);
+        case 'markExpired':
+          return close(ex, p, 'expired', action.refs);
+        case 'clawBackTo':
+          return refunds.clawBackTo(ex, p, action);
+        case 'clawBackAll':
+          return refunds.clawBackAll(ex, p, action.entry);
+        case 'grantBack':
+          return refunds.grantBack(ex, p, action.entry);
+        case 'disputeOpened':
+          return disputes.disputeOpened(ex, p, action);
+        case 'disputeWon':
+          return disputes.disputeWon(ex, p, action);
+        case 'disputeLost':
+          return disputes.disputeLost(ex, p, action);
+      }
     },
 
     /** A purchase created already paid (a store purchase, a dev grant) and its grant; `replayed` when granted before. */
@@ -111,8 +101,10 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
         pkg?: PackageRow;
         provider: PurchaseRow['provider'];
         providerRef: string | null;
+        /** What the buyer paid (minor units), when the provider says; else the package's price. */
+        paid?: { price: number; currency: string };
       },
-      grant: GrantFields,
+      grant: EntryFields,
     ): Promise<{ purchase: PurchaseRow; granted: LedgerOutcome }> {
       if (!input.existing && !input.pkg)
         throw new Error('createCompleted needs an existing purchase or a package');
@@ -125,6 +117,7 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
           provider: input.provider,
           providerRef: input.providerRef,
           status: 'completed',
+          ...input.paid,
         }));
       const granted = await ledger.grant(
         {
@@ -135,174 +128,6 @@ export function createPurchaseLifecycle(ledger: LedgerService) {
         ex,
       );
       return { purchase, granted };
-    },
-
-    /** A purchase that will not be paid: `failed` or `expired`. Only a pending purchase changes. */
-    async close(
-      ex: Executor,
-      p: PurchaseRow,
-      status: 'failed' | 'expired',
-      refs: PurchaseChanges = {},
-    ): Promise<PurchaseRow | null> {
-      if (p.status !== 'pending') return null;
-      return updatePurchase(ex, p.id, { ...refs, status });
-    },
-
-    /**
-     * Refunds up to `targetCredits` of the purchase in total (a cumulative target, as Stripe reports
-     * `amount_refunded`); `full` when the whole payment is refunded. An open dispute covers the increment first.
-     */
-    async refundTo(
-      ex: Executor,
-      p: PurchaseRow,
-      r: {
-        targetCredits: number;
-        full: boolean;
-        key: string;
-        reason: string;
-        metadata: Record<string, unknown>;
-      },
-    ): Promise<{ purchase: PurchaseRow; note: string }> {
-      const refundedBefore = p.credits_reversed - p.credits_disputed;
-      const increment = r.targetCredits - refundedBefore;
-      if (increment <= 0) {
-        return { purchase: p, note: `no new refund: ${refundedBefore} credits already reversed for refunds` };
-      }
-      // While a dispute is open it already took the rest back: the refund is covered by that first.
-      const fromDispute = Math.min(increment, p.credits_disputed);
-      const toTake = increment - fromDispute;
-      let taken = 0;
-      if (toTake > 0) {
-        const result = await ledger.clawback(
-          {
-            ...about(p, r.key, r),
-            amount: toTake,
-          },
-          ex,
-        );
-        taken = result.taken;
-      }
-      const status: PurchaseStatus =
-        p.status === 'disputed' ? 'disputed' : r.full ? 'refunded' : 'partially_refunded';
-      const purchase = await updatePurchase(ex, p.id, {
-        status,
-        credits_reversed: p.credits_reversed + toTake,
-        credits_disputed: p.credits_disputed - fromDispute,
-      });
-      return {
-        purchase,
-        note: `refund to ${r.targetCredits} of ${p.credits} credits: requested ${toTake}, took ${taken}`,
-      };
-    },
-
-    /** A dispute takes back the rest of the purchase; `key` makes it once per dispute. */
-    async disputeOpened(
-      ex: Executor,
-      p: PurchaseRow,
-      d: { disputeId: string; key: string; reason: string; metadata: Record<string, unknown> },
-    ): Promise<{ purchase: PurchaseRow; note: string }> {
-      if (p.status === 'disputed')
-        return { purchase: p, note: 'a dispute is already open for this purchase' };
-      const rest = p.credits - p.credits_reversed;
-      let taken = 0;
-      if (rest > 0) {
-        const result = await ledger.clawback(
-          {
-            ...about(p, d.key, d),
-            amount: rest,
-          },
-          ex,
-        );
-        taken = result.taken;
-      }
-      const purchase = await updatePurchase(ex, p.id, {
-        status: 'disputed',
-        credits_reversed: p.credits_reversed + rest,
-        credits_disputed: rest,
-      });
-      return { purchase, note: `dispute ${d.disputeId}: requested ${rest}, took ${taken}` };
-    },
-
-    /** A dispute won: grants back exactly what the dispute's clawback took, less what refunds took over since. */
-    async disputeWon(
-      ex: Executor,
-      p: PurchaseRow,
-      d: {
-        disputeId: string;
-        openedKey: string;
-        key: string;
-        reason: string;
-        metadata: Record<string, unknown>;
-      },
-    ): Promise<{ purchase: PurchaseRow; giveBack: number }> {
-      const entry = await findEntryByIdempotencyKey(ex, p.user_id, d.openedKey);
-      const giveBack = Math.min(entry ? -entry.amount : 0, p.credits_disputed);
-      if (giveBack > 0) {
-        await ledger.grant(
-          {
-            ...about(p, d.key, d),
-            amount: giveBack,
-            // The credits come back with the expiry they had.
-            expiresAt: expiryFor(p.credit_expiry_days, p.completed_at ?? new Date()),
-          },
-          ex,
-        );
-      }
-      const refundedCredits = p.credits_reversed - p.credits_disputed;
-      const purchase = await updatePurchase(ex, p.id, {
-        status: statusFromRefunds(p.credits, refundedCredits),
-        credits_reversed: refundedCredits,
-        credits_disputed: 0,
-      });
-      return { purchase, giveBack };
-    },
-
-    /** Refunds the whole purchase (a store refund): the n-th refund of a purchase gets key `keyBase:n`. */
-    async refundAll(
-      ex: Executor,
-      p: PurchaseRow,
-      r: { keyBase: string; reason: string; metadata: Record<string, unknown> },
-    ): Promise<{ requested: number; taken: number } | null> {
-      const amount = p.credits - p.credits_reversed;
-      const taken = await withFreshKey(r.keyBase, (key) =>
-        ledger.clawback(
-          {
-            ...about(p, key, r),
-            amount,
-          },
-          ex,
-        ),
-      );
-      if (!taken) return null;
-      // creditsReversed counts what was asked back; what the balance could not cover is the entry's
-      // metadata.uncollected, and a reversal of this refund grants back only what the entry took.
-      await updatePurchase(ex, p.id, { status: 'refunded', credits_reversed: p.credits_reversed + amount });
-      return { requested: amount, taken: 0 - taken.entry.amount };
-    },
-
-    /** Reverses the last refund: grants back what it took; the purchase is completed again. */
-    async reverseRefund(
-      ex: Executor,
-      p: PurchaseRow,
-      r: { keyBase: string; reason: string; metadata: Record<string, unknown> },
-    ): Promise<{ granted: number } | null> {
-      const refunded = await lastReversalOf(ex, p.user_id, p.id);
-      const amount = refunded ? 0 - refunded.amount : 0;
-      if (amount > 0) {
-        const granted = await withFreshKey(r.keyBase, (key) =>
-          ledger.grant(
-            {
-              ...about(p, key, r),
-              amount,
-              expiresAt: expiryFor(p.credit_expiry_days),
-            },
-            ex,
-          ),
-        );
-        if (!granted) return null;
-      }
-      await updatePurchase(ex, p.id, { status: 'completed', credits_reversed: 0 });
-      return { granted: amount };
     },
 
     /** How many refunds (reversal entries) a purchase has had. */

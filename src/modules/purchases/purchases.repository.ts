@@ -4,7 +4,7 @@ import type { PurchasesTable } from './purchases.tables.ts';
 import { exactTime, olderThan } from '../../lib/keyset.ts';
 import type { PackageRow } from '../catalog/index.ts';
 
-/** A new purchase copies what the package is now: credits, price, currency, expiry. */
+/** A new purchase copies what the package is now: credits, price, currency (unless the buyer paid otherwise), expiry. */
 export async function insertPurchase(
   ex: Executor,
   p: {
@@ -14,6 +14,7 @@ export async function insertPurchase(
     provider: PurchasesTable['provider'];
     providerRef: string | null;
     status: PurchasesTable['status'];
+    /** What the buyer paid (minor units), when the provider says; else the package's price and currency. */
     price?: number;
     currency?: string;
   },
@@ -84,6 +85,10 @@ export type PurchaseChanges = Partial<
     | 'completed_at'
     | 'credits_reversed'
     | 'credits_disputed'
+    | 'price'
+    | 'currency'
+    | 'dispute_outcome'
+    | 'dispute_closed_at'
   >
 >;
 

@@ -17,6 +17,9 @@ export interface PurchasesTable {
   credits_reversed: Generated<number>;
   credits_disputed: Generated<number>;
   stripe_payment_intent_id: string | null;
+  /** How its dispute closed, and when (028_purchase_dispute_outcome.sql); null while none has. */
+  dispute_outcome: 'won' | 'lost' | null;
+  dispute_closed_at: Date | null;
   created_at: Generated<Date>;
   completed_at: Date | null;
   updated_at: Generated<Date>;

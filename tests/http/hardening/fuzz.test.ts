@@ -39,6 +39,7 @@ type Schema = {
   $ref?: string;
 };
 interface Parameter {
+  $ref?: string;
   in: 'path' | 'query' | 'header';
   name: string;
   required?: boolean;
@@ -50,7 +51,7 @@ interface Operation {
 }
 type Doc = {
   paths: Record<string, Record<string, Operation>>;
-  components?: { schemas?: Record<string, Schema> };
+  components?: { schemas?: Record<string, Schema>; parameters?: Record<string, Parameter> };
 };
 
 const NUL = 'fuzz\u0000nul';
@@ -130,6 +131,12 @@ describe('fuzz pass over the OpenAPI document', () => {
     }
     return schema;
   };
+
+  /** An operation's parameters, the shared ones (`#/components/parameters/Limit`) looked up. */
+  const parametersOf = (op: Operation): Parameter[] =>
+    (op.parameters ?? []).map((p) =>
+      p.$ref ? (doc.components?.parameters?.[p.$ref.replace(/^#\/components\/parameters\//, '')] ?? p) : p,
+    );
 
   /** A valid-looking value for a schema, so that a mutation elsewhere is the only thing wrong. */
   function example(s: Schema | undefined, name = ''): unknown {
@@ -213,7 +220,7 @@ describe('fuzz pass over the OpenAPI document', () => {
     const query: Record<string, string> = {};
     const headers: Record<string, string> = {};
     const own = Object.entries(knownByPath).find(([prefix]) => path.startsWith(prefix))?.[1];
-    for (const p of op.parameters ?? []) {
+    for (const p of parametersOf(op)) {
       const value = String((p.in === 'path' && own?.[p.name]) || example(p.schema, p.name));
       if (p.in === 'path') params[p.name] = value;
       else if (p.in === 'header' && p.required) headers[p.name] = value;
@@ -228,7 +235,7 @@ describe('fuzz pass over the OpenAPI document', () => {
           : undefined;
     const base: Request = { method, path, params, query, headers, body, label: 'valid' };
     const out: Request[] = [base];
-    for (const p of op.parameters ?? []) {
+    for (const p of parametersOf(op)) {
       const schema = resolve(p.schema);
       const numeric = schema.type === 'integer' || schema.type === 'number';
       const values = numeric ? NUMBERS.map(String).concat(STRINGS.slice(0, 1)) : stringsFor(schema);

@@ -2,15 +2,12 @@ import { Type } from '@sinclair/typebox';
 import { errors, ok } from '../../../http/openapi.ts';
 import { anySecurity, Page } from '../../../http/schemas.ts';
 import type { App } from '../../../http/types.ts';
+import { providerEventStatusSchema } from './provider-event-status.ts';
 
 const Nullable = <T extends ReturnType<typeof Type.String>>(t: T) => Type.Union([t, Type.Null()]);
-const EventStatus = Type.Union(
-  ['processed', 'ignored', 'parked', 'failed'].map((s) => Type.Literal(s)),
-  {
-    description:
-      'processed: applied; ignored: will never move credits (see note); parked: waiting for something (a ' +
-      'purchase not yet known, a refund, a product not yet mapped); failed: its handler failed (see note)',
-  },
+const EventStatus = providerEventStatusSchema(
+  'processed: applied; ignored: will never move credits (see note); parked: waiting for something (a ' +
+    'purchase not yet known, a refund, a product not yet mapped); failed: its handler failed (see note)',
 );
 const Provider = Type.Union([Type.Literal('stripe'), Type.Literal('revenuecat')]);
 

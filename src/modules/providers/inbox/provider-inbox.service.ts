@@ -1,12 +1,6 @@
 import { sql } from 'kysely';
-import type {
-  Db,
-  EventProvider,
-  EventSource,
-  EventStatus,
-  Executor,
-  ProviderEventRow,
-} from '../../../db/database.ts';
+import type { Db, EventProvider, EventSource, Executor, ProviderEventRow } from '../../../db/database.ts';
+import type { ProviderEventStatus } from './provider-event-status.ts';
 import {
   claimEvent,
   type EventFilter,
@@ -22,7 +16,7 @@ import { decodeCursor, toPage } from '../../../lib/pagination.ts';
 
 /** What a provider's handler decided about one event. `failed` is the inbox's, when a handler throws. */
 export interface Outcome {
-  status: Exclude<EventStatus, 'failed'>;
+  status: Exclude<ProviderEventStatus, 'failed'>;
   note: string;
   purchaseId?: string | null;
   userId?: string | null;
@@ -55,7 +49,7 @@ export interface Received {
   type: string;
   /** The event id was stored before: nothing was done again. */
   duplicate: boolean;
-  status: EventStatus;
+  status: ProviderEventStatus;
   note: string | null;
   purchaseId: string | null;
   userId: string | null;
@@ -103,95 +97,106 @@ export const toProviderEvent = (row: Omit<ProviderEventRow, 'payload'>) => ({
 });
 export type ProviderEvent = ReturnType<typeof toProviderEvent>;
 
+interface InboxHooks {
+  /** An event whose handler failed for good (stored as `failed`): logs. */
+  onFailed?: (e: { provider: EventProvider; eventId: string; type: string; note: string }) => void;
+}
+
+/** A handler's outcome as the inbox settles it. */
+type Settled = Required<Omit<Outcome, 'status'>> & { status: ProviderEventStatus };
+
+/** Runs the handler under a savepoint: a handler that throws for good leaves the event `failed`, not lost. */
+async function applyHandler(
+  handlers: Handlers,
+  hooks: InboxHooks,
+  ctx: InboxContext,
+  provider: EventProvider,
+  payload: unknown,
+): Promise<Settled> {
+  const handler = handlers[provider];
+  await sql`savepoint provider_event`.execute(ctx.trx);
+  try {
+    const outcome = await handler.handle(ctx, handler.parse(payload));
+    await sql`release savepoint provider_event`.execute(ctx.trx);
+    return {
+      status: outcome.status,
+      note: outcome.note,
+      purchaseId: outcome.purchaseId ?? null,
+      userId: outcome.userId ?? null,
+      waitingFor: outcome.waitingFor ?? null,
+    };
+  } catch (err) {
+    if (isTransient(err)) throw err;
+    await sql`rollback to savepoint provider_event`.execute(ctx.trx);
+    const note = failureNote(err);
+    const e = payload as { id?: unknown; type?: unknown; event?: { id?: unknown; type?: unknown } } | null;
+    hooks.onFailed?.({
+      provider,
+      eventId: String(e?.id ?? e?.event?.id ?? 'unknown'),
+      type: String(e?.type ?? e?.event?.type ?? 'unknown'),
+      note,
+    });
+    return { status: 'failed', note, purchaseId: null, userId: null, waitingFor: null };
+  }
+}
+
+/** An inbox context on a transaction: its `wake` runs waiting events again through `applyHandler`. */
+function inboxContext(
+  handlers: Handlers,
+  hooks: InboxHooks,
+  trx: Executor,
+  provider: EventProvider,
+): InboxContext {
+  const ctx: InboxContext = {
+    trx,
+    async wake(keys, why) {
+      const rows = await waitingEvents(trx, provider, keys);
+      const handler = handlers[provider];
+      const parsed = rows.map((row) => {
+        try {
+          return { row, event: handler.parse(row.payload) as unknown };
+        } catch {
+          return { row, event: undefined }; // settled `failed` by applyHandler below
+        }
+      });
+      const compare = handler.compare as ((x: unknown, y: unknown) => number) | undefined;
+      if (compare) {
+        parsed.sort((a, b) =>
+          a.event === undefined || b.event === undefined
+            ? Number(a.event === undefined) - Number(b.event === undefined)
+            : compare(a.event, b.event),
+        );
+      }
+      let processed = 0;
+      for (const { row } of parsed) {
+        // A handler woken earlier in this loop may have run this one already (a refund waking its reversal).
+        const now = await findEvent(trx, provider, row.event_id);
+        if (!now?.waiting_for || !keys.includes(now.waiting_for)) continue;
+        const result = await applyHandler(handlers, hooks, ctx, provider, row.payload);
+        await settleEvent(
+          trx,
+          provider,
+          row.event_id,
+          { ...result, note: `${result.note} (${why}; was ${now.status})` },
+          true,
+        );
+        if (result.status === 'processed') processed++;
+      }
+      return processed;
+    },
+  };
+  return ctx;
+}
+
 /**
  * The provider-event inbox: every provider event (webhook, reconciliation, sync, replay) enters here. It is
  * stored once by (provider, id); its provider's handler runs in the same transaction as its ledger effects,
  * under a savepoint; the outcome is settled as processed, ignored, parked or failed with a note.
  */
-export function createProviderInbox(
-  db: Db,
-  handlers: Handlers,
-  hooks: {
-    /** An event whose handler failed for good (stored as `failed`): logs. */
-    onFailed?: (e: { provider: EventProvider; eventId: string; type: string; note: string }) => void;
-  } = {},
-) {
-  /** Runs the handler under a savepoint: a handler that throws for good leaves the event `failed`, not lost. */
-  async function apply(ctx: InboxContext, provider: EventProvider, payload: unknown) {
-    const handler = handlers[provider];
-    await sql`savepoint provider_event`.execute(ctx.trx);
-    try {
-      const outcome = await handler.handle(ctx, handler.parse(payload));
-      await sql`release savepoint provider_event`.execute(ctx.trx);
-      return {
-        status: outcome.status as EventStatus,
-        note: outcome.note,
-        purchaseId: outcome.purchaseId ?? null,
-        userId: outcome.userId ?? null,
-        waitingFor: outcome.waitingFor ?? null,
-      };
-    } catch (err) {
-      if (isTransient(err)) throw err;
-      await sql`rollback to savepoint provider_event`.execute(ctx.trx);
-      const note = failureNote(err);
-      const e = payload as { id?: unknown; type?: unknown; event?: { id?: unknown; type?: unknown } } | null;
-      hooks.onFailed?.({
-        provider,
-        eventId: String(e?.id ?? e?.event?.id ?? 'unknown'),
-        type: String(e?.type ?? e?.event?.type ?? 'unknown'),
-        note,
-      });
-      return {
-        status: 'failed' as const,
-        note,
-        purchaseId: null,
-        userId: null,
-        waitingFor: null,
-      };
-    }
-  }
-
-  function context(trx: Executor, provider: EventProvider): InboxContext {
-    const ctx: InboxContext = {
-      trx,
-      async wake(keys, why) {
-        const rows = await waitingEvents(trx, provider, keys);
-        const handler = handlers[provider];
-        const parsed = rows.map((row) => {
-          try {
-            return { row, event: handler.parse(row.payload) as unknown };
-          } catch {
-            return { row, event: undefined }; // settled `failed` by apply below
-          }
-        });
-        const compare = handler.compare as ((x: unknown, y: unknown) => number) | undefined;
-        if (compare) {
-          parsed.sort((a, b) =>
-            a.event === undefined || b.event === undefined
-              ? Number(a.event === undefined) - Number(b.event === undefined)
-              : compare(a.event, b.event),
-          );
-        }
-        let processed = 0;
-        for (const { row } of parsed) {
-          // A handler woken earlier in this loop may have run this one already (a refund waking its reversal).
-          const now = await findEvent(trx, provider, row.event_id);
-          if (!now?.waiting_for || !keys.includes(now.waiting_for)) continue;
-          const result = await apply(ctx, provider, row.payload);
-          await settleEvent(
-            trx,
-            provider,
-            row.event_id,
-            { ...result, note: `${result.note} (${why}; was ${now.status})` },
-            true,
-          );
-          if (result.status === 'processed') processed++;
-        }
-        return processed;
-      },
-    };
-    return ctx;
-  }
+export function createProviderInbox(db: Db, handlers: Handlers, hooks: InboxHooks = {}) {
+  const apply = (ctx: InboxContext, provider: EventProvider, payload: unknown) =>
+    applyHandler(handlers, hooks, ctx, provider, payload);
+  const context = (trx: Executor, provider: EventProvider) => inboxContext(handlers, hooks, trx, provider);
 
   return {
     /** Stores the event once and runs its handler in the same transaction; a stored id does nothing again. */

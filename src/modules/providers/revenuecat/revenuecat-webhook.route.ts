@@ -4,7 +4,7 @@ import { unauthorized, unavailable } from '../../../errors.ts';
 import { errorsWithoutRateLimit, ok } from '../../../http/openapi.ts';
 import { safeEqual } from '../../../lib/secrets.ts';
 import { storableProviderEvent } from '../../../lib/text.ts';
-import { RevenuecatDeliveryResult, RevenuecatWebhookBody } from './revenuecat-webhook.service.ts';
+import { RevenuecatDeliveryResult, RevenuecatWebhookBody } from './revenuecat-event.ts';
 import type { App } from '../../../http/types.ts';
 
 /** POST /webhooks/revenuecat: RevenueCat sends the Authorization value configured in its dashboard. */

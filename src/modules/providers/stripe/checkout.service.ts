@@ -13,7 +13,7 @@ import {
 import { badRequest, conflict, notFound, unavailable } from '../../../errors.ts';
 import { newId } from '../../../lib/ids.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
-import type { StripeHandler } from './stripe-webhook.service.ts';
+import type { StripeHandler } from './stripe-handler.ts';
 import { POLL_READ } from './stripe.client.ts';
 
 export interface CheckoutInput {
@@ -40,6 +40,8 @@ function describeStripeError(err: unknown): string {
 /**
  * Starts Stripe Checkout for a credit package: a `pending` purchase (a snapshot of the package), then a
  * Checkout Session that points back at it. The webhook, not this call, grants the credits.
+ * (About 150 lines: two routes' services, `create` and the return page's read, over one Stripe client; the
+ * purchase reads it uses are moving to the purchases module, after which it splits along those two.)
  */
 export function createCheckoutService(
   db: Db,

@@ -4,7 +4,7 @@ import type { Db } from '../../../db/database.ts';
 import { releaseLease, renewLease, takeLease } from '../inbox/provider-sync.repository.ts';
 import { unavailable } from '../../../errors.ts';
 import type { ProviderInbox } from '../inbox/provider-inbox.service.ts';
-import { STRIPE_EVENT_TYPES } from './stripe-webhook.service.ts';
+import { STRIPE_EVENT_TYPES } from './stripe-rules.ts';
 
 const JOB = 'stripe:events';
 /** Stripe keeps events for 30 days: nothing older can be listed. */

@@ -1,25 +1,16 @@
 import { Type } from '@sinclair/typebox';
 import { errorsWithoutRateLimit, ok } from '../../../http/openapi.ts';
 import type { App } from '../../../http/types.ts';
+import { deliveryOutcomeSchema } from '../inbox/provider-event-status.ts';
 
 export const StripeWebhookResultSchema = Type.Object({
   received: Type.Literal(true),
   eventId: Type.String(),
   type: Type.String(),
-  outcome: Type.Union(
-    [
-      Type.Literal('processed'),
-      Type.Literal('ignored'),
-      Type.Literal('parked'),
-      Type.Literal('failed'),
-      Type.Literal('duplicate'),
-    ],
-    {
-      description:
-        'processed: applied; ignored: stored, nothing to do (unknown type, no matching purchase); ' +
-        'parked: stored until the purchase is granted; failed: stored, its handling failed (an operator can ' +
-        'replay it); duplicate: this event id was received before',
-    },
+  outcome: deliveryOutcomeSchema(
+    'processed: applied; ignored: stored, nothing to do (unknown type, no matching purchase); ' +
+      'parked: stored until the purchase is granted; failed: stored, its handling failed (an operator can ' +
+      'replay it); duplicate: this event id was received before',
   ),
   duplicate: Type.Boolean(),
   purchaseId: Type.Union([Type.String(), Type.Null()]),

@@ -1,13 +1,6 @@
 import { sql } from 'kysely';
 import type { Executor } from '../../../db/database.ts';
 
-/** The event types whose object (a Charge or a Dispute) names a PaymentIntent. */
-export const STRIPE_CHARGE_EVENT_TYPES = [
-  'charge.refunded',
-  'charge.dispute.created',
-  'charge.dispute.closed',
-];
-
 /**
  * Serializes, until the transaction ends, the Stripe events of one PaymentIntent: a refund that finds no
  * purchase yet and the grant that first records the PaymentIntent cannot miss each other. Taken before

@@ -1,7 +1,7 @@
 import type { Pool } from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { App } from '../../../../src/http/types.ts';
-import { resolveUserId } from '../../../../src/modules/providers/revenuecat/revenuecat-webhook.service.ts';
+import { resolveUserId } from '../../../../src/modules/providers/revenuecat/revenuecat-rules.ts';
 import { asUser, buildTestApp, type TestApp } from '../../../helpers/app.ts';
 import {
   createRcPackage,
@@ -28,7 +28,7 @@ beforeAll(async () => {
 });
 
 describe('RevenueCat purchases grant credits once per store transaction', () => {
-  it('NON_RENEWING_PURCHASE (the docs sample): a completed purchase from the package snapshot and one grant', async () => {
+  it('NON_RENEWING_PURCHASE (the docs sample): a completed purchase at the store price, the package credits, one grant', async () => {
     const product = unique('prod');
     const pkg = await createRcPackage(app, [product], { credits: 2100, price: 1999, currency: 'cad' });
     const [user, tx] = [unique('user'), unique('tx')];
@@ -55,7 +55,8 @@ describe('RevenueCat purchases grant credits once per store transaction', () => 
       provider_ref: tx,
       status: 'completed',
       credits: 2100,
-      price: 1999,
+      // What the buyer paid (price_in_purchased_currency 32.99 CAD), not the package's 1999.
+      price: 3299,
       currency: 'cad',
       credits_reversed: 0,
     });

@@ -165,7 +165,7 @@ describe('Stripe webhook: refunds and disputes', () => {
     expect(entries[2]!.metadata).toMatchObject({ requested: 100, uncollected: 30, disputeId: 'dp_test_won' });
     expect(entries[3]!.idempotency_key).toBe('stripe:dispute-won:dp_test_won');
 
-    // After a half refund, a dispute takes the other half; a lost dispute keeps it.
+    // After a half refund, a dispute takes the other half; a lost dispute keeps it and refunds the purchase.
     const lost = await paidPurchase('lost_user');
     await deliver(
       t.app,
@@ -185,9 +185,11 @@ describe('Stripe webhook: refunds and disputes', () => {
       stripeEvent('charge.dispute.closed', disputeObject({ ...lostDispute, status: 'lost' })),
     );
     expect((await balanceOf(t.app, 'lost_user')).balance).toBe(0);
+    // Lost: the buyer has the money back, so the purchase is refunded (section 5).
     expect(await purchaseRow(t, lost.purchaseId)).toMatchObject({
-      status: 'disputed',
+      status: 'refunded',
       credits_reversed: 100,
+      credits_disputed: 0,
     });
   });
 
