@@ -271,8 +271,7 @@ class Webhooks {
   }
   private async backlog(): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(
-      `select ((select count(*) from events where dispatched_at is null)
-             + (select count(*) from webhook_deliveries where status = 'pending'))::int as n`,
+      `select count(*)::int as n from webhook_deliveries where status = 'pending'`,
     );
     return rows[0]?.n ?? 0;
   }

@@ -61,6 +61,7 @@ export const EnvSchema = Type.Object({
   WEBHOOK_RETRY_SCHEDULE: Type.String({ minLength: 1, default: DEFAULT_RETRY_SCHEDULE }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
   WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 64 }),
+  EVENTS_RETENTION_DAYS: Type.Integer({ minimum: 1, maximum: 3650, default: 30 }),
 });
 type Env = Static<typeof EnvSchema>;
 
@@ -129,6 +130,8 @@ export interface Config {
     readonly timeoutMs: number;
     /** Deliveries in flight at once per process. */
     readonly concurrency: number;
+    /** EVENTS_RETENTION_DAYS: events and deliveries older than this leave the event log. */
+    readonly retentionDays: number;
   };
 }
 
@@ -291,6 +294,7 @@ export function loadConfig(source: Record<string, string | undefined> = process.
       retryScheduleMs: Object.freeze(parseRetrySchedule(env.WEBHOOK_RETRY_SCHEDULE)),
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       concurrency: env.WEBHOOK_CONCURRENCY,
+      retentionDays: env.EVENTS_RETENTION_DAYS,
     }),
   });
 }

@@ -174,7 +174,10 @@ export interface ProviderSyncStateTable {
   last_result: ColumnType<unknown, string | null, string | null> | null;
 }
 
-/** The event log (migrations/012_events.sql): written by triggers, read by the API and the delivery worker. */
+/**
+ * The event log: the view `events` (migrations/020_events_from_ledger.sql) of the event rows written by triggers
+ * and the credit events read from the ledger. Read by the API and the delivery worker; never written.
+ */
 export interface EventsTable {
   id: Generated<number>;
   type: string;
@@ -182,7 +185,6 @@ export interface EventsTable {
   endpoint_id: string | null;
   data: ColumnType<Record<string, unknown>, never, never>;
   created_at: Generated<Date>;
-  dispatched_at: Timestamp | null;
 }
 
 export interface WebhookEndpointsTable {
