@@ -179,6 +179,71 @@ function createSender(opts: DeliveryWorkerOptions) {
   };
 }
 
+/** Removes events and deliveries past EVENTS_RETENTION_DAYS, a small batch per statement. */
+function createRetention(db: Db, opts: DeliveryWorkerOptions) {
+  /** Retention steps until one removes less than a batch (or RETENTION_STEPS); rows removed. */
+  async function prune(): Promise<{ deliveries: number; events: number }> {
+    const total = { deliveries: 0, events: 0 };
+    if (!opts.retentionDays) return total;
+    for (let step = 0; step < RETENTION_STEPS; step++) {
+      const removed = await pruneEvents(db, opts.retentionDays);
+      total.deliveries += removed.deliveries;
+      total.events += removed.events;
+      if (removed.deliveries < RETENTION_BATCH && removed.events < RETENTION_BATCH) break;
+    }
+    return total;
+  }
+
+  /** Until aborted: a round of retention every RETENTION_EVERY_MS. */
+  async function loop(signal: AbortSignal) {
+    while (!signal.aborted) {
+      try {
+        await prune();
+      } catch (err) {
+        opts.log.warn({ err }, 'removing old events failed');
+      }
+      await sleep(RETENTION_EVERY_MS, signal);
+    }
+  }
+  return { prune, loop };
+}
+
+/** The attempts in flight, and a wait for slots to free. */
+function createSlots() {
+  const inFlight = new Set<Promise<void>>();
+  let slotFreed: (() => void) | null = null;
+  return {
+    get size() {
+      return inFlight.size;
+    },
+    /** Tracks an attempt until it settles. */
+    add(attempt: Promise<void>) {
+      const p: Promise<void> = attempt.finally(() => {
+        inFlight.delete(p);
+        slotFreed?.();
+      });
+      inFlight.add(p);
+    },
+    /** Resolves once every attempt now in flight has settled. */
+    all: () => Promise.all(inFlight),
+    /** Resolves once at most `n` attempts are in flight (or on abort). */
+    atMost(n: number, signal: AbortSignal) {
+      return new Promise<void>((resolve) => {
+        const check = () => {
+          if (inFlight.size <= n || signal.aborted) {
+            slotFreed = null;
+            signal.removeEventListener('abort', check);
+            resolve();
+          }
+        };
+        slotFreed = check;
+        signal.addEventListener('abort', check, { once: true });
+        check();
+      });
+    },
+  };
+}
+
 /**
  * The delivery worker: one per process (replica). Deliveries are written with their events (in the
  * transaction of the change); the worker claims due ones with a lease (FOR UPDATE SKIP LOCKED: replicas never
@@ -195,12 +260,12 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   // Aborts the attempts in flight; separate from `stopping` so a stop first lets them finish for a moment.
   let aborting = new AbortController();
   let loops: Promise<void>[] = [];
-  const inFlight = new Set<Promise<void>>();
-  let slotFreed: (() => void) | null = null;
+  const inFlight = createSlots();
+  const retention = createRetention(db, opts);
 
   /** Sends one delivery and records its outcome at once (one statement per outcome, as it comes). */
   function launch(d: ClaimedDelivery, signal: AbortSignal) {
-    const p: Promise<void> = sender
+    const attempt = sender
       .attempt(d, signal)
       .then((result) =>
         recordAttempts(db, [result]).catch((err) =>
@@ -208,12 +273,8 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
           opts.log.warn({ err, delivery: d.id }, 'a webhook attempt could not be recorded'),
         ),
       )
-      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'))
-      .finally(() => {
-        inFlight.delete(p);
-        slotFreed?.();
-      });
-    inFlight.add(p);
+      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'));
+    inFlight.add(attempt);
   }
 
   /** One pass: claims the due deliveries the free slots can take. True when there may be more to do. */
@@ -225,22 +286,6 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     // Another pass at once only when the slots were filled: deliveries trickling in wait for the next poll
     // and leave in one statement, rather than costing a pass each.
     return claimed.length === free;
-  }
-
-  /** Resolves once at most `n` attempts are in flight (or on abort). */
-  function inFlightAtMost(n: number, signal: AbortSignal) {
-    return new Promise<void>((resolve) => {
-      const check = () => {
-        if (inFlight.size <= n || signal.aborted) {
-          slotFreed = null;
-          signal.removeEventListener('abort', check);
-          resolve();
-        }
-      };
-      slotFreed = check;
-      signal.addEventListener('abort', check, { once: true });
-      check();
-    });
   }
 
   async function run(signal: AbortSignal) {
@@ -264,34 +309,10 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
         await sleep(Math.min(opts.pollIntervalMs, BUSY_PAUSE_MS), signal);
       } else if (inFlight.size >= limit) {
         // Full: go on when half the slots are free, so each pass claims a batch rather than one delivery.
-        await inFlightAtMost(Math.floor(limit / 2), signal);
+        await inFlight.atMost(Math.floor(limit / 2), signal);
       } else if (!more) {
         await sleep(opts.pollIntervalMs, signal);
       }
-    }
-  }
-
-  /** Retention steps until one removes less than a batch (or RETENTION_STEPS); rows removed. */
-  async function prune(): Promise<{ deliveries: number; events: number }> {
-    const total = { deliveries: 0, events: 0 };
-    if (!opts.retentionDays) return total;
-    for (let step = 0; step < RETENTION_STEPS; step++) {
-      const removed = await pruneEvents(db, opts.retentionDays);
-      total.deliveries += removed.deliveries;
-      total.events += removed.events;
-      if (removed.deliveries < RETENTION_BATCH && removed.events < RETENTION_BATCH) break;
-    }
-    return total;
-  }
-
-  async function retention(signal: AbortSignal) {
-    while (!signal.aborted) {
-      try {
-        await prune();
-      } catch (err) {
-        opts.log.warn({ err }, 'removing old events failed');
-      }
-      await sleep(RETENTION_EVERY_MS, signal);
     }
   }
 
@@ -300,7 +321,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     start() {
       if (loops.length > 0 || opts.pollIntervalMs <= 0) return;
       stopping = new AbortController();
-      loops = [run(stopping.signal), retention(stopping.signal)];
+      loops = [run(stopping.signal), retention.loop(stopping.signal)];
     },
     /**
      * Stops claiming, gives the attempts in flight a moment to end, then aborts the rest (they count as failed
@@ -311,13 +332,10 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
       stopping.abort();
       await Promise.all(loops);
       const grace = new AbortController();
-      await Promise.race([
-        Promise.all(inFlight),
-        sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal),
-      ]);
+      await Promise.race([inFlight.all(), sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal)]);
       grace.abort();
       aborting.abort();
-      await Promise.all(inFlight);
+      await inFlight.all();
       aborting = new AbortController();
       sender.destroy();
       sender = createSender(opts);
@@ -327,10 +345,10 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     /** One pass and the attempts it started, recorded (tests and tools). */
     async runOnce() {
       await pass();
-      await Promise.all(inFlight);
+      await inFlight.all();
     },
     /** One round of retention now (tests and tools). */
-    prune,
+    prune: retention.prune,
     get running() {
       return loops.length > 0;
     },
