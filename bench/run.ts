@@ -218,7 +218,11 @@ async function seed(url: string, cfg: BenchConfig) {
     }
     await seedLean(database.pool, cfg.accounts);
     await database.pool.query('vacuum analyze');
-    const key = await createApiKeysService(database.db).create('bench', ['credits:debit', 'balances:read']);
+    const key = await createApiKeysService(database.db).create('bench', [
+      'credits:debit',
+      'balances:read',
+      'ledger:read',
+    ]);
     return key.key;
   } finally {
     await database.close();
@@ -752,7 +756,7 @@ interface Run {
   autovacuum: string | undefined;
   rows: Row[];
   notes: string[];
-  /** Database growth per debit, by scenario. */
+  /** Database growth per operation (a debit, half a hold+capture pair, a read), by scenario. */
   bytesPerDebit: Record<string, number>;
   /** The longest the delivery backlog took to drain after the webhook load stopped. */
   drainedSeconds?: number;
@@ -763,7 +767,7 @@ const logRow = (row: Row, unit = 'req/s') =>
     `  ${row.name}: ${round(row.rps, 0)} ${unit}, p99 ${round(row.p99, 2)} ms, non-2xx ${row.non2xx}`,
   );
 
-/** Runs `fn` and records how many bytes the database grew per operation it did. */
+/** Runs `fn` and records how many bytes the database grew per operation it did (a request: `perOp` of them). */
 async function measured(run: Run, name: string, fn: () => Promise<Row>, perOp = 1) {
   const before = await databaseBytes(run.analyzer);
   const row = await fn();
@@ -781,7 +785,12 @@ async function serviceRound(run: Run, roundNo: number) {
   for (const [name, url, request, warm, perRequest] of serviceScenarios(run.p, run.r)) {
     if (!run.selected(name)) continue;
     if (cfg.warmup > 0 && roundNo === 1) await warmUp(url, warm);
-    const row = await measured(run, name, () => cannon(name, url, cfg, request, cfg.duration, perRequest));
+    const row = await measured(
+      run,
+      name,
+      () => cannon(name, url, cfg, request, cfg.duration, perRequest),
+      perRequest,
+    );
     run.rows.push(row);
     logRow(row);
   }
