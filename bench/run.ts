@@ -319,6 +319,7 @@ class Webhooks {
     this.base = base;
     this.receiverUrl = receiverUrl;
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    this.pool.on('error', (err) => console.error('bench: webhooks pool:', err.message));
     this.token = createSigner({ key: jwtSecret, expiresIn: 24 * 3_600_000 })({
       sub: 'bench_admin',
       roles: ['admin'],
@@ -1019,6 +1020,8 @@ function loadNote(notes: string[]) {
  */
 async function connectAnalyzer(url: string, notes: string[]) {
   const analyzer = new pg.Client({ connectionString: url });
+  // A connection ended from outside (the server's admin, a restart) fails the next query, not the process.
+  analyzer.on('error', (err) => console.error('bench: analyzer connection:', err.message));
   await analyzer.connect();
   const autovacuum = (await analyzer.query<{ autovacuum: string }>('show autovacuum')).rows[0]?.autovacuum;
   if (autovacuum !== 'on') {

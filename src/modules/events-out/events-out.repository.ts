@@ -299,10 +299,16 @@ export interface AttemptResult {
   retryInMs: number | null;
 }
 
-/** Records the outcomes of attempts, in one statement. */
+/**
+ * Records the outcomes of attempts, in one statement. The worker records each outcome as it comes, so this
+ * commits once per delivery: without waiting for its WAL flush (synchronous_commit off for this transaction
+ * only). An outcome lost that way can only be lost with the database server itself, and then the delivery is
+ * sent again when its lease ends: at least once, as after a crash of the worker.
+ */
 export async function recordAttempts(db: Db, results: AttemptResult[]) {
   if (results.length === 0) return;
   await sql`
+    with async_commit as (select set_config('synchronous_commit', 'off', true))
     update webhook_deliveries d
     set status = case when r.delivered then 'delivered' when r.retry_ms is null then 'failed' else 'pending' end,
         next_attempt_at = case when r.delivered or r.retry_ms is null then d.next_attempt_at
@@ -320,6 +326,7 @@ export async function recordAttempts(db: Db, results: AttemptResult[]) {
         error: r.error,
         retry_ms: r.retryInMs,
       })),
-    )}::jsonb) as r(id bigint, attempts integer, delivered boolean, status_code integer, error text, retry_ms bigint)
+    )}::jsonb) as r(id bigint, attempts integer, delivered boolean, status_code integer, error text, retry_ms bigint),
+    async_commit
     where d.id = r.id and d.attempts = r.attempts and d.status = 'pending'`.execute(db);
 }
