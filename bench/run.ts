@@ -157,23 +157,31 @@ async function seedLean(pool: pg.Pool, accounts: number) {
  * balance after the one before, generated in SQL in one statement) and `bench_fresh` with one grant.
  */
 async function seedGrowth(url: string, entries: number) {
-  const database = createDatabase(url, { poolSize: 1, queryTimeoutMs: 0 });
+  // No statement timeout: a million rows a statement takes longer than any request may.
+  const client = new pg.Client({ connectionString: url, options: '-c statement_timeout=0' });
+  client.on('error', (err) => console.error('bench: growth connection:', err.message));
+  await client.connect();
   try {
-    const q = (text: string, values: unknown[] = []) => database.pool.query(text, values);
+    const q = (text: string, values: unknown[] = []) => client.query(text, values);
     for (const user of ['bench_big', 'bench_fresh']) {
       await q(
         `select credits_grant($1, 1000000000000000, 'dev', null, 'seed-growth', 'bench seed', '{}'::jsonb, null)`,
         [user],
       );
     }
-    await q(
-      `insert into ledger_entries (user_id, type, amount, balance_after, source, idempotency_key, metadata, lot_id,
-                                   created_at)
-       select 'bench_big', 'debit', -1, 1000000000000000 - g, 'api', 'grow-' || g, '{}',
-              (select id from credit_lots where user_id = 'bench_big'), now() - ($1::int - g) * interval '1 millisecond'
-       from generate_series(1, $1::int) g`,
-      [entries],
-    );
+    const chunk = 1_000_000;
+    for (let from = 1; from <= entries; from += chunk) {
+      const to = Math.min(entries, from + chunk - 1);
+      await q(
+        `insert into ledger_entries (user_id, type, amount, balance_after, source, idempotency_key, metadata,
+                                     lot_id, created_at)
+         select 'bench_big', 'debit', -1, 1000000000000000 - g, 'api', 'grow-' || g, '{}',
+                (select id from credit_lots where user_id = 'bench_big'),
+                now() - ($3::int - g) * interval '1 millisecond'
+         from generate_series($1::int, $2::int) g`,
+        [from, to, entries],
+      );
+    }
     await q(`update accounts set balance = balance - $1::bigint where user_id = 'bench_big'`, [entries]);
     await q(`update credit_lots set remaining = remaining - $1::bigint where user_id = 'bench_big'`, [
       entries,
@@ -182,7 +190,7 @@ async function seedGrowth(url: string, entries: number) {
     await q('vacuum analyze accounts');
     await q('vacuum analyze credit_lots');
   } finally {
-    await database.close();
+    await client.end();
   }
 }
 
