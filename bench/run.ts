@@ -204,7 +204,7 @@ async function databaseBytes(pool: pg.Pool | pg.Client): Promise<number> {
 
 /** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
 async function seed(url: string, cfg: BenchConfig) {
-  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 }); // seeding and vacuum may run long
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 3_600_000 }); // seeding, vacuum and verify may run long (the server-side statement_timeout is 90% of this)
   try {
     await database.pool.query(
       `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
@@ -238,7 +238,7 @@ async function seed(url: string, cfg: BenchConfig) {
 }
 
 async function verifyLedger(url: string) {
-  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 });
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 3_600_000 });
   try {
     return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
   } finally {

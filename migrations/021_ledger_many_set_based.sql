@@ -72,8 +72,9 @@ begin
          coalesce(array_agg(l.request_hash), '{}'), coalesce(array_agg(to_jsonb(l)), '{}'),
          coalesce(array_agg(l.balance_after), '{}')
   into prior_uk, prior_hash, prior_entry, prior_after
-  from ledger_entries l
-  join jsonb_to_recordset(p_items) as e(u text, k text) on l.user_id = e.u and l.idempotency_key = e.k
+  from jsonb_to_recordset(p_items) as e(u text, k text)
+  -- Lateral: one probe of the (user_id, idempotency_key) key per item, never a scan of a user's history.
+  cross join lateral (select * from ledger_entries x where x.user_id = e.u and x.idempotency_key = e.k) l
   where not (e.u = any(slow));
 
   -- 5. Each item in user order, then arrival order.
