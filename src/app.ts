@@ -130,7 +130,7 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     }),
     revenuecatWebhook: createRevenuecatWebhookService(inbox),
     revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
-    events: createEventsService(db),
+    events: createEventsService(db, config.webhooks.retentionDays),
     webhookEndpoints: createWebhookEndpointsService(db, config),
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
     webhookWorker: createDeliveryWorker(db, {
