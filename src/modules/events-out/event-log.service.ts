@@ -57,10 +57,10 @@ function toEventData(data: Obj): Obj {
   return out;
 }
 
-export type EventSource = Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>;
+export type EventLogSource = Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>;
 
 /** The event as webhooks send it and the event log shows it: `{ id, type, createdAt, data }`. */
-export function toEvent(row: EventSource) {
+export function toEvent(row: EventLogSource) {
   return {
     id: eventId(row.id),
     type: row.type as EventType,
