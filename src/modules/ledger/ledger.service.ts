@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Db, Executor, HoldRow, LedgerEntryRow, PreparedQuery } from '../../db/database.ts';
 import { fromDatabaseError, isDatabaseUnavailable, isStatementCancelled } from '../../db/errors.ts';
 import {
+  type ClawbackInput,
   callClawback,
   callGrant,
+  type GrantInput,
+  type LedgerRequest,
   callLedger,
   callLedgerMany,
   callReverseDebit,
@@ -211,24 +214,9 @@ export interface ReversalInput extends Omit<LedgerRequest, 'amount'> {
 }
 
 /** What every credit movement is asked with; each operation adds its own fields. */
-export interface LedgerRequest {
-  userId: string;
-  amount: number;
-  idempotencyKey: string;
-  reason?: string;
-  metadata?: Record<string, unknown>;
-}
+export type { ClawbackInput, GrantInput, LedgerRequest };
 
 export type DebitInput = LedgerRequest;
-
-export interface GrantInput extends LedgerRequest {
-  source: LedgerSource;
-  purchaseId: string | null;
-  reason: string;
-  expiresAt: Date | null;
-}
-
-export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
 /** The most operations sent in one call: a whole batch request (100 items) fits in one. */
 const MAX_CALL_BATCH = 100;
@@ -428,30 +416,13 @@ function creditWrites(db: Db, written: Written) {
 
     /** Adds credits as a lot; a repeated idempotency key returns the first grant. */
     async grant(input: GrantInput, ex: Executor = db): Promise<LedgerOutcome> {
-      const result = await callGrant(ex, {
-        userId: input.userId,
-        amount: input.amount,
-        source: input.source,
-        purchaseId: input.purchaseId,
-        key: input.idempotencyKey,
-        reason: input.reason,
-        metadata: input.metadata,
-        expiresAt: input.expiresAt,
-      });
+      const result = await callGrant(ex, input);
       return written(outcome(result, 'Grant'));
     },
 
     /** Takes credits back, the purchase's own lots first, never below zero (the rest is `metadata.uncollected`). */
     async clawback(input: ClawbackInput, ex: Executor = db): Promise<LedgerOutcome & { taken: number }> {
-      const result = await callClawback(ex, {
-        userId: input.userId,
-        amount: input.amount,
-        source: input.source,
-        purchaseId: input.purchaseId,
-        key: input.idempotencyKey,
-        reason: input.reason,
-        metadata: input.metadata,
-      });
+      const result = await callClawback(ex, input);
       const o = written(outcome(result, 'Clawback'));
       return { ...o, taken: 0 - o.entry.amount }; // 0 - x, not -x: a zero reversal takes 0, not -0
     },
