@@ -185,7 +185,10 @@ function trustProxyOption(
   return Array.isArray(trust) ? [...trust] : (trust as boolean);
 }
 
-/** Builds the application from a config. Never listens: `server.ts` does. */
+/**
+ * Builds the application from a config. Never listens: `server.ts` does.
+ * (About 130 lines: the plugins and routes in the order Fastify must register them; that order is the point.)
+ */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
     throw new Error('buildApp needs config.databaseUrl or a database');

@@ -219,7 +219,11 @@ export function parseTrustProxy(value: string | undefined): boolean | number | s
   return entries;
 }
 
-/** Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable. */
+/**
+ * Validates the environment once and returns a frozen, typed config; throws ConfigError naming the variable.
+ * (About 130 lines: one check per variable, in the order of docs/configuration.md, so each rule is found beside
+ * its neighbours.)
+ */
 export function loadConfig(
   source: Record<string, string | undefined> = process.env,
   /** `needsDatabase: false`: a tool that never connects (npm run token) is not refused for a missing DATABASE_URL. */
