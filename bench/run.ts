@@ -7,8 +7,11 @@
  * 2. The service (`node src/server.ts`) in a child process, so the load generator does not share its event
  *    loop; autocannon drives it (32 connections): debits spread over the accounts, debits on the hot account,
  *    balance reads. Each with an API key, each debit with its own Idempotency-Key.
- * 3. pgbench on the same Postgres (16 clients): the debit's SQL shape at its leanest (conditional balance
- *    update + ledger insert) spread and hot, and the service's own `credits_debit` function spread and hot.
+ * 3. pgbench on the same Postgres (16 clients), the layers of a debit in one run: the truly lean shape
+ *    (conditional balance update + entry insert) on plain tables of its own (bench_lean_*: no trigger, no lots),
+ *    the same shape on the real ledger_entries (its triggers and indexes), the service's own credits_debit()
+ *    with its event triggers on and off, spread and hot; then hold+capture pairs. The database's growth per
+ *    debit (bytes) is measured around each debit scenario.
  * 4. A bare Fastify route answering an envelope, in a child process.
  * 5. When PgBouncer is installed: a second service process whose DATABASE_URL goes through a PgBouncer in
  *    transaction mode (DATABASE_POOLER=transaction, as many server connections as the direct pool), and
@@ -17,6 +20,8 @@
  *    receiver in a child process; its self-signed certificate is trusted by the service through
  *    NODE_EXTRA_CA_CERTS; openssl makes it). The delivery worker runs in the service as in production: the
  *    second figure must stay within 10% of the first. The backlog left after the run is drained before the next.
+ * 7. Growth (once, after the rounds): BENCH_GROWTH_ENTRIES (default 10,000,000) entries generated in SQL on one
+ *    account, then debits, balance reads and the first ledger page on it against a fresh account.
  * BENCH_ROUNDS > 1 repeats 2-4 that many times, interleaved, and keeps each scenario's median round.
  * Prints a table and one JSON line, and writes the report to bench/reports/<timestamp>.json.
  * Traffic goes to 127.0.0.1 only; every wait is bounded.
@@ -64,6 +69,8 @@ function benchConfig(env = process.env) {
     /** Runs only the scenarios whose name matches (a regular expression); unset: all of them. */
     only: env.BENCH_ONLY || undefined,
     pgbench: env.PGBENCH || undefined,
+    /** Entries of the growth scenario's big account (generated in SQL); 0 skips the scenario. */
+    growthEntries: int('BENCH_GROWTH_ENTRIES', 10_000_000),
     path: env.PATH ?? '',
   };
 }
@@ -121,9 +128,83 @@ async function freshDatabase(cfg: BenchConfig) {
   };
 }
 
+/**
+ * The truly lean reference's tables: an accounts table and an entries table of their own, with only the keys
+ * the debit's shape needs, no trigger, no lots (bench/sql/lean-*.pgbench).
+ */
+async function seedLean(pool: pg.Pool, accounts: number) {
+  await pool.query(`
+    create table bench_lean_accounts (user_id text primary key, balance bigint not null check (balance >= 0));
+    create table bench_lean_entries (
+      user_id text not null,
+      id bigint generated always as identity,
+      amount bigint not null,
+      balance_after bigint not null,
+      idempotency_key text not null,
+      created_at timestamptz not null default now(),
+      primary key (user_id, id),
+      unique (user_id, idempotency_key)
+    )`);
+  await pool.query(
+    `insert into bench_lean_accounts select 'lean_' || g, 1000000000 from generate_series(1, $1::int) g
+     union all select 'lean_hot', 1000000000000`,
+    [accounts],
+  );
+}
+
+/**
+ * The growth scenario's accounts: `bench_big` with `entries` ledger entries (a grant, then debits of 1, each
+ * balance after the one before, generated in SQL in one statement) and `bench_fresh` with one grant.
+ */
+async function seedGrowth(url: string, entries: number) {
+  // No statement timeout: a million rows a statement takes longer than any request may.
+  const client = new pg.Client({ connectionString: url, options: '-c statement_timeout=0' });
+  client.on('error', (err) => console.error('bench: growth connection:', err.message));
+  await client.connect();
+  try {
+    const q = (text: string, values: unknown[] = []) => client.query(text, values);
+    for (const user of ['bench_big', 'bench_fresh']) {
+      await q(
+        `select credits_grant($1, 1000000000000000, 'dev', null, 'seed-growth', 'bench seed', '{}'::jsonb, null)`,
+        [user],
+      );
+    }
+    const chunk = 1_000_000;
+    for (let from = 1; from <= entries; from += chunk) {
+      const to = Math.min(entries, from + chunk - 1);
+      await q(
+        `insert into ledger_entries (user_id, type, amount, balance_after, source, idempotency_key, metadata,
+                                     lot_id, created_at)
+         select 'bench_big', 'debit', -1, 1000000000000000 - g, 'api', 'grow-' || g, '{}',
+                (select id from credit_lots where user_id = 'bench_big'),
+                now() - ($3::int - g) * interval '1 millisecond'
+         from generate_series($1::int, $2::int) g`,
+        [from, to, entries],
+      );
+    }
+    await q(`update accounts set balance = balance - $1::bigint where user_id = 'bench_big'`, [entries]);
+    await q(`update credit_lots set remaining = remaining - $1::bigint where user_id = 'bench_big'`, [
+      entries,
+    ]);
+    await q('vacuum analyze ledger_entries');
+    await q('vacuum analyze accounts');
+    await q('vacuum analyze credit_lots');
+  } finally {
+    await client.end();
+  }
+}
+
+/** The database's size on disk (tables, indexes, TOAST), in bytes. */
+async function databaseBytes(pool: pg.Pool | pg.Client): Promise<number> {
+  const { rows } = await pool.query<{ bytes: string }>(
+    'select pg_database_size(current_database()) as bytes',
+  );
+  return Number(rows[0]?.bytes ?? 0);
+}
+
 /** 2,000 funded accounts and the hot one, in one statement each, and an API key for the load. */
 async function seed(url: string, cfg: BenchConfig) {
-  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 }); // seeding and vacuum may run long
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 3_600_000 }); // seeding, vacuum and verify may run long (the server-side statement_timeout is 90% of this)
   try {
     await database.pool.query(
       `select count(credits_grant('bench_' || g, 1000000000, 'dev', null, 'seed-' || g, 'bench seed', '{}'::jsonb, null))
@@ -143,8 +224,13 @@ async function seed(url: string, cfg: BenchConfig) {
         [user],
       );
     }
+    await seedLean(database.pool, cfg.accounts);
     await database.pool.query('vacuum analyze');
-    const key = await createApiKeysService(database.db).create('bench', ['credits:debit', 'balances:read']);
+    const key = await createApiKeysService(database.db).create('bench', [
+      'credits:debit',
+      'balances:read',
+      'ledger:read',
+    ]);
     return key.key;
   } finally {
     await database.close();
@@ -152,7 +238,7 @@ async function seed(url: string, cfg: BenchConfig) {
 }
 
 async function verifyLedger(url: string) {
-  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 0 });
+  const database = createDatabase(url, { poolSize: 2, queryTimeoutMs: 3_600_000 });
   try {
     return (await findInconsistentAccounts(database.db)).filter((r) => !r.user_id.startsWith('raw_')).length;
   } finally {
@@ -241,6 +327,7 @@ class Webhooks {
     this.base = base;
     this.receiverUrl = receiverUrl;
     this.pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+    this.pool.on('error', (err) => console.error('bench: webhooks pool:', err.message));
     this.token = createSigner({ key: jwtSecret, expiresIn: 24 * 3_600_000 })({
       sub: 'bench_admin',
       roles: ['admin'],
@@ -271,8 +358,7 @@ class Webhooks {
   }
   private async backlog(): Promise<number> {
     const { rows } = await this.pool.query<{ n: number }>(
-      `select ((select count(*) from events where dispatched_at is null)
-             + (select count(*) from webhook_deliveries where status = 'pending'))::int as n`,
+      `select count(*)::int as n from webhook_deliveries where status = 'pending'`,
     );
     return rows[0]?.n ?? 0;
   }
@@ -442,416 +528,582 @@ function table(rows: Row[]) {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-// ---------------------------------------------------------------------------------------------- main
+// ---------------------------------------------------------------------------------------------- processes started
 
-async function main() {
-  const cfg = benchConfig();
-  const only = cfg.only ? new RegExp(cfg.only, 'i') : undefined;
-  const selected = (name: string) => !only || only.test(name);
-  const started = new Date();
-  const tmp = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
-  const runId = randomBytes(4).toString('hex');
-  const allRows: Row[] = [];
-  const notes: string[] = [];
-  let server: ChildProcess | undefined;
-  let pooledServer: ChildProcess | undefined;
-  let bare: ChildProcess | undefined;
+/** The service (direct and, with PgBouncer, pooled), the bare route and the webhook receiver. */
+async function startProcesses(cfg: BenchConfig, databaseUrl: string, tmp: string, notes: string[]) {
+  const children: ChildProcess[] = [];
   let bouncer: Awaited<ReturnType<typeof startPgBouncer>>;
-  let receiver: ChildProcess | undefined;
-
-  console.log(
-    `bench: ${cfg.accounts} accounts, ${cfg.connections} connections, ${cfg.duration} s per scenario`,
-  );
-  const loadBefore = os.loadavg()[0] ?? 0;
-  if (loadBefore > os.availableParallelism() / 2) {
-    notes.push(
-      `the machine was busy before the run (load average ${loadBefore.toFixed(1)} on ${os.availableParallelism()} CPUs): figures are low and noisy`,
-    );
-    console.log(`bench: warning: ${notes[notes.length - 1]}`);
-  }
-  const database = await freshDatabase(cfg);
+  const stop = async () => {
+    for (const child of children.splice(0)) await stopChild(child);
+    await bouncer?.stop();
+    bouncer = undefined;
+  };
   try {
-    console.log(`bench: ${database.kind}, fresh database; migrating and seeding`);
-    await migrate(database.url);
-    const apiKey = await seed(database.url, cfg);
-
     const webhookTls = selfSignedCertificate(tmp);
     if (!webhookTls) notes.push('openssl not found: the webhook scenarios are missing');
     const jwtSecret = randomBytes(32).toString('hex');
+    const common = {
+      NODE_ENV: 'production',
+      HOST: '127.0.0.1',
+      DATABASE_POOL_SIZE: String(cfg.poolSize),
+      ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
+      LOG_LEVEL: cfg.logLevel,
+    };
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    server = await startChild(
-      ['src/server.ts'],
-      {
-        NODE_ENV: 'production',
-        HOST: '127.0.0.1',
-        PORT: String(port),
-        DATABASE_URL: database.url,
-        DATABASE_POOL_SIZE: String(cfg.poolSize),
-        ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
-        JWT_SECRET: jwtSecret,
-        LOG_LEVEL: cfg.logLevel,
-        // The bench's receiver is on 127.0.0.1, with a certificate of its own.
-        WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
-        ...(webhookTls ? { NODE_EXTRA_CA_CERTS: webhookTls.cert } : {}),
-      },
-      `${base}/readyz`,
-      path.join(tmp, 'server.log'),
+    const serverEnv = {
+      ...common,
+      PORT: String(port),
+      DATABASE_URL: databaseUrl,
+      JWT_SECRET: jwtSecret,
+      // The bench's receiver is on 127.0.0.1, with a certificate of its own.
+      WEBHOOK_ALLOW_PRIVATE_URLS: 'true',
+      ...(webhookTls ? { NODE_EXTRA_CA_CERTS: webhookTls.cert } : {}),
+    };
+    children.push(
+      await startChild(['src/server.ts'], serverEnv, `${base}/readyz`, path.join(tmp, 'server.log')),
     );
-    bouncer = await startPgBouncer(database.url, cfg.poolSize);
+    bouncer = await startPgBouncer(databaseUrl, cfg.poolSize);
     let pooledBase: string | undefined;
     if (bouncer) {
-      const pooledUrl = new URL(database.url);
+      const pooledUrl = new URL(databaseUrl);
       pooledUrl.host = bouncer.address;
       const pooledPort = await freePort();
       pooledBase = `http://127.0.0.1:${pooledPort}`;
-      pooledServer = await startChild(
-        ['src/server.ts'],
-        {
-          NODE_ENV: 'production',
-          HOST: '127.0.0.1',
-          PORT: String(pooledPort),
-          DATABASE_URL: pooledUrl.toString(),
-          DATABASE_MIGRATION_URL: database.url,
-          DATABASE_POOLER: 'transaction',
-          DATABASE_POOL_SIZE: String(cfg.poolSize),
-          ...(cfg.debitCallsInFlight ? { DEBIT_CALLS_IN_FLIGHT: String(cfg.debitCallsInFlight) } : {}),
-          JWT_SECRET: randomBytes(32).toString('hex'),
-          LOG_LEVEL: cfg.logLevel,
-          // No delivery worker here: it would neither trust the receiver's certificate nor reach 127.0.0.1,
-          // and would turn the webhook scenario's deliveries into retries.
-          WEBHOOK_POLL_INTERVAL_MS: '0',
-        },
-        `${pooledBase}/readyz`,
-        path.join(tmp, 'server-pgbouncer.log'),
-      );
+      const env = {
+        ...common,
+        PORT: String(pooledPort),
+        DATABASE_URL: pooledUrl.toString(),
+        DATABASE_MIGRATION_URL: databaseUrl,
+        DATABASE_POOLER: 'transaction',
+        JWT_SECRET: randomBytes(32).toString('hex'),
+        // No delivery worker here: it would neither trust the receiver's certificate nor reach 127.0.0.1,
+        // and would turn the webhook scenario's deliveries into retries.
+        WEBHOOK_POLL_INTERVAL_MS: '0',
+      };
+      const log = path.join(tmp, 'server-pgbouncer.log');
+      children.push(await startChild(['src/server.ts'], env, `${pooledBase}/readyz`, log));
     } else {
       notes.push('pgbouncer not installed: the debits-through-PgBouncer row is missing');
     }
     const barePort = await freePort();
     const bareBase = `http://127.0.0.1:${barePort}`;
-    bare = await startChild(
-      ['bench/bare-server.ts', String(barePort)],
-      {},
-      `${bareBase}/bare`,
-      path.join(tmp, 'bare.log'),
+    const bareLog = path.join(tmp, 'bare.log');
+    children.push(
+      await startChild(['bench/bare-server.ts', String(barePort)], {}, `${bareBase}/bare`, bareLog),
     );
-
     let webhooks: Webhooks | undefined;
     if (webhookTls) {
-      const receiverPort = await freePort();
-      const statusPort = await freePort();
-      receiver = await startChild(
-        [
-          'bench/webhook-receiver.ts',
-          String(receiverPort),
-          String(statusPort),
-          webhookTls.cert,
-          webhookTls.key,
-        ],
-        {},
-        `http://127.0.0.1:${statusPort}/count`,
-        path.join(tmp, 'receiver.log'),
-      );
-      webhooks = new Webhooks(base, database.url, jwtSecret, `https://127.0.0.1:${receiverPort}/hooks`);
+      const [receiverPort, statusPort] = [await freePort(), await freePort()];
+      const args = [
+        'bench/webhook-receiver.ts',
+        String(receiverPort),
+        String(statusPort),
+        webhookTls.cert,
+        webhookTls.key,
+      ];
+      const ready = `http://127.0.0.1:${statusPort}/count`;
+      children.push(await startChild(args, {}, ready, path.join(tmp, 'receiver.log')));
+      webhooks = new Webhooks(base, databaseUrl, jwtSecret, `https://127.0.0.1:${receiverPort}/hooks`);
     }
+    return { base, pooledBase, bareBase, webhooks, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
+type Processes = Awaited<ReturnType<typeof startProcesses>>;
 
-    const headers = { 'content-type': 'application/json', 'x-api-key': apiKey };
-    let n = 0;
-    const spread = (prefix: string) => (): RawRequest => {
-      n++;
-      return {
-        method: 'POST',
-        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/debits`,
-        headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
-        body: '{"amount":1}',
-      };
+// ---------------------------------------------------------------------------------------------- requests
+
+type Load = (() => RawRequest) | RequestSpec[];
+
+/** The request makers of every scenario; each debit has its own Idempotency-Key. */
+function requestMakers(cfg: BenchConfig, apiKey: string, runId: string) {
+  const headers = { 'content-type': 'application/json', 'x-api-key': apiKey };
+  let n = 0;
+  const debitOf = (user: () => string, prefix: string) => (): RawRequest => {
+    n++;
+    return {
+      method: 'POST',
+      path: `/api/v1/accounts/${user()}/debits`,
+      headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
+      body: '{"amount":1}',
     };
-    const hot = (prefix: string) => (): RawRequest => {
+  };
+  const spreadUser = () => `bench_${(n % cfg.accounts) + 1}`;
+  const get =
+    (url: () => string, key = apiKey) =>
+    (): RawRequest => {
       n++;
-      return {
-        method: 'POST',
-        path: '/api/v1/accounts/bench_hot/debits',
-        headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
-        body: '{"amount":1}',
-      };
+      return { method: 'GET', path: url(), headers: { 'x-api-key': key } };
     };
-    const reads = (): RawRequest => {
-      n++;
-      return {
-        method: 'GET',
-        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/balance`,
-        headers: { 'x-api-key': apiKey },
-      };
-    };
-    const bareRequest = (): RawRequest => ({ method: 'GET', path: '/bare' });
-    /** A hold of 1, then its capture: each connection repeats the pair; the capture reads the hold's id. */
-    const holdPair = (prefix: string, user: () => string): RequestSpec[] => [
-      {
-        setupRequest: (req, context) => {
-          n++;
-          context.user = user();
-          return {
-            ...req,
-            method: 'POST',
-            path: `/api/v1/accounts/${context.user}/holds`,
-            headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
-            body: '{"amount":1}',
-          };
-        },
-        onResponse: (_status, body, context) => {
-          try {
-            context.hold = (JSON.parse(body) as { data?: { hold?: { id?: string } } }).data?.hold?.id;
-          } catch {
-            context.hold = undefined;
-          }
-        },
-      },
-      {
-        setupRequest: (req, context) => ({
+  /** A hold of 1, then its capture: each connection repeats the pair; the capture reads the hold's id. */
+  const holdPair = (prefix: string, user: () => string): RequestSpec[] => [
+    {
+      setupRequest: (req, context) => {
+        n++;
+        context.user = user();
+        return {
           ...req,
           method: 'POST',
-          path: `/api/v1/accounts/${context.user}/holds/${context.hold ?? 'none'}/capture`,
-          headers,
-          body: '{}',
-        }),
+          path: `/api/v1/accounts/${context.user}/holds`,
+          headers: { ...headers, 'idempotency-key': `${runId}-${prefix}-${n}` },
+          body: '{"amount":1}',
+        };
       },
-    ];
-    const spreadUser = () => `bench_${(n % cfg.accounts) + 1}`;
-    const batch = (prefix: string) => (): RawRequest => {
-      n++;
-      const items = Array.from({ length: 100 }, (_, i) => ({
-        userId: `bench_${((n * 100 + i) % cfg.accounts) + 1}`,
-        amount: 1,
-        idempotencyKey: `${runId}-${prefix}-${n}-${i}`,
-      }));
-      return { method: 'POST', path: '/api/v1/debits/batch', headers, body: JSON.stringify({ items }) };
-    };
-
+      onResponse: (_status, body, context) => {
+        try {
+          context.hold = (JSON.parse(body) as { data?: { hold?: { id?: string } } }).data?.hold?.id;
+        } catch {
+          context.hold = undefined;
+        }
+      },
+    },
+    {
+      setupRequest: (req, context) => ({
+        ...req,
+        method: 'POST',
+        path: `/api/v1/accounts/${context.user}/holds/${context.hold ?? 'none'}/capture`,
+        headers,
+        body: '{}',
+      }),
+    },
+  ];
+  const batch = (prefix: string) => (): RawRequest => {
+    n++;
+    const items = Array.from({ length: 100 }, (_, i) => ({
+      userId: `bench_${((n * 100 + i) % cfg.accounts) + 1}`,
+      amount: 1,
+      idempotencyKey: `${runId}-${prefix}-${n}-${i}`,
+    }));
+    return { method: 'POST', path: '/api/v1/debits/batch', headers, body: JSON.stringify({ items }) };
+  };
+  return {
+    spread: (prefix: string) => debitOf(spreadUser, prefix),
+    hot: (prefix: string) => debitOf(() => 'bench_hot', prefix),
+    on: (user: string, prefix: string) => debitOf(() => user, prefix),
+    reads: get(() => `/api/v1/accounts/${spreadUser()}/balance`),
+    balanceOf: (user: string) => get(() => `/api/v1/accounts/${user}/balance`),
+    ledgerPage: (user: string) => get(() => `/api/v1/accounts/${user}/ledger?limit=50`),
     // Keys shaped like the ones issued before the checksum, so each would need a lookup if not limited.
-    const invented = (): RawRequest => {
-      n++;
-      return {
-        method: 'GET',
-        path: `/api/v1/accounts/bench_${(n % cfg.accounts) + 1}/balance`,
-        headers: { 'x-api-key': `ck_${randomBytes(32).toString('base64url')}` },
-      };
-    };
+    invented: (): RawRequest => get(spreadUser, `ck_${randomBytes(32).toString('base64url')}`)(),
+    bareRequest: (): RawRequest => ({ method: 'GET', path: '/bare' }),
+    holdPair,
+    spreadUser,
+    batch,
+  };
+}
+type Requests = ReturnType<typeof requestMakers>;
 
-    // [name, url, load, warm-up load, operations per request]
-    const scenarios: [
-      string,
-      string,
-      (() => RawRequest) | RequestSpec[],
-      (() => RawRequest) | RequestSpec[],
-      number,
-    ][] = [
-      ['service: debits, 2,000 accounts', base, spread('a'), spread('wa'), 1],
-      ...(pooledBase
-        ? ([
-            [
-              'service via PgBouncer (transaction mode): debits, 2,000 accounts',
-              pooledBase,
-              spread('p'),
-              spread('wp'),
-              1,
-            ],
-          ] as [string, string, () => RawRequest, () => RawRequest, number][])
-        : []),
-      ['service: debits, one hot account', base, hot('b'), hot('wb'), 1],
-      [
-        'service: hold+capture pairs/s, 2,000 accounts',
-        base,
-        holdPair('c', spreadUser),
-        holdPair('wc', spreadUser),
-        0.5,
-      ],
-      [
-        'service: hold+capture pairs/s, one hot account',
-        base,
-        holdPair('d', () => 'bench_hot'),
-        holdPair('wd', () => 'bench_hot'),
-        0.5,
-      ],
-      ['service: batch debits of 100 (debits/s), 2,000 accounts', base, batch('e'), batch('we'), 100],
-      ['service: balance reads (API key)', base, reads, reads, 1],
+/** [name, url, load, warm-up load, operations per request] of the service scenarios. */
+function serviceScenarios(p: Processes, r: Requests): [string, string, Load, Load, number][] {
+  return [
+    ['service: debits, 2,000 accounts', p.base, r.spread('a'), r.spread('wa'), 1],
+    ...(p.pooledBase
+      ? ([
+          [
+            'service via PgBouncer (transaction mode): debits, 2,000 accounts',
+            p.pooledBase,
+            r.spread('p'),
+            r.spread('wp'),
+            1,
+          ],
+        ] as [string, string, Load, Load, number][])
+      : []),
+    ['service: debits, one hot account', p.base, r.hot('b'), r.hot('wb'), 1],
+    [
+      'service: hold+capture pairs/s, 2,000 accounts',
+      p.base,
+      r.holdPair('c', r.spreadUser),
+      r.holdPair('wc', r.spreadUser),
+      0.5,
+    ],
+    [
+      'service: hold+capture pairs/s, one hot account',
+      p.base,
+      r.holdPair('d', () => 'bench_hot'),
+      r.holdPair('wd', () => 'bench_hot'),
+      0.5,
+    ],
+    ['service: batch debits of 100 (debits/s), 2,000 accounts', p.base, r.batch('e'), r.batch('we'), 100],
+    ['service: balance reads (API key)', p.base, r.reads, r.reads, 1],
+  ];
+}
+
+/** pgbench scenarios: the layers of a debit from the lean shape up, then holds. [name, script, events off]. */
+const PGBENCH_SCENARIOS: [string, string, boolean][] = [
+  ['pgbench: lean update+insert (plain tables), spread', 'lean-spread.pgbench', false],
+  ['pgbench: lean update+insert (plain tables), hot', 'lean-hot.pgbench', false],
+  ['pgbench: update+insert on ledger_entries, spread', 'debit-spread.pgbench', false],
+  ['pgbench: update+insert on ledger_entries, hot', 'debit-hot.pgbench', false],
+  ['pgbench: credits_debit(), spread', 'credits-debit-spread.pgbench', false],
+  ['pgbench: credits_debit(), spread, event triggers off', 'credits-debit-spread.pgbench', true],
+  ['pgbench: credits_debit(), hot', 'credits-debit-hot.pgbench', false],
+  ['pgbench: hold+capture pairs, spread', 'hold-capture-spread.pgbench', false],
+  ['pgbench: hold+capture pairs, hot', 'hold-capture-hot.pgbench', false],
+];
+
+/**
+ * The event triggers a debit can fire, for the "off" reference: today's (migrations/020_events_from_ledger.sql)
+ * and the earlier copy-per-entry one (012), so the same bench measures either schema.
+ */
+const EVENT_TRIGGERS = ['ledger_entries_deliveries', 'ledger_entries_events', 'accounts_available_events'];
+
+// ---------------------------------------------------------------------------------------------- rounds
+
+interface Run {
+  cfg: BenchConfig;
+  selected: (name: string) => boolean;
+  p: Processes;
+  r: Requests;
+  databaseUrl: string;
+  tmp: string;
+  bin: string | undefined;
+  analyzer: pg.Client;
+  autovacuum: string | undefined;
+  rows: Row[];
+  notes: string[];
+  /** Database growth per operation (a debit, half a hold+capture pair, a read), by scenario. */
+  bytesPerDebit: Record<string, number>;
+  /** The longest the delivery backlog took to drain after the webhook load stopped. */
+  drainedSeconds?: number;
+}
+
+const logRow = (row: Row, unit = 'req/s') =>
+  console.log(
+    `  ${row.name}: ${round(row.rps, 0)} ${unit}, p99 ${round(row.p99, 2)} ms, non-2xx ${row.non2xx}`,
+  );
+
+/** Runs `fn` and records how many bytes the database grew per operation it did (a request: `perOp` of them). */
+async function measured(run: Run, name: string, fn: () => Promise<Row>, perOp = 1) {
+  const before = await databaseBytes(run.analyzer);
+  const row = await fn();
+  const grew = (await databaseBytes(run.analyzer)) - before;
+  if (row.total > 0) run.bytesPerDebit[name] = round(grew / (row.total * perOp), 0);
+  return row;
+}
+
+async function serviceRound(run: Run, roundNo: number) {
+  const { cfg } = run;
+  const warmUp = async (url: string, load: Load) => {
+    await cannon('warmup', url, cfg, load, cfg.warmup);
+    if (run.autovacuum !== 'on') await run.analyzer.query('analyze');
+  };
+  for (const [name, url, request, warm, perRequest] of serviceScenarios(run.p, run.r)) {
+    if (!run.selected(name)) continue;
+    if (cfg.warmup > 0 && roundNo === 1) await warmUp(url, warm);
+    const row = await measured(
+      run,
+      name,
+      () => cannon(name, url, cfg, request, cfg.duration, perRequest),
+      perRequest,
+    );
+    run.rows.push(row);
+    logRow(row);
+  }
+  // The same balance reads while another client floods invented keys from the same address: the flood
+  // is answered 429 before any lookup (AUTH_FAILURES_PER_MINUTE), the reads' key is known and passes.
+  if (run.selected('service: balance reads during an invented-key flood')) {
+    const flooded = await Promise.all([
+      cannon('service: balance reads during an invented-key flood', run.p.base, cfg, run.r.reads),
+      cannon('invented API keys (flood; 401 then 429 expected)', run.p.base, cfg, run.r.invented),
+    ]);
+    for (const row of flooded) {
+      run.rows.push(row);
+      logRow(row);
+    }
+  }
+}
+
+async function webhooksRound(run: Run, roundNo: number) {
+  const webhooks = run.p.webhooks;
+  if (!webhooks || !run.selected('webhooks: debits')) return;
+  const none = await cannon('webhooks: debits, no endpoint', run.p.base, run.cfg, run.r.spread('wh0'));
+  run.rows.push(none);
+  logRow(none);
+  await webhooks.subscribe(2);
+  const two = await cannon('webhooks: debits, 2 endpoints on *', run.p.base, run.cfg, run.r.spread('wh2'));
+  run.rows.push(two);
+  const drained = await webhooks.drain();
+  logRow(two);
+  console.log(`    backlog at its end ${drained.backlog}, drained in ${drained.seconds} s`);
+  run.notes.push(
+    `round ${roundNo}: with 2 endpoints, ${drained.backlog} deliveries were waiting when the load stopped; ` +
+      `the worker caught up ${drained.seconds} s later`,
+  );
+  run.drainedSeconds = Math.max(run.drainedSeconds ?? 0, drained.seconds);
+  await webhooks.unsubscribe();
+}
+
+async function pgbenchRound(run: Run) {
+  if (!run.bin) return;
+  for (const [name, script, eventsOff] of PGBENCH_SCENARIOS) {
+    if (!run.selected(name)) continue;
+    const toggle = async (on: boolean) => {
+      const { rows } = await run.analyzer.query<{ tbl: string; name: string }>(
+        `select tgrelid::regclass::text as tbl, tgname as name from pg_trigger where tgname = any($1)`,
+        [EVENT_TRIGGERS],
+      );
+      for (const t of rows) {
+        await run.analyzer.query(`alter table ${t.tbl} ${on ? 'enable' : 'disable'} trigger ${t.name}`);
+      }
+    };
+    if (eventsOff) await toggle(false);
+    try {
+      const bin = run.bin;
+      const row = await measured(run, name, () =>
+        pgbench(name, bin, run.databaseUrl, script, run.cfg, run.tmp),
+      );
+      run.rows.push(row);
+      logRow(row, 'tps');
+    } finally {
+      if (eventsOff) await toggle(true);
+    }
+  }
+}
+
+async function bareRound(run: Run, roundNo: number) {
+  const name = 'bare Fastify route (envelope)';
+  if (!run.selected(name)) return;
+  if (run.cfg.warmup > 0 && roundNo === 1)
+    await cannon('warmup', run.p.bareBase, run.cfg, run.r.bareRequest, run.cfg.warmup);
+  const row = await cannon(name, run.p.bareBase, run.cfg, run.r.bareRequest);
+  run.rows.push(row);
+  logRow(row);
+}
+
+/**
+ * The growth scenario, once: debits, balance reads and the first ledger page of an account with
+ * BENCH_GROWTH_ENTRIES entries, against a fresh account, through the service (32 connections on one account).
+ */
+async function growth(run: Run) {
+  const entries = run.cfg.growthEntries;
+  if (entries <= 0 || !run.selected('growth')) return;
+  const started = Date.now();
+  console.log(`bench: generating ${entries} entries on one account`);
+  await seedGrowth(run.databaseUrl, entries);
+  run.notes.push(
+    `growth: ${entries} entries generated in SQL in ${round((Date.now() - started) / 1000, 0)} s`,
+  );
+  const label = entries.toLocaleString('en-US');
+  for (const [what, make] of [
+    ['debits', (user: string) => run.r.on(user, `g-${user}`)],
+    ['balance reads', (user: string) => run.r.balanceOf(user)],
+    ['first ledger page', (user: string) => run.r.ledgerPage(user)],
+  ] as const) {
+    const accounts: [string, string][] = [
+      ['bench_big', `account with ${label} entries`],
+      ['bench_fresh', 'fresh account'],
     ];
+    for (const [user, who] of accounts) {
+      const name = `growth: ${what}, ${who}`;
+      if (run.cfg.warmup > 0) await cannon('warmup', run.p.base, run.cfg, make(user), run.cfg.warmup);
+      const row = await cannon(name, run.p.base, run.cfg, make(user));
+      run.rows.push(row);
+      logRow(row);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------- report
+
+/** The ratios and goals of issue 19 (and the earlier ones), from each scenario's median round. */
+function summarize(all: Row[], run: Pick<Run, 'bytesPerDebit' | 'drainedSeconds'>) {
+  const rows = medians(all);
+  const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
+  const ratio = (a?: Row, b?: Row) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 3) : null);
+  const debits = by('service: debits, 2');
+  const hotRow = by('service: debits, one');
+  const batches = by('service: batch debits');
+  const pairs = by('service: hold+capture pairs/s, 2');
+  const [lean, leanHot] = [
+    by('pgbench: lean update+insert (plain tables), spread'),
+    by('pgbench: lean update+insert (plain tables), hot'),
+  ];
+  const [onLedger, onLedgerHot] = [
+    by('pgbench: update+insert on ledger_entries, spread'),
+    by('pgbench: update+insert on ledger_entries, hot'),
+  ];
+  const fnOff = by('pgbench: credits_debit(), spread, event triggers off');
+  const fnHot = by('pgbench: credits_debit(), hot');
+  const fnSpread = rows.find((r) => r.name === 'pgbench: credits_debit(), spread');
+  const growthRatio = (what: string) =>
+    ratio(
+      rows.find((r) => r.name.startsWith(`growth: ${what}, account with`)),
+      by(`growth: ${what}, fresh account`),
+    );
+  const layers = [lean, onLedger, fnSpread, debits].map((r) =>
+    r ? { name: r.name, rps: round(r.rps), vsLean: ratio(r, lean) } : null,
+  );
+  const ratios = {
+    debitsVsLean: ratio(debits, lean),
+    hotVsLeanHot: ratio(hotRow, leanHot),
+    hotVsLedgerHot: ratio(hotRow, onLedgerHot),
+    ledgerShapeVsLean: ratio(onLedger, lean),
+    creditsDebitFnVsLean: ratio(fnSpread, lean),
+    creditsDebitEventsOnVsOff: ratio(fnSpread, fnOff),
+    debitsVsCreditsDebitFn: ratio(debits, fnSpread),
+    hotVsCreditsDebitFnHot: ratio(hotRow, fnHot),
+    balanceVsBare: ratio(by('service: balance'), by('bare')),
+    holdPairVsDebit: ratio(pairs, debits),
+    batchVsSingleDebits: ratio(batches, debits),
+    pgbouncerVsDirect: ratio(by('service via PgBouncer'), debits),
+    webhooksTwoVsNone:
+      webhooksPairedRatio(all) ?? ratio(by('webhooks: debits, 2'), by('webhooks: debits, no')),
+    growthDebits: growthRatio('debits'),
+    growthBalance: growthRatio('balance reads'),
+    growthLedgerPage: growthRatio('first ledger page'),
+  };
+  const bytes = run.bytesPerDebit['service: debits, 2,000 accounts'] ?? null;
+  const atLeast = (v: number | null, goal: number) => ({ goal, value: v, met: v !== null && v >= goal });
+  const service = rows.filter((r) => r.name.startsWith('service'));
+  const goals = {
+    creditsDebitEventsOnVsOff: atLeast(ratios.creditsDebitEventsOnVsOff, 0.9),
+    debitsVsLean: atLeast(ratios.debitsVsLean, 0.5),
+    hotVsLeanHot: atLeast(ratios.hotVsLeanHot, 1.5),
+    batchVsSingleDebits: atLeast(ratios.batchVsSingleDebits, 5),
+    batchP99Under150ms: { goal: 150, value: batches?.p99 ?? null, met: !!batches && batches.p99 < 150 },
+    bytesPerDebitAtMost550: { goal: 550, value: bytes, met: bytes !== null && bytes <= 550 },
+    webhooksTwoVsNone: atLeast(ratios.webhooksTwoVsNone, 0.85),
+    webhooksDrainedWithin30s: {
+      goal: 30,
+      value: run.drainedSeconds ?? null,
+      met: run.drainedSeconds !== undefined && run.drainedSeconds <= 30,
+    },
+    growthDebits: atLeast(ratios.growthDebits, 0.8),
+    growthBalance: atLeast(ratios.growthBalance, 0.8),
+    growthLedgerPage: atLeast(ratios.growthLedgerPage, 0.8),
+    balanceVsBare: atLeast(ratios.balanceVsBare, 0.15),
+    holdPairVsDebit: atLeast(ratios.holdPairVsDebit, 0.5),
+    noNon2xx: { goal: 0, value: null, met: service.every((r) => r.non2xx === 0 && r.errors === 0) },
+  };
+  return { rows, layers, ratios, goals, bytesPerDebit: run.bytesPerDebit };
+}
+
+async function writeReport(report: Record<string, unknown>, started: Date) {
+  const reports = path.join(root, 'bench/reports');
+  await mkdir(reports, { recursive: true });
+  const file = path.join(reports, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
+  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  return file;
+}
+
+function printSummary(summary: ReturnType<typeof summarize>, notes: string[], file: string) {
+  console.log(`\n${table(summary.rows)}\n`);
+  console.log('layers of a debit (spread):');
+  for (const l of summary.layers)
+    if (l) console.log(`  ${l.name}: ${round(l.rps, 0)} /s, ${l.vsLean ?? 'N/A'} of lean`);
+  console.log(`database growth per debit: ${JSON.stringify(summary.bytesPerDebit)}`);
+  for (const [name, g] of Object.entries(summary.goals)) {
+    // null: a scenario it needs did not run (BENCH_ONLY, or no pgbench).
+    const verdict = g.value === null && name !== 'noNon2xx' ? 'N/A   ' : g.met ? 'MET   ' : 'MISSED';
+    console.log(`${verdict} ${name}${g.value !== null ? ` = ${g.value}` : ''} (goal ${g.goal})`);
+  }
+  for (const note of notes) console.log(`note: ${note}`);
+  console.log(`report: ${path.relative(root, file)}`);
+}
+
+// ---------------------------------------------------------------------------------------------- main
+
+/** Notes on the machine's load: the figures of a busy machine are low and noisy. */
+function loadNote(notes: string[]) {
+  const load = os.loadavg()[0] ?? 0;
+  if (load > os.availableParallelism() / 2) {
+    notes.push(
+      `the machine was busy before the run (load average ${load.toFixed(1)} on ${os.availableParallelism()} CPUs): figures are low and noisy`,
+    );
+    console.log(`bench: warning: ${notes[notes.length - 1]}`);
+  }
+  return load;
+}
+
+/**
+ * Without autovacuum nothing analyzes a table as it grows from empty (holds, deliveries), and each connection
+ * keeps the plans it made while the table looked empty (sequential scans): the first round of a scenario would
+ * measure that, not the service. Nor does anything vacuum: dead row versions of accounts, lots and holds pile
+ * up round after round. So, on such a server, the bench analyzes after each warm-up and vacuums before each
+ * later round, as autovacuum would.
+ */
+async function connectAnalyzer(url: string, notes: string[]) {
+  const analyzer = new pg.Client({ connectionString: url });
+  // A connection ended from outside (the server's admin, a restart) fails the next query, not the process.
+  analyzer.on('error', (err) => console.error('bench: analyzer connection:', err.message));
+  await analyzer.connect();
+  const autovacuum = (await analyzer.query<{ autovacuum: string }>('show autovacuum')).rows[0]?.autovacuum;
+  if (autovacuum !== 'on') {
+    notes.push(
+      'autovacuum is off on this server: the bench runs ANALYZE after each warm-up and VACUUM ANALYZE before each later round, as autovacuum would',
+    );
+  }
+  return { analyzer, autovacuum };
+}
+
+async function main() {
+  const cfg = benchConfig();
+  const only = cfg.only ? new RegExp(cfg.only, 'i') : undefined;
+  const started = new Date();
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'credits-bench-'));
+  const allRows: Row[] = [];
+  const notes: string[] = [];
+  console.log(
+    `bench: ${cfg.accounts} accounts, ${cfg.connections} connections, ${cfg.duration} s per scenario`,
+  );
+  const loadBefore = loadNote(notes);
+  const database = await freshDatabase(cfg);
+  let processes: Processes | undefined;
+  const measures: Pick<Run, 'bytesPerDebit' | 'drainedSeconds'> = { bytesPerDebit: {} };
+  try {
+    console.log(`bench: ${database.kind}, fresh database; migrating and seeding`);
+    await migrate(database.url);
+    const apiKey = await seed(database.url, cfg);
+    processes = await startProcesses(cfg, database.url, tmp, notes);
     const bin = await pgbenchBinary(cfg);
-    if (!bin) {
+    if (!bin)
       notes.push(
         'pgbench not found (PGBENCH, PATH, /usr/lib/postgresql/*/bin): its rows and ratios are missing',
       );
-    }
-    // Without autovacuum nothing analyzes a table as it grows from empty (holds, events), and each connection
-    // keeps the plans it made while the table looked empty (sequential scans): the first round of a scenario
-    // would measure that, not the service. Nor does anything vacuum: dead row versions of accounts, lots and
-    // holds pile up round after round, and every scenario (pgbench's too) slows down with them. So, on such a
-    // server, the bench analyzes after each warm-up and vacuums before each later round, as autovacuum would.
-    const analyzer = new pg.Client({ connectionString: database.url });
-    await analyzer.connect();
-    const autovacuum = (await analyzer.query<{ autovacuum: string }>('show autovacuum')).rows[0]?.autovacuum;
-    if (autovacuum !== 'on') {
-      notes.push(
-        'autovacuum is off on this server: the bench runs ANALYZE after each warm-up and VACUUM ANALYZE before each later round, as autovacuum would',
-      );
-    }
-    const warmUp = async (url: string, load: (() => RawRequest) | RequestSpec[]) => {
-      await cannon('warmup', url, cfg, load, cfg.warmup);
-      if (autovacuum !== 'on') await analyzer.query('analyze');
+    const { analyzer, autovacuum } = await connectAnalyzer(database.url, notes);
+    const run: Run = {
+      cfg,
+      selected: (name) => !only || only.test(name),
+      p: processes,
+      r: requestMakers(cfg, apiKey, randomBytes(4).toString('hex')),
+      databaseUrl: database.url,
+      tmp,
+      bin,
+      analyzer,
+      autovacuum,
+      rows: allRows,
+      notes,
+      bytesPerDebit: measures.bytesPerDebit,
     };
     // Each round runs every scenario once, interleaved, so that a burst of other load on the machine hits
     // the service and its references alike; the report keeps each scenario's median round.
     for (let roundNo = 1; roundNo <= cfg.rounds; roundNo++) {
       if (cfg.rounds > 1) console.log(`round ${roundNo} of ${cfg.rounds}`);
       if (roundNo > 1 && autovacuum !== 'on') await analyzer.query('vacuum analyze');
-      for (const [name, url, request, warm, perRequest] of scenarios) {
-        if (!selected(name)) continue;
-        if (cfg.warmup > 0 && roundNo === 1) await warmUp(url, warm);
-        const row = await cannon(name, url, cfg, request, cfg.duration, perRequest);
-        allRows.push(row);
-        console.log(`  ${name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
-      }
-      // The same balance reads while another client floods invented keys from the same address: the flood
-      // is answered 429 before any lookup (AUTH_FAILURES_PER_MINUTE), the reads' key is known and passes.
-      const flooded = selected('service: balance reads during an invented-key flood')
-        ? await Promise.all([
-            cannon('service: balance reads during an invented-key flood', base, cfg, reads),
-            cannon('invented API keys (flood; 401 then 429 expected)', base, cfg, invented),
-          ])
-        : [];
-      for (const row of flooded) {
-        allRows.push(row);
-        console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms, non-2xx ${row.non2xx}`);
-      }
-      if (webhooks && selected('webhooks: debits')) {
-        const none = await cannon('webhooks: debits, no endpoint', base, cfg, spread('wh0'));
-        allRows.push(none);
-        console.log(`  ${none.name}: ${round(none.rps, 0)} req/s, p99 ${none.p99} ms`);
-        await webhooks.subscribe(2);
-        const two = await cannon('webhooks: debits, 2 endpoints on *', base, cfg, spread('wh2'));
-        allRows.push(two);
-        const drained = await webhooks.drain();
-        console.log(
-          `  ${two.name}: ${round(two.rps, 0)} req/s, p99 ${two.p99} ms; backlog at its end ${drained.backlog}, ` +
-            `drained in ${drained.seconds} s`,
-        );
-        notes.push(
-          `round ${roundNo}: with 2 endpoints, ${drained.backlog} events or deliveries were waiting when the load ` +
-            `stopped; the worker caught up ${drained.seconds} s later`,
-        );
-        await webhooks.unsubscribe();
-      }
-      if (bin) {
-        for (const [name, script] of [
-          ['pgbench: update+insert, spread', 'debit-spread.pgbench'],
-          ['pgbench: update+insert, hot', 'debit-hot.pgbench'],
-          ['pgbench: credits_debit(), spread', 'credits-debit-spread.pgbench'],
-          ['pgbench: credits_debit(), hot', 'credits-debit-hot.pgbench'],
-          ['pgbench: hold+capture pairs, spread', 'hold-capture-spread.pgbench'],
-          ['pgbench: hold+capture pairs, hot', 'hold-capture-hot.pgbench'],
-        ] as const) {
-          if (!selected(name)) continue;
-          const row = await pgbench(name, bin, database.url, script, cfg, tmp);
-          allRows.push(row);
-          console.log(`  ${name}: ${round(row.rps, 0)} tps, p99 ${round(row.p99, 2)} ms`);
-        }
-      }
-      if (selected('bare Fastify route (envelope)')) {
-        if (cfg.warmup > 0 && roundNo === 1) await cannon('warmup', bareBase, cfg, bareRequest, cfg.warmup);
-        const row = await cannon('bare Fastify route (envelope)', bareBase, cfg, bareRequest);
-        allRows.push(row);
-        console.log(`  ${row.name}: ${round(row.rps, 0)} req/s, p99 ${row.p99} ms`);
-      }
+      await serviceRound(run, roundNo);
+      await webhooksRound(run, roundNo);
+      await pgbenchRound(run);
+      await bareRound(run, roundNo);
     }
-    await stopChild(server);
-    server = undefined;
-    if (pooledServer) await stopChild(pooledServer);
-    pooledServer = undefined;
-    await stopChild(bare);
-    bare = undefined;
-    if (receiver) await stopChild(receiver);
-    receiver = undefined;
-    await webhooks?.close();
+    await growth(run);
+    measures.drainedSeconds = run.drainedSeconds;
+    await processes.stop();
+    await processes.webhooks?.close();
     await analyzer.end();
-
     const inconsistent = await verifyLedger(database.url);
     notes.push(
       `ledger:verify after the run (the raw update+insert pgbench accounts aside): ${inconsistent} inconsistent accounts`,
     );
     console.log(`  ${notes[notes.length - 1]}`);
   } finally {
-    if (server) await stopChild(server);
-    if (pooledServer) await stopChild(pooledServer);
-    if (bare) await stopChild(bare);
-    if (receiver) await stopChild(receiver);
-    await bouncer?.stop();
+    await processes?.stop();
     await database.drop().catch((err) => console.error('bench: could not drop the database:', err));
   }
-
-  const rows = medians(allRows);
-  const by = (prefix: string) => rows.find((r) => r.name.startsWith(prefix));
-  const pooledDebits = by('service via PgBouncer');
-  const [webhooksNone, webhooksTwo] = [by('webhooks: debits, no'), by('webhooks: debits, 2')];
-  const [debits, hotRow, balance, pgSpread, pgHot, fnSpread, fnHot, bareRow] = [
-    by('service: debits, 2'),
-    by('service: debits, one'),
-    by('service: balance'),
-    by('pgbench: update+insert, spread'),
-    by('pgbench: update+insert, hot'),
-    by('pgbench: credits_debit(), spread'),
-    by('pgbench: credits_debit(), hot'),
-    by('bare'),
-  ];
-  const [pairs, pairsHot, batches, pgPairs, pgPairsHot] = [
-    by('service: hold+capture pairs/s, 2'),
-    by('service: hold+capture pairs/s, one'),
-    by('service: batch debits'),
-    by('pgbench: hold+capture pairs, spread'),
-    by('pgbench: hold+capture pairs, hot'),
-  ];
-  const ratio = (a?: Row, b?: Row) => (a && b && b.rps > 0 ? round(a.rps / b.rps, 3) : null);
-  const ratios = {
-    debitsVsPgbench: ratio(debits, pgSpread),
-    hotVsPgbench: ratio(hotRow, pgSpread),
-    balanceVsBare: ratio(balance, bareRow),
-    // for diagnosis: against the matching pgbench run
-    hotVsPgbenchHot: ratio(hotRow, pgHot),
-    debitsVsCreditsDebitFn: ratio(debits, fnSpread),
-    hotVsCreditsDebitFnHot: ratio(hotRow, fnHot),
-    // credits_debit() against the lean update+insert, both through pgbench on the same database
-    creditsDebitFnVsPgbench: ratio(fnSpread, pgSpread),
-    // a hold+capture pair against one debit (goal: a pair costs at most 2 debits)
-    holdPairVsDebit: ratio(pairs, debits),
-    holdPairVsDebitHot: ratio(pairsHot, hotRow),
-    pgbenchHoldPairVsDebit: ratio(pgPairs, fnSpread),
-    pgbenchHoldPairVsDebitHot: ratio(pgPairsHot, fnHot),
-    // debits per second through batches of 100 against single debits
-    batchVsSingleDebits: ratio(batches, debits),
-    // the same debits through PgBouncer in transaction mode against direct
-    pgbouncerVsDirect: ratio(pooledDebits, debits),
-    webhooksTwoVsNone: webhooksPairedRatio(allRows) ?? ratio(webhooksTwo, webhooksNone),
-  };
-  const service = [debits, hotRow, balance, pairs, pairsHot, batches, pooledDebits].filter(
-    (r): r is Row => !!r,
-  );
-  const goals = {
-    debitsVsPgbench: { goal: 0.5, met: ratios.debitsVsPgbench !== null && ratios.debitsVsPgbench >= 0.5 },
-    hotVsPgbench: { goal: 0.7, met: ratios.hotVsPgbench !== null && ratios.hotVsPgbench >= 0.7 },
-    balanceVsBare: { goal: 0.15, met: ratios.balanceVsBare !== null && ratios.balanceVsBare >= 0.15 },
-    creditsDebitFnVsPgbench: {
-      goal: 0.6,
-      met: ratios.creditsDebitFnVsPgbench !== null && ratios.creditsDebitFnVsPgbench >= 0.6,
-    },
-    holdPairVsDebit: { goal: 0.5, met: ratios.holdPairVsDebit !== null && ratios.holdPairVsDebit >= 0.5 },
-    webhooksTwoVsNone: {
-      goal: 0.9,
-      met: ratios.webhooksTwoVsNone !== null && ratios.webhooksTwoVsNone >= 0.9,
-    },
-    // Requests of one operation: a batch of 100 debits is one request carrying 100 (its p99 is in the table).
-    p99Under50ms: { goal: 50, met: service.every((r) => r === batches || r.p99 < 50) },
-    noNon2xx: { goal: 0, met: service.every((r) => r.non2xx === 0 && r.errors === 0) },
-  };
-
+  const summary = summarize(allRows, measures);
   const report = {
     startedAt: started.toISOString(),
     machine: {
@@ -862,30 +1114,25 @@ async function main() {
       loadAverageAfter: round(os.loadavg()[0] ?? 0, 2),
     },
     config: { ...cfg, path: undefined, databaseUrl: cfg.databaseUrl ? '(given)' : '(embedded)' },
-    scenarios: rows.map((r) => ({ ...r, rps: round(r.rps), p50: round(r.p50, 2), p99: round(r.p99, 2) })),
+    scenarios: summary.rows.map((r) => ({
+      ...r,
+      rps: round(r.rps),
+      p50: round(r.p50, 2),
+      p99: round(r.p99, 2),
+    })),
     rounds:
       cfg.rounds > 1
         ? allRows.map((r) => ({ name: r.name, rps: round(r.rps), p99: round(r.p99, 2) }))
         : undefined,
-    ratios,
-    goals,
+    layers: summary.layers,
+    bytesPerDebit: summary.bytesPerDebit,
+    ratios: summary.ratios,
+    goals: summary.goals,
     notes,
   };
-  const reports = path.join(root, 'bench/reports');
-  await mkdir(reports, { recursive: true });
-  const file = path.join(reports, `${started.toISOString().replace(/[:.]/g, '-')}.json`);
-  await writeFile(file, `${JSON.stringify(report, null, 2)}\n`);
+  const file = await writeReport(report, started);
   await rm(tmp, { recursive: true, force: true });
-
-  console.log(`\n${table(rows)}\n`);
-  for (const [name, g] of Object.entries(goals)) {
-    const value = name in ratios ? ratios[name as keyof typeof ratios] : undefined;
-    // null: a scenario it needs did not run (BENCH_ONLY, or no pgbench).
-    const verdict = value === null ? 'N/A   ' : g.met ? 'MET   ' : 'MISSED';
-    console.log(`${verdict} ${name}${value !== undefined ? ` = ${value}` : ''} (goal ${g.goal})`);
-  }
-  for (const note of notes) console.log(`note: ${note}`);
-  console.log(`report: ${path.relative(root, file)}`);
+  printSummary(summary, notes, file);
   console.log(JSON.stringify({ bench: 'credits', ...report }));
 }
 

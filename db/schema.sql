@@ -29,7 +29,7 @@ create table accounts (
   constraint accounts_balance_safe CHECK ((balance <= '9007199254740991'::bigint)) NOT VALID,
   constraint accounts_held_check CHECK (((held >= 0) AND (held <= balance))) NOT VALID
 );
-CREATE TRIGGER accounts_available_events AFTER UPDATE OF balance, held ON public.accounts FOR EACH ROW WHEN ((credits_available(new.balance, new.held) < credits_available(old.balance, old.held))) EXECUTE FUNCTION events_on_available_drop();
+CREATE TRIGGER accounts_available_events AFTER UPDATE OF balance, held ON public.accounts FOR EACH ROW WHEN (((credits_available(new.balance, new.held) < credits_available(old.balance, old.held)) AND ((credits_available(new.balance, new.held) <= 0) OR (credits_available(new.balance, new.held) < events_low_threshold_max())))) EXECUTE FUNCTION events_on_available_drop();
 
 -- Created in migrations/001_api_keys.sql
 create table api_keys (
@@ -106,20 +106,18 @@ create table debit_lots (
   constraint debit_lots_check CHECK (((reversed >= 0) AND (reversed <= amount)))
 );
 
--- Created in migrations/012_events.sql
-create table events (
-  id bigint generated always as identity not null,
+-- Created in migrations/012_events.sql as events; renamed to event_rows in 020; altered in 020
+create table event_rows (
+  id bigint default nextval((pg_get_serial_sequence('ledger_entries'::text, 'id'::text))::regclass) not null,
   type text not null,
   user_id text,
   endpoint_id text,
   data jsonb not null,
   created_at timestamp with time zone default clock_timestamp() not null,
-  dispatched_at timestamp with time zone,
-  constraint events_pkey PRIMARY KEY (id),
+  constraint event_rows_pkey PRIMARY KEY (id),
   constraint events_type_check CHECK ((type = ANY (ARRAY['purchase.completed'::text, 'purchase.failed'::text, 'purchase.expired'::text, 'purchase.refunded'::text, 'purchase.disputed'::text, 'purchase.dispute_closed'::text, 'credits.granted'::text, 'credits.debited'::text, 'credits.debit_reversed'::text, 'credits.clawed_back'::text, 'credits.expired'::text, 'hold.expired'::text, 'balance.low'::text, 'balance.depleted'::text])))
 );
-CREATE INDEX events_to_dispatch ON public.events USING btree (id) WHERE (dispatched_at IS NULL);
-CREATE TRIGGER events_unwanted BEFORE INSERT ON public.events FOR EACH ROW EXECUTE FUNCTION events_mark_unwanted();
+CREATE TRIGGER event_rows_deliveries AFTER INSERT ON public.event_rows FOR EACH ROW WHEN ((new.type = ANY (events_wanted_types()))) EXECUTE FUNCTION events_on_event_row();
 
 -- Created in migrations/007_holds_reversals.sql as hold_lots; renamed to hold_lot_parts in 008
 create table hold_lot_parts (
@@ -191,9 +189,10 @@ create table ledger_entries (
   constraint ledger_entries_reverses_fkey FOREIGN KEY (user_id, reverses_entry_id) REFERENCES ledger_entries(user_id, id) NOT VALID,
   constraint ledger_entries_user_id_fkey FOREIGN KEY (user_id) REFERENCES accounts(user_id)
 );
+CREATE INDEX ledger_entries_id ON public.ledger_entries USING btree (id);
 CREATE INDEX ledger_entries_reversals ON public.ledger_entries USING btree (user_id, reverses_entry_id) WHERE (reverses_entry_id IS NOT NULL);
 CREATE INDEX ledger_entries_user_time ON public.ledger_entries USING btree (user_id, created_at);
-CREATE TRIGGER ledger_entries_events AFTER INSERT ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION events_on_ledger_entry();
+CREATE TRIGGER ledger_entries_deliveries AFTER INSERT ON public.ledger_entries FOR EACH ROW WHEN ((events_credit_type(new.type) = ANY (events_wanted_types()))) EXECUTE FUNCTION events_on_ledger_entry();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
 CREATE TRIGGER ledger_entries_no_update_delete BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
 
@@ -217,7 +216,7 @@ create table provider_sync_state (
   constraint provider_sync_state_pkey PRIMARY KEY (name)
 );
 
--- Created in migrations/002_packages_purchases.sql; altered in 006
+-- Created in migrations/002_packages_purchases.sql; altered in 006, 028
 create table purchases (
   id text not null,
   user_id text not null,
@@ -235,11 +234,14 @@ create table purchases (
   created_at timestamp(3) with time zone default now() not null,
   completed_at timestamp with time zone,
   updated_at timestamp with time zone default now() not null,
+  dispute_outcome text,
+  dispute_closed_at timestamp with time zone,
   constraint purchases_pkey PRIMARY KEY (id),
   constraint purchases_amounts_safe CHECK (((credits <= '9007199254740991'::bigint) AND (price <= '9007199254740991'::bigint) AND (credits_reversed <= '9007199254740991'::bigint) AND (credits_disputed <= '9007199254740991'::bigint))) NOT VALID,
   constraint purchases_credits_check CHECK ((credits > 0)),
   constraint purchases_credits_disputed_check CHECK ((credits_disputed >= 0)),
   constraint purchases_credits_reversed_check CHECK ((credits_reversed >= 0)),
+  constraint purchases_dispute_outcome_check CHECK ((dispute_outcome = ANY (ARRAY['won'::text, 'lost'::text]))),
   constraint purchases_price_check CHECK ((price >= 0)),
   constraint purchases_provider_check CHECK ((provider = ANY (ARRAY['stripe'::text, 'revenuecat'::text, 'dev'::text]))),
   constraint purchases_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'completed'::text, 'failed'::text, 'expired'::text, 'refunded'::text, 'partially_refunded'::text, 'disputed'::text]))),
@@ -248,7 +250,7 @@ create table purchases (
 CREATE INDEX purchases_payment_intent ON public.purchases USING btree (stripe_payment_intent_id) WHERE (stripe_payment_intent_id IS NOT NULL);
 CREATE UNIQUE INDEX purchases_provider_ref ON public.purchases USING btree (provider, provider_ref) WHERE (provider_ref IS NOT NULL);
 CREATE INDEX purchases_user_page ON public.purchases USING btree (user_id, created_at DESC, id DESC);
-CREATE TRIGGER purchases_events AFTER INSERT OR UPDATE OF status, credits_reversed ON public.purchases FOR EACH ROW EXECUTE FUNCTION events_on_purchase();
+CREATE TRIGGER purchases_events AFTER INSERT OR UPDATE OF status, credits_reversed, credits_disputed, dispute_closed_at ON public.purchases FOR EACH ROW EXECUTE FUNCTION events_on_purchase();
 
 create table schema_migrations (
   version integer not null,
@@ -258,7 +260,7 @@ create table schema_migrations (
   constraint schema_migrations_pkey PRIMARY KEY (version)
 );
 
--- Created in migrations/012_events.sql
+-- Created in migrations/012_events.sql; altered in 020
 create table webhook_deliveries (
   id bigint generated always as identity not null,
   endpoint_id text not null,
@@ -275,8 +277,7 @@ create table webhook_deliveries (
   constraint webhook_deliveries_pkey PRIMARY KEY (id),
   constraint webhook_deliveries_endpoint_id_event_id_key UNIQUE (endpoint_id, event_id),
   constraint webhook_deliveries_status_check CHECK ((status = ANY (ARRAY['pending'::text, 'delivered'::text, 'failed'::text]))),
-  constraint webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints(id) ON DELETE CASCADE,
-  constraint webhook_deliveries_event_id_fkey FOREIGN KEY (event_id) REFERENCES events(id)
+  constraint webhook_deliveries_endpoint_id_fkey FOREIGN KEY (endpoint_id) REFERENCES webhook_endpoints(id) ON DELETE CASCADE
 );
 CREATE INDEX webhook_deliveries_due ON public.webhook_deliveries USING btree (next_attempt_at) WHERE (status = 'pending'::text);
 CREATE INDEX webhook_deliveries_page ON public.webhook_deliveries USING btree (endpoint_id, id DESC);
@@ -301,6 +302,7 @@ create table webhook_endpoints (
   constraint webhook_endpoints_url_check CHECK (((length(url) >= 1) AND (length(url) <= 2048)))
 );
 CREATE INDEX webhook_endpoints_page ON public.webhook_endpoints USING btree (created_at DESC, id DESC);
+CREATE TRIGGER webhook_endpoints_subscriptions AFTER INSERT OR DELETE OR UPDATE ON public.webhook_endpoints FOR EACH STATEMENT EXECUTE FUNCTION events_refresh_subscriptions();
 
 -- Created in migrations/004_webhook_events.sql; altered in 010
 create table webhook_events (
@@ -325,11 +327,31 @@ create table webhook_events (
   constraint webhook_events_source_check CHECK ((source = ANY (ARRAY['webhook'::text, 'reconcile'::text, 'sync'::text]))),
   constraint webhook_events_status_check CHECK ((status = ANY (ARRAY['processed'::text, 'ignored'::text, 'parked'::text, 'failed'::text])))
 );
+CREATE INDEX webhook_events_refs ON public.webhook_events USING gin (provider_event_refs(event_id, payload));
 CREATE INDEX webhook_events_status_page ON public.webhook_events USING btree (status, seq DESC);
 CREATE INDEX webhook_events_user_page ON public.webhook_events USING btree (user_id, seq DESC) WHERE (user_id IS NOT NULL);
 CREATE INDEX webhook_events_waiting ON public.webhook_events USING btree (waiting_for, received_at) WHERE (waiting_for IS NOT NULL);
 
 -- Views
+
+-- Created in migrations/020_events_from_ledger.sql
+create view events as
+ SELECT event_rows.id,
+    event_rows.type,
+    event_rows.user_id,
+    event_rows.endpoint_id,
+    event_rows.data,
+    event_rows.created_at
+   FROM event_rows
+UNION ALL
+ SELECT l.id,
+    events_credit_type(l.type) AS type,
+    l.user_id,
+    NULL::text AS endpoint_id,
+    events_entry_data(l.*) AS data,
+    l.created_at
+   FROM ledger_entries l
+  WHERE (l.id >= events_ledger_from());
 
 -- Created in migrations/008_ledger_speed.sql
 create view hold_lots as
@@ -367,9 +389,18 @@ UNION ALL
 --   db/functions/credits_settle.sql
 --   db/functions/credits_take_lots.sql
 --   db/functions/events_balance.sql
---   db/functions/events_mark_unwanted.sql
+--   db/functions/events_credit_type.sql
+--   db/functions/events_entry_data.sql
+--   db/functions/events_fan_out.sql
+--   db/functions/events_held_at.sql
+--   db/functions/events_ledger_from.sql
+--   db/functions/events_low_threshold_max.sql
 --   db/functions/events_on_available_drop.sql
+--   db/functions/events_on_event_row.sql
 --   db/functions/events_on_hold_expired.sql
 --   db/functions/events_on_ledger_entry.sql
 --   db/functions/events_on_purchase.sql
+--   db/functions/events_refresh_subscriptions.sql
+--   db/functions/events_wanted_types.sql
 --   db/functions/ledger_entries_append_only.sql
+--   db/functions/provider_event_refs.sql

@@ -131,7 +131,7 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     }),
     revenuecatWebhook: createRevenuecatWebhookService(inbox),
     revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
-    events: createEventsService(db),
+    events: createEventsService(db, config.webhooks.retentionDays),
     webhookEndpoints: createWebhookEndpointsService(db, config),
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
     webhookWorker: createDeliveryWorker(db, {
@@ -186,7 +186,10 @@ function trustProxyOption(
   return Array.isArray(trust) ? [...trust] : (trust as boolean);
 }
 
-/** Builds the application from a config. Never listens: `server.ts` does. */
+/**
+ * Builds the application from a config. Never listens: `server.ts` does.
+ * (About 130 lines: the plugins and routes in the order Fastify must register them; that order is the point.)
+ */
 export async function buildApp(config: Config, options: BuildOptions = {}): Promise<App> {
   if (!options.database && !config.databaseUrl)
     throw new Error('buildApp needs config.databaseUrl or a database');

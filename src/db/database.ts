@@ -21,7 +21,7 @@ import type {
   HoldsTable,
   LedgerEntriesTable,
 } from '../modules/ledger/index.ts';
-import type { ProviderSyncStateTable, WebhookEventsTable } from '../modules/providers/index.ts';
+import type { ProviderSyncStateTable, ProviderEventsTable } from '../modules/providers/index.ts';
 import type { PurchasesTable } from '../modules/purchases/index.ts';
 
 /** int8 and numeric come back as JS numbers only when exact; anything larger is an error, never a rounding. */
@@ -42,7 +42,7 @@ export interface Database {
   ledger_entries: LedgerEntriesTable;
   credit_lots: CreditLotsTable;
   holds: HoldsTable;
-  webhook_events: WebhookEventsTable;
+  webhook_events: ProviderEventsTable;
   provider_sync_state: ProviderSyncStateTable;
   events: EventsTable;
   webhook_endpoints: WebhookEndpointsTable;
@@ -60,7 +60,7 @@ export type {
 export type { HoldRow, LedgerEntryRow } from '../modules/ledger/index.ts';
 export type {
   EventProvider,
-  EventSource,
+  ProviderEventOrigin,
   EventStatus,
   ProviderEventRow,
 } from '../modules/providers/index.ts';

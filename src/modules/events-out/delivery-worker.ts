@@ -8,7 +8,8 @@ import {
   type AttemptResult,
   type ClaimedDelivery,
   claimDeliveries,
-  dispatchAndClaim,
+  pruneEvents,
+  RETENTION_BATCH,
   recordAttempts,
 } from './events-out.repository.ts';
 import { eventId, toEvent } from './event-log.service.ts';
@@ -30,18 +31,20 @@ export interface DeliveryWorkerOptions {
   requestsInFlight?: () => number;
   /** Each attempt's outcome: metrics. */
   onAttempt?: (outcome: 'delivered' | 'retry' | 'failed') => void;
+  /** EVENTS_RETENTION_DAYS: older events and deliveries are removed by the worker, in small batches. */
+  retentionDays?: number;
 }
 
-/** Events dispatched (fanned out to deliveries) per statement. */
-const DISPATCH_BATCH = 500;
 /** Event loop utilization from which the worker counts the process as busy serving requests. */
 const BUSY_UTILIZATION = 0.6;
 /** The pause between passes while busy: a quarter of the slots every 250 ms (64/s at the default 64). */
 const BUSY_PAUSE_MS = 250;
 /** How long a stop waits for attempts in flight before it aborts them. */
 const STOP_GRACE_MS = 3_000;
-/** Attempt outcomes are written together, at most this long after the first of them. */
-const RECORD_EVERY_MS = 20;
+/** How often the worker removes events and deliveries past the retention. */
+const RETENTION_EVERY_MS = 60_000;
+/** Retention steps in a row, at most, before the worker waits for the next round (each step is one batch). */
+const RETENTION_STEPS = 20;
 
 const sleep = (ms: number, signal: AbortSignal) =>
   new Promise<void>((resolve) => {
@@ -103,15 +106,8 @@ function post(
   });
 }
 
-/**
- * The delivery worker: one per process (replica). It dispatches new events to deliveries, claims due
- * deliveries with a lease (FOR UPDATE SKIP LOCKED: replicas never take the same one at once), signs and
- * sends them, and records each outcome with the next attempt's time from the retry schedule.
- */
-export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
-  // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
-  // lease never runs out while its attempt is still being sent.
-  const leaseMs = opts.timeoutMs + 5_000;
+/** Signs and sends one claimed delivery; answers its outcome (not yet recorded). */
+function createSender(opts: DeliveryWorkerOptions) {
   // Keep-alive: a busy endpoint gets a few reused connections, not one connection (and TLS handshake) per
   // event. New connections resolve through the guarded lookup, so they reach only allowed addresses.
   const agentOptions = {
@@ -122,38 +118,6 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     lookup: guardedLookup(opts.allowPrivateUrls) as never,
   };
   const agents = { http: new http.Agent(agentOptions), https: new https.Agent(agentOptions) };
-  let stopping: AbortController | null = null;
-  // Aborts the attempts in flight; separate from `stopping` so a stop first lets them finish for a moment.
-  let aborting = new AbortController();
-  let loop: Promise<void> | null = null;
-  const inFlight = new Set<Promise<void>>();
-  let slotFreed: (() => void) | null = null;
-  let pending: AttemptResult[] = [];
-  let flushing: Promise<void> | null = null;
-
-  function flush(): Promise<void> {
-    if (flushing) return flushing;
-    flushing = (async () => {
-      while (pending.length > 0) {
-        const batch = pending;
-        pending = [];
-        try {
-          await recordAttempts(db, batch);
-        } catch (err) {
-          // Not recorded: the leases run out and the deliveries are attempted again (at least once).
-          opts.log.warn({ err, count: batch.length }, 'webhook attempts could not be recorded');
-        }
-      }
-    })().finally(() => {
-      flushing = null;
-    });
-    return flushing;
-  }
-
-  function record(result: AttemptResult) {
-    pending.push(result);
-    if (pending.length === 1) setTimeout(() => void flush(), RECORD_EVERY_MS);
-  }
 
   /** The wait before the next attempt after `attempts` failed ones (±10%), or null when none is left. */
   function retryIn(attempts: number): number | null {
@@ -162,7 +126,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     return Math.round(wait * (0.9 + Math.random() * 0.2));
   }
 
-  async function attempt(d: ClaimedDelivery, signal: AbortSignal): Promise<void> {
+  async function send(d: ClaimedDelivery, signal: AbortSignal): Promise<Response> {
     const event = toEvent(d.event);
     const body = JSON.stringify(event);
     const timestamp = Math.floor(Date.now() / 1000);
@@ -174,87 +138,154 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
     ) {
       secrets.push(d.previous_secret);
     }
-    let response: Response;
     const url = new URL(d.url);
     const host = hostOf(url);
     if (opts.httpsOnly && url.protocol !== 'https:') {
-      response = { statusCode: null, error: 'refused: the URL is not https' };
-    } else if (!opts.allowPrivateUrls && isIP(host) && isPrivateAddress(host)) {
-      response = { statusCode: null, error: `refused: ${host} is a private or loopback address` };
-    } else {
-      response = await post(
-        url,
-        body,
-        {
-          'content-type': 'application/json',
-          'user-agent': 'credits-service-webhooks/1',
-          'webhook-id': eventId(d.event.id),
-          'webhook-timestamp': String(timestamp),
-          'webhook-signature': signWebhook(secrets, eventId(d.event.id), timestamp, body),
-        },
-        opts,
-        agents,
-        signal,
-      );
+      return { statusCode: null, error: 'refused: the URL is not https' };
     }
-    const delivered = response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300;
-    const retryInMs = delivered ? null : retryIn(d.attempts);
-    opts.onAttempt?.(delivered ? 'delivered' : retryInMs === null ? 'failed' : 'retry');
-    record({
-      id: d.id,
-      attempts: d.attempts,
-      delivered,
-      statusCode: response.statusCode,
-      error: delivered ? null : (response.error ?? `HTTP ${response.statusCode}`),
-      retryInMs,
-    });
+    if (!opts.allowPrivateUrls && isIP(host) && isPrivateAddress(host)) {
+      return { statusCode: null, error: `refused: ${host} is a private or loopback address` };
+    }
+    const headers = {
+      'content-type': 'application/json',
+      'user-agent': 'credits-service-webhooks/1',
+      'webhook-id': eventId(d.event.id),
+      'webhook-timestamp': String(timestamp),
+      'webhook-signature': signWebhook(secrets, eventId(d.event.id), timestamp, body),
+    };
+    return post(url, body, headers, opts, agents, signal);
   }
 
-  function launch(d: ClaimedDelivery, signal: AbortSignal) {
-    const p: Promise<void> = attempt(d, signal)
-      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'))
-      .finally(() => {
+  return {
+    async attempt(d: ClaimedDelivery, signal: AbortSignal): Promise<AttemptResult> {
+      const response = await send(d, signal);
+      const delivered =
+        response.statusCode !== null && response.statusCode >= 200 && response.statusCode < 300;
+      const retryInMs = delivered ? null : retryIn(d.attempts);
+      opts.onAttempt?.(delivered ? 'delivered' : retryInMs === null ? 'failed' : 'retry');
+      return {
+        id: d.id,
+        attempts: d.attempts,
+        delivered,
+        statusCode: response.statusCode,
+        error: delivered ? null : (response.error ?? `HTTP ${response.statusCode}`),
+        retryInMs,
+      };
+    },
+    destroy() {
+      agents.http.destroy();
+      agents.https.destroy();
+    },
+  };
+}
+
+/** Removes events and deliveries past EVENTS_RETENTION_DAYS, a small batch per statement. */
+function createRetention(db: Db, opts: DeliveryWorkerOptions) {
+  /** Retention steps until one removes less than a batch (or RETENTION_STEPS); rows removed. */
+  async function prune(): Promise<{ deliveries: number; events: number }> {
+    const total = { deliveries: 0, events: 0 };
+    if (!opts.retentionDays) return total;
+    for (let step = 0; step < RETENTION_STEPS; step++) {
+      const removed = await pruneEvents(db, opts.retentionDays);
+      total.deliveries += removed.deliveries;
+      total.events += removed.events;
+      if (removed.deliveries < RETENTION_BATCH && removed.events < RETENTION_BATCH) break;
+    }
+    return total;
+  }
+
+  /** Until aborted: a round of retention every RETENTION_EVERY_MS. */
+  async function loop(signal: AbortSignal) {
+    while (!signal.aborted) {
+      try {
+        await prune();
+      } catch (err) {
+        opts.log.warn({ err }, 'removing old events failed');
+      }
+      await sleep(RETENTION_EVERY_MS, signal);
+    }
+  }
+  return { prune, loop };
+}
+
+/** The attempts in flight, and a wait for slots to free. */
+function createSlots() {
+  const inFlight = new Set<Promise<void>>();
+  let slotFreed: (() => void) | null = null;
+  return {
+    get size() {
+      return inFlight.size;
+    },
+    /** Tracks an attempt until it settles. */
+    add(attempt: Promise<void>) {
+      const p: Promise<void> = attempt.finally(() => {
         inFlight.delete(p);
         slotFreed?.();
       });
-    inFlight.add(p);
+      inFlight.add(p);
+    },
+    /** Resolves once every attempt now in flight has settled. */
+    all: () => Promise.all(inFlight),
+    /** Resolves once at most `n` attempts are in flight (or on abort). */
+    atMost(n: number, signal: AbortSignal) {
+      return new Promise<void>((resolve) => {
+        const check = () => {
+          if (inFlight.size <= n || signal.aborted) {
+            slotFreed = null;
+            signal.removeEventListener('abort', check);
+            resolve();
+          }
+        };
+        slotFreed = check;
+        signal.addEventListener('abort', check, { once: true });
+        check();
+      });
+    },
+  };
+}
+
+/**
+ * The delivery worker: one per process (replica). Deliveries are written with their events (in the
+ * transaction of the change); the worker claims due ones with a lease (FOR UPDATE SKIP LOCKED: replicas never
+ * take the same one at once), signs and sends them, and records each outcome as soon as it comes, with the
+ * next attempt's time from the retry schedule: a process killed mid-pass resends only the deliveries whose
+ * answers it had not recorded. It also removes events and deliveries past EVENTS_RETENTION_DAYS.
+ */
+export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
+  // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
+  // lease never runs out while its attempt is still being sent.
+  const leaseMs = opts.timeoutMs + 5_000;
+  let sender = createSender(opts);
+  let stopping: AbortController | null = null;
+  // Aborts the attempts in flight; separate from `stopping` so a stop first lets them finish for a moment.
+  let aborting = new AbortController();
+  let loops: Promise<void>[] = [];
+  const inFlight = createSlots();
+  const retention = createRetention(db, opts);
+
+  /** Sends one delivery and records its outcome at once (one statement per outcome, as it comes). */
+  function launch(d: ClaimedDelivery, signal: AbortSignal) {
+    const attempt = sender
+      .attempt(d, signal)
+      .then((result) =>
+        recordAttempts(db, [result]).catch((err) =>
+          // Not recorded: the lease runs out and the delivery is attempted again (at least once).
+          opts.log.warn({ err, delivery: d.id }, 'a webhook attempt could not be recorded'),
+        ),
+      )
+      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'));
+    inFlight.add(attempt);
   }
 
-  /**
-   * One pass: claim due retries, then dispatch new events with their first attempts, as many as the free
-   * slots can take. True when there may be more to do.
-   */
-  async function pass(signal: AbortSignal, limit = opts.concurrency): Promise<boolean> {
-    let free = limit - inFlight.size;
-    let retries = 0;
-    if (free > 0) {
-      const claimed = await claimDeliveries(db, free, leaseMs);
-      for (const d of claimed) launch(d, aborting.signal);
-      retries = claimed.length;
-      free -= claimed.length;
-    }
-    if (signal.aborted) return false;
-    const dispatched = await dispatchAndClaim(db, { maxEvents: DISPATCH_BATCH, slots: free, leaseMs });
-    for (const d of dispatched.claimed) launch(d, aborting.signal);
-    // Another pass at once only when a limit was reached: events trickling in wait for the next poll and
-    // leave in one statement, rather than costing a pass each.
-    return dispatched.more || (retries > 0 && free === 0);
-  }
-
-  /** Resolves once at most `n` attempts are in flight (or on abort). */
-  function inFlightAtMost(n: number, signal: AbortSignal) {
-    return new Promise<void>((resolve) => {
-      const check = () => {
-        if (inFlight.size <= n || signal.aborted) {
-          slotFreed = null;
-          signal.removeEventListener('abort', check);
-          resolve();
-        }
-      };
-      slotFreed = check;
-      signal.addEventListener('abort', check, { once: true });
-      check();
-    });
+  /** One pass: claims the due deliveries the free slots can take. True when there may be more to do. */
+  async function pass(limit = opts.concurrency): Promise<boolean> {
+    const free = limit - inFlight.size;
+    if (free <= 0) return true;
+    const claimed = await claimDeliveries(db, free, leaseMs);
+    for (const d of claimed) launch(d, aborting.signal);
+    // Another pass at once only when the slots were filled: deliveries trickling in wait for the next poll
+    // and leave in one statement, rather than costing a pass each.
+    return claimed.length === free;
   }
 
   async function run(signal: AbortSignal) {
@@ -269,7 +300,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
       const limit = busy ? Math.max(1, Math.ceil(opts.concurrency / 4)) : opts.concurrency;
       let more = false;
       try {
-        more = await pass(signal, limit);
+        more = await pass(limit);
       } catch (err) {
         opts.log.warn({ err }, 'webhook worker pass failed');
       }
@@ -278,7 +309,7 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
         await sleep(Math.min(opts.pollIntervalMs, BUSY_PAUSE_MS), signal);
       } else if (inFlight.size >= limit) {
         // Full: go on when half the slots are free, so each pass claims a batch rather than one delivery.
-        await inFlightAtMost(Math.floor(limit / 2), signal);
+        await inFlight.atMost(Math.floor(limit / 2), signal);
       } else if (!more) {
         await sleep(opts.pollIntervalMs, signal);
       }
@@ -288,42 +319,38 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   return {
     /** Starts the worker (idempotent). */
     start() {
-      if (loop || opts.pollIntervalMs <= 0) return;
+      if (loops.length > 0 || opts.pollIntervalMs <= 0) return;
       stopping = new AbortController();
-      loop = run(stopping.signal);
+      loops = [run(stopping.signal), retention.loop(stopping.signal)];
     },
     /**
      * Stops claiming, gives the attempts in flight a moment to end, then aborts the rest (they count as failed
      * attempts and are retried; the receiver may have had them: at least once), and records them all.
      */
     async stop() {
-      if (!loop || !stopping) return;
+      if (loops.length === 0 || !stopping) return;
       stopping.abort();
-      await loop;
+      await Promise.all(loops);
       const grace = new AbortController();
-      await Promise.race([
-        Promise.all(inFlight),
-        sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal),
-      ]);
+      await Promise.race([inFlight.all(), sleep(Math.min(opts.timeoutMs, STOP_GRACE_MS), grace.signal)]);
       grace.abort();
       aborting.abort();
-      await Promise.all(inFlight);
+      await inFlight.all();
       aborting = new AbortController();
-      await flush();
-      agents.http.destroy();
-      agents.https.destroy();
-      loop = null;
+      sender.destroy();
+      sender = createSender(opts);
+      loops = [];
       stopping = null;
     },
     /** One pass and the attempts it started, recorded (tests and tools). */
     async runOnce() {
-      const signal = new AbortController().signal;
-      await pass(signal);
-      await Promise.all(inFlight);
-      await flush();
+      await pass();
+      await inFlight.all();
     },
+    /** One round of retention now (tests and tools). */
+    prune: retention.prune,
     get running() {
-      return loop !== null;
+      return loops.length > 0;
     },
   };
 }

@@ -57,10 +57,10 @@ function toEventData(data: Obj): Obj {
   return out;
 }
 
-export type EventSource = Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>;
+export type EventLogSource = Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>;
 
 /** The event as webhooks send it and the event log shows it: `{ id, type, createdAt, data }`. */
-export function toEvent(row: EventSource) {
+export function toEvent(row: EventLogSource) {
   return {
     id: eventId(row.id),
     type: row.type as EventType,
@@ -70,17 +70,17 @@ export function toEvent(row: EventSource) {
 }
 export type Event = ReturnType<typeof toEvent>;
 
-/** The service's own event log. */
-export function createEventsService(db: Db) {
+/** The service's own event log: events younger than `retentionDays` (EVENTS_RETENTION_DAYS). */
+export function createEventsService(db: Db, retentionDays: number) {
   return {
     async list(limit: number, cursor?: string) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
-      const rows = await listEvents(db, limit, after?.[0]);
+      const rows = await listEvents(db, limit, retentionDays, after?.[0]);
       return toPage(rows, limit, toEvent, (r) => [r.id]);
     },
     async get(id: string) {
       const n = parseEventId(id);
-      const row = n === undefined ? undefined : await findEvent(db, n);
+      const row = n === undefined ? undefined : await findEvent(db, n, retentionDays);
       if (!row) throw notFound('event.not_found');
       return toEvent(row);
     },

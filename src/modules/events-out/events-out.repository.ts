@@ -95,27 +95,69 @@ export async function deleteEndpoint(db: Db, id: string) {
 
 // ------------------------------------------------------------------------------------------------ events
 
-export async function listEvents(db: Db, limit: number, beforeId?: number) {
+/**
+ * The event log, newest first: the view `events` (migrations/020_events_from_ledger.sql), event rows and credit
+ * events read from the ledger, one id space. Events older than `retentionDays` have left the log (a credit
+ * event's facts stay readable as its ledger entry).
+ */
+export async function listEvents(db: Db, limit: number, retentionDays: number, beforeId?: number) {
   let q = db
     .selectFrom('events')
     .select(['id', 'type', 'data', 'created_at'])
+    .where('created_at', '>=', sql<Date>`now() - ${retentionDays} * interval '1 day'`)
     .orderBy('id', 'desc')
     .limit(limit + 1);
   if (beforeId !== undefined) q = q.where('id', '<', beforeId);
   return q.execute();
 }
 
-export async function findEvent(db: Db, id: number) {
+export async function findEvent(db: Db, id: number, retentionDays: number) {
   return db
     .selectFrom('events')
     .select(['id', 'type', 'data', 'created_at'])
     .where('id', '=', id)
+    .where('created_at', '>=', sql<Date>`now() - ${retentionDays} * interval '1 day'`)
     .executeTakeFirst();
+}
+
+/** Rows removed by one retention step, at most, per table: small, so a step never holds much. */
+export const RETENTION_BATCH = 500;
+
+/**
+ * One retention step: removes up to `batch` deliveries and `batch` event rows older than `days`, oldest
+ * first, skipping rows another transaction holds (SKIP LOCKED: it never waits, and nothing a debit locks is
+ * touched: credit events are ledger entries, which are never pruned). A delivery still pending that old (its
+ * endpoint disabled all that time) goes with its event. Returns how many rows of each went.
+ */
+export async function pruneEvents(db: Db, days: number, batch = RETENTION_BATCH) {
+  // Each looks only at the oldest rows by id (a bounded window), never at the whole table.
+  const { rows } = await sql<{ deliveries: number; events: number }>`
+    with old_deliveries as (
+      delete from webhook_deliveries where ctid = any(array(
+        select d.ctid from webhook_deliveries d
+        where d.id = any(array(select id from webhook_deliveries order by id limit ${batch * 4}::int))
+          and d.created_at < now() - ${days} * interval '1 day'
+        limit ${batch}::int for update skip locked))
+      returning 1
+    ), old_events as (
+      delete from event_rows where ctid = any(array(
+        select ev.ctid from event_rows ev
+        where ev.id = any(array(select id from event_rows order by id limit ${batch * 4}::int))
+          and ev.created_at < now() - ${days} * interval '1 day'
+        limit ${batch}::int for update skip locked))
+      returning 1
+    )
+    select (select count(*) from old_deliveries)::int as deliveries,
+           (select count(*) from old_events)::int as events`.execute(db);
+  return rows[0] ?? { deliveries: 0, events: 0 };
 }
 
 // ------------------------------------------------------------------------------------------------ deliveries
 
 export type DeliveryListRow = WebhookDeliveryRow & { event_type: string };
+
+/** The type of a delivery's event (a scalar subquery: one look by id, whichever table holds the event). */
+const eventTypeOf = sql<string>`(select v.type from events v where v.id = d.event_id)`;
 
 export async function listDeliveries(
   db: Db,
@@ -125,9 +167,8 @@ export async function listDeliveries(
 ): Promise<DeliveryListRow[]> {
   let q = db
     .selectFrom('webhook_deliveries as d')
-    .innerJoin('events as e', 'e.id', 'd.event_id')
     .selectAll('d')
-    .select('e.type as event_type')
+    .select(eventTypeOf.as('event_type'))
     .where('d.endpoint_id', '=', endpointId)
     .orderBy('d.id', 'desc')
     .limit(limit + 1);
@@ -139,12 +180,11 @@ export async function listDeliveries(
 export async function findDelivery(ex: Executor, endpointId: string, id: number, forUpdate = false) {
   let q = ex
     .selectFrom('webhook_deliveries as d')
-    .innerJoin('events as e', 'e.id', 'd.event_id')
     .selectAll('d')
-    .select('e.type as event_type')
+    .select(eventTypeOf.as('event_type'))
     .where('d.endpoint_id', '=', endpointId)
     .where('d.id', '=', id);
-  if (forUpdate) q = q.forUpdate('d' as never);
+  if (forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
 }
 
@@ -193,93 +233,24 @@ const toClaimed = (r: ClaimedRow): ClaimedDelivery => ({
   event: { id: r.event_id, type: r.event_type, data: r.event_data, created_at: r.event_created_at },
 });
 
-/** Events no endpoint wants are marked dispatched up to this many at a time, from the oldest undispatched ones. */
-const UNWANTED_WINDOW = 1_000;
-
-/** True when endpoint `e` wants event `ev`: enabled, existing when it happened, addressed and subscribed. */
-const wants = (e: string, ev: string) =>
-  sql.raw(`not ${e}.disabled and ${e}.created_at <= ${ev}.created_at
-           and (${ev}.endpoint_id is null or ${ev}.endpoint_id = ${e}.id)
-           and (${e}.events @> array[${ev}.type] or ${e}.events @> array['*'])`);
-
-/**
- * Dispatches undispatched events, in one statement:
- * - events some endpoint wants: their deliveries are created, one per enabled endpoint subscribed to the
- *   event's type (and that existed when it happened), already claimed for their first attempt (attempt 1, a
- *   lease of `leaseMs`); it takes as many of them as `slots` free attempt slots can send (slots / endpoints,
- *   at least one while a slot is free). The caller sends the deliveries returned at once;
- * - events no endpoint wants, among the oldest undispatched ones: only marked, in bulk, so that they never
- *   wait for attempt slots (every ledger entry writes an event, subscribed or not).
- * Both are marked dispatched. SKIP LOCKED: replicas dispatching at once take different events. `events` is
- * how many were dispatched either way; `more` is true when a limit was reached, so more may be waiting now.
- */
-export async function dispatchAndClaim(
-  db: Db,
-  opts: { maxEvents: number; slots: number; leaseMs: number },
-): Promise<{ events: number; more: boolean; claimed: ClaimedDelivery[] }> {
-  const { rows } = await sql<{ events: number; more: boolean } & ({ id: null } | ClaimedRow)>`
-    with budget as (
-      select case when endpoints = 0 or ${opts.slots}::int <= 0 then 0
-                  else least(${opts.maxEvents}::int, greatest(1, ${opts.slots}::int / endpoints)) end as events
-      from (select count(*)::int as endpoints from webhook_endpoints where not disabled) e
-    ), head as (
-      select id, type, endpoint_id, created_at from events where dispatched_at is null order by id
-      limit ${UNWANTED_WINDOW}::int
-    ), unwanted as (
-      -- = any(array(...)): the ids are computed once, then each is read by its key. As a join, a planner short of
-      -- statistics can scan the window again for every undispatched event (seconds on a backlog).
-      select ev.id from events ev
-      where ev.id = any(array(select h.id from head h
-                              where not exists (select 1 from webhook_endpoints e where ${wants('e', 'h')})))
-        and ev.dispatched_at is null
-      for update skip locked
-    ), picked as (
-      select p.id, p.type, p.endpoint_id, p.data, p.created_at from events p
-      where p.dispatched_at is null
-        and exists (select 1 from webhook_endpoints e where ${wants('e', 'p')})
-      order by p.id
-      limit (select events from budget)
-      for update skip locked
-    ), fanned as (
-      insert into webhook_deliveries (endpoint_id, event_id, attempts, last_attempt_at, lease_until, next_attempt_at)
-      select e.id, p.id, 1, now(), now() + ${opts.leaseMs} * interval '1 millisecond',
-             now() + ${opts.leaseMs} * interval '1 millisecond'
-      from picked p
-      join webhook_endpoints e on ${wants('e', 'p')}
-      on conflict (endpoint_id, event_id) do nothing
-      returning id, endpoint_id, event_id, attempts
-    ), marked as (
-      update events ev set dispatched_at = now()
-      where ev.id = any(array(select id from picked union all select id from unwanted))
-    )
-    select c.events, c.more, f.id, f.attempts, f.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
-           p.id as event_id, p.type as event_type, p.data as event_data, p.created_at as event_created_at
-    from (select (select count(*) from picked)::int + (select count(*) from unwanted)::int as events,
-                 (select count(*) from head) = ${UNWANTED_WINDOW}::int
-                 or (select count(*) from picked) = (select events from budget) and (select events from budget) > 0
-                   as more) c
-    left join (fanned f join picked p on p.id = f.event_id join webhook_endpoints e on e.id = f.endpoint_id) on true`.execute(
-    db,
-  );
-  return {
-    events: rows[0]?.events ?? 0,
-    more: rows[0]?.more ?? false,
-    claimed: rows
-      .filter((r): r is { events: number; more: boolean } & ClaimedRow => r.id !== null)
-      .map(toClaimed),
-  };
-}
-
 /**
  * Claims up to `limit` due deliveries of enabled endpoints for `leaseMs`: counts the attempt and moves
  * next_attempt_at to the lease's end, so no other replica takes them until the attempt is recorded or the
  * lease has run out (a replica that died). SKIP LOCKED: replicas claiming at once take different rows.
+ * Deliveries are written with their event (migrations/020_events_from_ledger.sql), so a new one is simply due.
+ * With `firstOnly`, only deliveries never attempted.
  */
-export async function claimDeliveries(db: Db, limit: number, leaseMs: number): Promise<ClaimedDelivery[]> {
+export async function claimDeliveries(
+  db: Db,
+  limit: number,
+  leaseMs: number,
+  firstOnly = false,
+): Promise<ClaimedDelivery[]> {
+  if (limit <= 0) return [];
   const { rows } = await sql<ClaimedRow>`
     with due as (
-      select d.id from webhook_deliveries d
-      where d.status = 'pending' and d.next_attempt_at <= now()
+      select d.id, d.event_id from webhook_deliveries d
+      where d.status = 'pending' and d.next_attempt_at <= now() and (not ${firstOnly}::boolean or d.attempts = 0)
         and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and not e.disabled)
       order by d.next_attempt_at
       limit ${limit}
@@ -290,13 +261,31 @@ export async function claimDeliveries(db: Db, limit: number, leaseMs: number): P
         last_attempt_at = now(),
         lease_until = now() + ${leaseMs} * interval '1 millisecond',
         next_attempt_at = now() + ${leaseMs} * interval '1 millisecond'
-    from due, webhook_endpoints e, events ev
-    where d.id = due.id and e.id = d.endpoint_id and ev.id = d.event_id
+    from due
+    cross join lateral (select v.id, v.type, v.data, v.created_at from events v where v.id = due.event_id) ev,
+    webhook_endpoints e
+    where d.id = due.id and e.id = d.endpoint_id
     returning d.id, d.attempts, d.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
               ev.id as event_id, ev.type as event_type, ev.data as event_data, ev.created_at as event_created_at`.execute(
     db,
   );
   return rows.map(toClaimed);
+}
+
+/**
+ * Claims the first attempts of new deliveries (written with their events), as many as `slots` can send.
+ * `events` is how many events they are for; `more` is true when the slots were filled, so more may be waiting.
+ */
+export async function dispatchAndClaim(
+  db: Db,
+  opts: { maxEvents: number; slots: number; leaseMs: number },
+): Promise<{ events: number; more: boolean; claimed: ClaimedDelivery[] }> {
+  const claimed = await claimDeliveries(db, opts.slots, opts.leaseMs, true);
+  return {
+    events: new Set(claimed.map((d) => d.event.id)).size,
+    more: opts.slots > 0 && claimed.length === opts.slots,
+    claimed,
+  };
 }
 
 export interface AttemptResult {
@@ -310,10 +299,16 @@ export interface AttemptResult {
   retryInMs: number | null;
 }
 
-/** Records the outcomes of attempts, in one statement. */
+/**
+ * Records the outcomes of attempts, in one statement. The worker records each outcome as it comes, so this
+ * commits once per delivery: without waiting for its WAL flush (synchronous_commit off for this transaction
+ * only). An outcome lost that way can only be lost with the database server itself, and then the delivery is
+ * sent again when its lease ends: at least once, as after a crash of the worker.
+ */
 export async function recordAttempts(db: Db, results: AttemptResult[]) {
   if (results.length === 0) return;
   await sql`
+    with async_commit as (select set_config('synchronous_commit', 'off', true))
     update webhook_deliveries d
     set status = case when r.delivered then 'delivered' when r.retry_ms is null then 'failed' else 'pending' end,
         next_attempt_at = case when r.delivered or r.retry_ms is null then d.next_attempt_at
@@ -331,6 +326,7 @@ export async function recordAttempts(db: Db, results: AttemptResult[]) {
         error: r.error,
         retry_ms: r.retryInMs,
       })),
-    )}::jsonb) as r(id bigint, attempts integer, delivered boolean, status_code integer, error text, retry_ms bigint)
+    )}::jsonb) as r(id bigint, attempts integer, delivered boolean, status_code integer, error text, retry_ms bigint),
+    async_commit
     where d.id = r.id and d.attempts = r.attempts and d.status = 'pending'`.execute(db);
 }

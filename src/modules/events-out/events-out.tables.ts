@@ -1,7 +1,10 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Timestamp } from '../../db/column-types.ts';
 
-/** The event log (migrations/012_events.sql): written by triggers, read by the API and the delivery worker. */
+/**
+ * The event log: the view `events` (migrations/020_events_from_ledger.sql) of the event rows written by triggers
+ * and the credit events read from the ledger. Read by the API and the delivery worker; never written.
+ */
 export interface EventsTable {
   id: Generated<number>;
   type: string;
@@ -9,7 +12,6 @@ export interface EventsTable {
   endpoint_id: string | null;
   data: ColumnType<Record<string, unknown>, never, never>;
   created_at: Generated<Date>;
-  dispatched_at: Timestamp | null;
 }
 
 export interface WebhookEndpointsTable {

@@ -148,42 +148,41 @@ export async function callLedgerMany(q: PreparedQuery, items: LedgerOp[]): Promi
   return results;
 }
 
-export async function callGrant(
-  ex: Executor,
-  a: {
-    userId: string;
-    amount: number;
-    source: LedgerSource;
-    purchaseId: string | null;
-    key: string | null;
-    reason: string | null;
-    metadata?: Record<string, unknown>;
-    expiresAt: Date | null;
-  },
-): Promise<LedgerResult> {
+/** What every operation on an account names: whose, how much, its idempotency key, why. */
+export interface LedgerRequest {
+  userId: string;
+  amount: number;
+  idempotencyKey: string;
+  reason?: string;
+  metadata?: Record<string, unknown>;
+}
+
+/** A grant: credits from a purchase (or the dev route), as a lot that may expire. */
+export interface GrantInput extends LedgerRequest {
+  source: LedgerSource;
+  purchaseId: string | null;
+  reason: string;
+  expiresAt: Date | null;
+}
+
+/** A clawback: a grant's credits taken back (a refund, a dispute). */
+export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
+
+export async function callGrant(ex: Executor, a: GrantInput): Promise<LedgerResult> {
   const { rows } =
     await sql<LedgerResult>`select (r).* from (select credits_grant(${a.userId}, ${a.amount}, ${a.source},
-    ${a.purchaseId}, ${a.key}, ${a.reason}, ${json(a.metadata)}::jsonb, ${a.expiresAt}::timestamptz) as r) s`.execute(
+    ${a.purchaseId}, ${a.idempotencyKey}, ${a.reason}, ${json(a.metadata)}::jsonb, ${a.expiresAt}::timestamptz) as r) s`.execute(
       ex,
     );
   return rows[0] as LedgerResult;
 }
 
-export async function callClawback(
-  ex: Executor,
-  a: {
-    userId: string;
-    amount: number;
-    source: LedgerSource;
-    purchaseId: string | null;
-    key: string | null;
-    reason: string | null;
-    metadata?: Record<string, unknown>;
-  },
-): Promise<LedgerResult> {
+export async function callClawback(ex: Executor, a: ClawbackInput): Promise<LedgerResult> {
   const { rows } =
     await sql<LedgerResult>`select (r).* from (select credits_clawback(${a.userId}, ${a.amount},
-    ${a.source}, ${a.purchaseId}, ${a.key}, ${a.reason}, ${json(a.metadata)}::jsonb) as r) s`.execute(ex);
+    ${a.source}, ${a.purchaseId}, ${a.idempotencyKey}, ${a.reason}, ${json(a.metadata)}::jsonb) as r) s`.execute(
+      ex,
+    );
   return rows[0] as LedgerResult;
 }
 

@@ -2,8 +2,11 @@ import { createHash } from 'node:crypto';
 import type { Db, Executor, HoldRow, LedgerEntryRow, PreparedQuery } from '../../db/database.ts';
 import { fromDatabaseError, isDatabaseUnavailable, isStatementCancelled } from '../../db/errors.ts';
 import {
+  type ClawbackInput,
   callClawback,
   callGrant,
+  type GrantInput,
+  type LedgerRequest,
   callLedger,
   callLedgerMany,
   callReverseDebit,
@@ -211,24 +214,9 @@ export interface ReversalInput extends Omit<LedgerRequest, 'amount'> {
 }
 
 /** What every credit movement is asked with; each operation adds its own fields. */
-export interface LedgerRequest {
-  userId: string;
-  amount: number;
-  idempotencyKey: string;
-  reason?: string;
-  metadata?: Record<string, unknown>;
-}
+export type { ClawbackInput, GrantInput, LedgerRequest };
 
 export type DebitInput = LedgerRequest;
-
-export interface GrantInput extends LedgerRequest {
-  source: LedgerSource;
-  purchaseId: string | null;
-  reason: string;
-  expiresAt: Date | null;
-}
-
-export type ClawbackInput = Omit<GrantInput, 'expiresAt'>;
 
 /** The most operations sent in one call: a whole batch request (100 items) fits in one. */
 const MAX_CALL_BATCH = 100;
@@ -253,31 +241,61 @@ export interface LedgerServiceOptions {
   purchasesById?: (ids: readonly string[]) => Promise<ReadonlyMap<string, Purchase>>;
 }
 
-/**
- * The one place credits move. Every operation is one SQL function call that locks the account row
- * first (then its lots), expires due lots, and writes the entry; callers may pass their transaction.
- */
-export function createLedgerService(db: Db, prepared: PreparedQuery, options: LedgerServiceOptions) {
-  const { onEntry = () => {}, onDebitCall = () => {}, onDebitBatchError = () => {} } = options;
-  const written = (o: LedgerOutcome) => {
-    if (!o.replayed) onEntry(o.entry);
-    return o;
+type Written = (o: LedgerOutcome) => LedgerOutcome;
+type LedgerCalls = ReturnType<typeof createGroupCommit<LedgerOp, LedgerResult>>;
+
+/** One batch item's answer, exactly as its single debit would be answered. */
+function toBatchResult(
+  s: PromiseSettledResult<LedgerResult>,
+  item: DebitInput,
+  index: number,
+  written: Written,
+): BatchDebitResult {
+  const failed = (err: unknown): BatchDebitResult => {
+    const e =
+      err instanceof AppError
+        ? err
+        : (fromDatabaseError(err) ?? new AppError('internal_error', msg('service.internal_error')));
+    return {
+      index,
+      status: e.statusCode,
+      code: e.code,
+      error: e,
+      entry: null,
+      balance: null,
+      available: null,
+      held: null,
+    };
   };
+  if (s.status === 'rejected') return failed(s.reason);
+  const err = debitError(s.value, item.amount);
+  if (err) {
+    const r = failed(err);
+    if (s.value.outcome === 'insufficient') {
+      return {
+        ...r,
+        available: s.value.balance,
+        held: s.value.held,
+        balance: s.value.balance + s.value.held,
+      };
+    }
+    return r;
+  }
+  const o = written(outcome(s.value, 'Debit'));
+  return {
+    index,
+    status: o.replayed ? 200 : 201,
+    code: null,
+    error: null,
+    entry: o.entry,
+    balance: o.balance,
+    available: o.available,
+    held: o.held,
+  };
+}
 
-  // Debits, holds, captures and releases share commits: a hold+capture pair costs what two debits cost.
-  const calls = createGroupCommit<LedgerOp, LedgerResult>({
-    maxInFlight: options.debitCallsInFlight,
-    maxBatch: MAX_CALL_BATCH,
-    keyOf: (a) => a.userId,
-    sendOne: (a) => callLedger(prepared, a),
-    sendMany: (list) => callLedgerMany(prepared, list),
-    onCall: onDebitCall,
-    onBatchError: onDebitBatchError,
-    // The database is unreachable or frozen, or the server cancelled the call at its statement_timeout (a lock
-    // pile-up): one by one would only wait a timeout per operation.
-    failsWhole: (err) => isDatabaseUnavailable(err) || isStatementCancelled(err),
-  });
-
+/** Debits, holds, captures and releases: they go through the group commit. */
+function spendingOperations(calls: LedgerCalls, written: Written, onEntry: (entry: LedgerEntry) => void) {
   return {
     /** Spends credits; 402 when `available` is short, 409 when the key was used for another body. */
     async debit(input: DebitInput): Promise<LedgerOutcome> {
@@ -296,50 +314,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       // The database could not be reached: the batch fails as a whole (503), as a single debit would.
       const down = settled.find((s) => s.status === 'rejected' && isDatabaseUnavailable(s.reason));
       if (down?.status === 'rejected') throw down.reason;
-      return settled.map((s, index): BatchDebitResult => {
-        const item = items[index] as DebitInput;
-        const failed = (err: unknown): BatchDebitResult => {
-          const e =
-            err instanceof AppError
-              ? err
-              : (fromDatabaseError(err) ?? new AppError('internal_error', msg('service.internal_error')));
-          return {
-            index,
-            status: e.statusCode,
-            code: e.code,
-            error: e,
-            entry: null,
-            balance: null,
-            available: null,
-            held: null,
-          };
-        };
-        if (s.status === 'rejected') return failed(s.reason);
-        const err = debitError(s.value, item.amount);
-        if (err) {
-          const r = failed(err);
-          if (s.value.outcome === 'insufficient') {
-            return {
-              ...r,
-              available: s.value.balance,
-              held: s.value.held,
-              balance: s.value.balance + s.value.held,
-            };
-          }
-          return r;
-        }
-        const o = written(outcome(s.value, 'Debit'));
-        return {
-          index,
-          status: o.replayed ? 200 : 201,
-          code: null,
-          error: null,
-          entry: o.entry,
-          balance: o.balance,
-          available: o.available,
-          held: o.held,
-        };
-      });
+      return settled.map((s, index) => toBatchResult(s, items[index] as DebitInput, index, written));
     },
 
     /** Reserves credits for later capture; 402 beyond `available`; replays like a debit. */
@@ -406,19 +381,12 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       if (result.outcome === 'conflict') throw conflict('hold.not_active', { holdId, status: hold.status });
       return { hold, ...balanceAfter(result), replayed: result.outcome === 'replayed' };
     },
+  };
+}
 
-    async hold(userId: string, holdId: string): Promise<Hold> {
-      const row = await findHold(db, userId, holdId);
-      if (!row) throw notFound('hold.not_found');
-      return toHold(row);
-    },
-
-    async holds(userId: string, limit: number, cursor?: string, status?: HoldStatus) {
-      const after = decodeCursor(cursor, ['number']) as [number] | undefined;
-      const rows = await listHolds(db, userId, limit, { status, beforeSeq: after?.[0] });
-      return toPage(rows, limit, toHold, (r) => [r.seq]);
-    },
-
+/** Reversals, grants and clawbacks: one SQL function call each, in the caller's transaction if given. */
+function creditWrites(db: Db, written: Written) {
+  return {
     /** Gives back up to what a debit took, to the lots it took from; never more than the debit in total. */
     async reverseDebit(input: ReversalInput, ex: Executor = db): Promise<LedgerOutcome> {
       if (!/^[1-9]\d{0,14}$/.test(input.entryId)) throw notFound('debit.not_found');
@@ -448,32 +416,32 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
 
     /** Adds credits as a lot; a repeated idempotency key returns the first grant. */
     async grant(input: GrantInput, ex: Executor = db): Promise<LedgerOutcome> {
-      const result = await callGrant(ex, {
-        userId: input.userId,
-        amount: input.amount,
-        source: input.source,
-        purchaseId: input.purchaseId,
-        key: input.idempotencyKey,
-        reason: input.reason,
-        metadata: input.metadata,
-        expiresAt: input.expiresAt,
-      });
+      const result = await callGrant(ex, input);
       return written(outcome(result, 'Grant'));
     },
 
     /** Takes credits back, the purchase's own lots first, never below zero (the rest is `metadata.uncollected`). */
     async clawback(input: ClawbackInput, ex: Executor = db): Promise<LedgerOutcome & { taken: number }> {
-      const result = await callClawback(ex, {
-        userId: input.userId,
-        amount: input.amount,
-        source: input.source,
-        purchaseId: input.purchaseId,
-        key: input.idempotencyKey,
-        reason: input.reason,
-        metadata: input.metadata,
-      });
+      const result = await callClawback(ex, input);
       const o = written(outcome(result, 'Clawback'));
       return { ...o, taken: 0 - o.entry.amount }; // 0 - x, not -x: a zero reversal takes 0, not -0
+    },
+  };
+}
+
+/** Balances, entries, accounts and holds as the API reads them. */
+function ledgerReads(db: Db, prepared: PreparedQuery, purchasesById: LedgerServiceOptions['purchasesById']) {
+  return {
+    async hold(userId: string, holdId: string): Promise<Hold> {
+      const row = await findHold(db, userId, holdId);
+      if (!row) throw notFound('hold.not_found');
+      return toHold(row);
+    },
+
+    async holds(userId: string, limit: number, cursor?: string, status?: HoldStatus) {
+      const after = decodeCursor(cursor, ['number']) as [number] | undefined;
+      const rows = await listHolds(db, userId, limit, { status, beforeSeq: after?.[0] });
+      return toPage(rows, limit, toHold, (r) => [r.seq]);
     },
 
     async balance(userId: string, at?: Date): Promise<Balance> {
@@ -509,7 +477,7 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
       const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
       if (!expand.includes('purchase')) return page;
       const ids = page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : []));
-      const purchases = (await options.purchasesById?.(ids)) ?? new Map<string, Purchase>();
+      const purchases = (await purchasesById?.(ids)) ?? new Map<string, Purchase>();
       return {
         items: page.items.map((e) => ({
           ...e,
@@ -536,7 +504,12 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
         (r) => [r.user_id],
       );
     },
+  };
+}
 
+/** The expiry sweepers and the ledger check. */
+function ledgerMaintenance(db: Db) {
+  return {
     /**
      * Writes expiry entries for due lots, a user per transaction. Safe with several replicas: each user's
      * expiry runs under that account's row lock and finds nothing left to do when another replica was first.
@@ -562,6 +535,39 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
     },
 
     verify: () => findInconsistentAccounts(db),
+  };
+}
+
+/**
+ * The one place credits move. Every operation is one SQL function call that locks the account row
+ * first (then its lots), expires due lots, and writes the entry; callers may pass their transaction.
+ */
+export function createLedgerService(db: Db, prepared: PreparedQuery, options: LedgerServiceOptions) {
+  const { onEntry = () => {}, onDebitCall = () => {}, onDebitBatchError = () => {} } = options;
+  const written = (o: LedgerOutcome) => {
+    if (!o.replayed) onEntry(o.entry);
+    return o;
+  };
+
+  // Debits, holds, captures and releases share commits: a hold+capture pair costs what two debits cost.
+  const calls = createGroupCommit<LedgerOp, LedgerResult>({
+    maxInFlight: options.debitCallsInFlight,
+    maxBatch: MAX_CALL_BATCH,
+    keyOf: (a) => a.userId,
+    sendOne: (a) => callLedger(prepared, a),
+    sendMany: (list) => callLedgerMany(prepared, list),
+    onCall: onDebitCall,
+    onBatchError: onDebitBatchError,
+    // The database is unreachable or frozen, or the server cancelled the call at its statement_timeout (a lock
+    // pile-up): one by one would only wait a timeout per operation.
+    failsWhole: (err) => isDatabaseUnavailable(err) || isStatementCancelled(err),
+  });
+
+  return {
+    ...spendingOperations(calls, written, onEntry),
+    ...creditWrites(db, written),
+    ...ledgerReads(db, prepared, options.purchasesById),
+    ...ledgerMaintenance(db),
   };
 }
 

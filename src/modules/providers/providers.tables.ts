@@ -4,10 +4,10 @@ import type { ProviderEventStatus } from './inbox/provider-event-status.ts';
 
 export type EventProvider = 'stripe' | 'revenuecat';
 export type EventStatus = ProviderEventStatus;
-export type EventSource = 'webhook' | 'reconcile' | 'sync';
+export type ProviderEventOrigin = 'webhook' | 'reconcile' | 'sync';
 
 /** The provider-event inbox (010_provider_event_inbox.sql). */
-export interface WebhookEventsTable {
+export interface ProviderEventsTable {
   provider: EventProvider;
   event_id: string;
   type: string;
@@ -18,7 +18,7 @@ export interface WebhookEventsTable {
   received_at: Generated<Date>;
   processed_at: Timestamp | null;
   seq: Generated<number>;
-  source: Generated<EventSource>;
+  source: Generated<ProviderEventOrigin>;
   user_id: string | null;
   waiting_for: string | null;
   attempts: Generated<number>;
@@ -33,4 +33,4 @@ export interface ProviderSyncStateTable {
   last_result: ColumnType<unknown, string | null, string | null> | null;
 }
 
-export type ProviderEventRow = Selectable<WebhookEventsTable>;
+export type ProviderEventRow = Selectable<ProviderEventsTable>;

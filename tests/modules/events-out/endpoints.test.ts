@@ -329,7 +329,7 @@ describe('event log API', () => {
 
   it('the database accepts exactly the documented event types', async () => {
     const { rows } = await t.pg.query(
-      `select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'events'::regclass and contype = 'c'`,
+      `select pg_get_constraintdef(oid) as def from pg_constraint where conrelid = 'event_rows'::regclass and contype = 'c'`,
     );
     const inDb = [...(rows[0].def as string).matchAll(/'([a-z_.]+)'/g)].map((m) => m[1]);
     expect(inDb.sort()).toEqual([...EVENT_TYPES].sort());

@@ -1,7 +1,7 @@
 import { sql } from 'kysely';
 import type {
   EventProvider,
-  EventSource,
+  ProviderEventOrigin,
   EventStatus,
   Executor,
   ProviderEventRow,
@@ -13,7 +13,13 @@ import type {
  */
 export async function claimEvent(
   ex: Executor,
-  e: { provider: EventProvider; eventId: string; type: string; payload: unknown; source: EventSource },
+  e: {
+    provider: EventProvider;
+    eventId: string;
+    type: string;
+    payload: unknown;
+    source: ProviderEventOrigin;
+  },
 ): Promise<boolean> {
   const row = await ex
     .insertInto('webhook_events')
@@ -85,13 +91,13 @@ export async function waitingEvents(ex: Executor, provider: EventProvider, keys:
 }
 
 /** One event by its operator id (`pev_<seq>`), locked when asked. */
-export async function findEventBySeq(ex: Executor, seq: number, forUpdate = false) {
+export async function findProviderEventBySeq(ex: Executor, seq: number, forUpdate = false) {
   let q = ex.selectFrom('webhook_events').selectAll().where('seq', '=', seq);
   if (forUpdate) q = q.forUpdate();
   return q.executeTakeFirst();
 }
 
-export async function findEvent(ex: Executor, provider: EventProvider, eventId: string) {
+export async function findProviderEvent(ex: Executor, provider: EventProvider, eventId: string) {
   return ex
     .selectFrom('webhook_events')
     .selectAll()
@@ -113,7 +119,7 @@ export interface EventFilter {
 }
 
 /** Newest first (by seq), keyset-paginated; without the payloads. */
-export async function listEvents(ex: Executor, f: EventFilter, limit: number, beforeSeq?: number) {
+export async function listProviderEvents(ex: Executor, f: EventFilter, limit: number, beforeSeq?: number) {
   let q = ex
     .selectFrom('webhook_events')
     .select([

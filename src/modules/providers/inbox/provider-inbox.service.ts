@@ -1,12 +1,18 @@
 import { sql } from 'kysely';
-import type { Db, EventProvider, EventSource, Executor, ProviderEventRow } from '../../../db/database.ts';
+import type {
+  Db,
+  EventProvider,
+  ProviderEventOrigin,
+  Executor,
+  ProviderEventRow,
+} from '../../../db/database.ts';
 import type { ProviderEventStatus } from './provider-event-status.ts';
 import {
   claimEvent,
   type EventFilter,
-  findEvent,
-  findEventBySeq,
-  listEvents,
+  findProviderEvent,
+  findProviderEventBySeq,
+  listProviderEvents,
   settleEvent,
   waitingEvents,
 } from './provider-events.repository.ts';
@@ -170,7 +176,7 @@ function inboxContext(
       let processed = 0;
       for (const { row } of parsed) {
         // A handler woken earlier in this loop may have run this one already (a refund waking its reversal).
-        const now = await findEvent(trx, provider, row.event_id);
+        const now = await findProviderEvent(trx, provider, row.event_id);
         if (!now?.waiting_for || !keys.includes(now.waiting_for)) continue;
         const result = await applyHandler(handlers, hooks, ctx, provider, row.payload);
         await settleEvent(
@@ -205,12 +211,12 @@ export function createProviderInbox(db: Db, handlers: Handlers, hooks: InboxHook
       eventId: string;
       type: string;
       payload: unknown;
-      source: EventSource;
+      source: ProviderEventOrigin;
     }): Promise<Received> {
       return db.transaction().execute(async (trx) => {
         const fresh = await claimEvent(trx, e);
         if (!fresh) {
-          const prior = await findEvent(trx, e.provider, e.eventId);
+          const prior = await findProviderEvent(trx, e.provider, e.eventId);
           return {
             id: prior ? eventPublicId(prior.seq) : '',
             eventId: e.eventId,
@@ -253,7 +259,7 @@ export function createProviderInbox(db: Db, handlers: Handlers, hooks: InboxHook
       const seq = seqOf(id);
       if (seq === undefined) throw notFound('provider_event.not_found');
       return db.transaction().execute(async (trx) => {
-        const row = await findEventBySeq(trx, seq, true);
+        const row = await findProviderEventBySeq(trx, seq, true);
         if (!row) throw notFound('provider_event.not_found');
         if (row.status === 'processed') throw conflict('provider_event.already_processed');
         const result = await apply(context(trx, row.provider), row.provider, row.payload);
@@ -270,14 +276,14 @@ export function createProviderInbox(db: Db, handlers: Handlers, hooks: InboxHook
 
     async get(id: string): Promise<ProviderEvent & { payload: unknown }> {
       const seq = seqOf(id);
-      const row = seq === undefined ? undefined : await findEventBySeq(db, seq);
+      const row = seq === undefined ? undefined : await findProviderEventBySeq(db, seq);
       if (!row) throw notFound('provider_event.not_found');
       return { ...toProviderEvent(row), payload: row.payload };
     },
 
     async list(filter: EventFilter, limit: number, cursor?: string) {
       const after = decodeCursor(cursor, ['number']) as [number] | undefined;
-      const rows = await listEvents(db, filter, limit, after?.[0]);
+      const rows = await listProviderEvents(db, filter, limit, after?.[0]);
       return toPage(rows, limit, toProviderEvent, (r) => [r.seq]);
     },
   };
