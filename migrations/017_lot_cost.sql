@@ -2,7 +2,8 @@
 -- out of a lot names the lot, so the credits report can date each movement and cost it.
 --
 -- * credit_lots.price / currency: the purchase's price (minor units) and currency, copied when the lot is
---   created (credits_grant). Nullable columns with no default: adding them rewrites nothing, and a debit's
+--   created (credits_grant; a later lot of the same purchase, which gives back clawed-back credits, is priced
+--   pro rata). Nullable columns with no default: adding them rewrites nothing, and a debit's
 --   update of `remaining` stays a HOT update (no index touches them). Existing lots are filled from their
 --   purchases here; a lot with no purchase (a debit reversal of a debit older than lots) keeps null.
 -- * Clawbacks (refunds, disputes) now name the lots they took from, as debits do: ledger_entries.lot_id when
@@ -15,7 +16,11 @@ alter table credit_lots add column currency text;
 comment on column credit_lots.price is
   'What the purchase of this lot paid, in the currency''s minor units; null for a lot with no purchase.';
 
-update credit_lots l set price = p.price, currency = p.currency
+update credit_lots l
+set price = case when l.id = (select min(c.id) from credit_lots c
+                              where c.user_id = l.user_id and c.purchase_id = l.purchase_id)
+                 then p.price else floor(p.price::numeric * l.amount / p.credits)::bigint end,
+    currency = p.currency
 from purchases p where p.id = l.purchase_id;
 
 comment on table debit_lots is
@@ -39,7 +44,13 @@ begin
   bal := early.balance + p_amount;
   ts := clock_timestamp();
   if p_purchase_id is not null then
-    select price, currency into lot_price, lot_currency from purchases where id = p_purchase_id;
+    -- The purchase's first lot carries its price. A later grant of the same purchase gives back credits a
+    -- clawback took (a dispute won, a refund reversed): it carries their pro-rata price, so a purchase's
+    -- lots never add up to more than it was sold for, less what was clawed back.
+    select case when exists (select 1 from credit_lots c where c.user_id = p_user and c.purchase_id = p_purchase_id)
+                then floor(p.price::numeric * p_amount / p.credits)::bigint else p.price end,
+           p.currency
+    into lot_price, lot_currency from purchases p where p.id = p_purchase_id;
   end if;
   insert into ledger_entries (user_id, type, amount, balance_after, source, purchase_id, reason, idempotency_key,
                               metadata, created_at)

@@ -49,6 +49,8 @@ export async function sendCsv(
   try {
     await client.query('begin transaction read only');
     await client.query('set local statement_timeout = 0');
+    // JIT compiles for estimated rows; a streamed cursor gains nothing from it.
+    await client.query('set local jit = off');
   } catch (err) {
     release(err as Error);
     throw fromDatabaseError(err) ?? err;
