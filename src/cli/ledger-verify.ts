@@ -2,11 +2,15 @@ import { loadConfig } from '../config.ts';
 import { createDatabase } from '../db/database.ts';
 import { startEmbeddedPostgres } from '../db/embedded.ts';
 import { findInconsistentAccounts } from '../modules/ledger/ledger.repository.ts';
+import { costCheckSql } from '../modules/reports/reports.sql.ts';
 
 /**
  * `npm run ledger:verify`: for every account, sum of entries = cached balance = sum of remaining lots, each
  * entry's balanceAfter follows from the one before, held amounts (account and lots) equal what the active
- * holds reserve, and no debit is reversed beyond its amount. Prints the accounts that differ; exit 1 if any.
+ * holds reserve, and no debit is reversed beyond its amount. Per currency, the cost of the credits left in the
+ * lots (their deferred cost) equals sold - recognized - breakage - clawed back as the credits report counts it
+ * from the dated movements, and the credits the movements leave equal the lots' `remaining`. Prints what
+ * differs; exit 1 if anything does.
  */
 const config = loadConfig();
 const embedded = config.databaseUrl ? undefined : await startEmbeddedPostgres(config.dataDir);
@@ -28,7 +32,19 @@ try {
     );
   }
   console.log(`${rows[0]?.n ?? 0} accounts checked, ${bad.length} inconsistent`);
-  failed = bad.length > 0;
+  const costs = (await costCheckSql.execute(database.db)).rows;
+  const badCosts = costs.filter(
+    (c) => c.by_movements !== c.by_lots || c.credits_by_movements !== c.credits_by_lots,
+  );
+  for (const c of badCosts) {
+    console.log(
+      `COST MISMATCH ${c.currency ?? '(no price)'}: sold - recognized - breakage - clawed back ${c.by_movements}, ` +
+        `deferred cost of the lots ${c.by_lots}; credits left by the movements ${c.credits_by_movements}, ` +
+        `in the lots ${c.credits_by_lots}`,
+    );
+  }
+  console.log(`${costs.length} currencies checked at cost, ${badCosts.length} inconsistent`);
+  failed = bad.length > 0 || badCosts.length > 0;
 } finally {
   await database.close();
   await embedded?.stop();
