@@ -114,6 +114,8 @@ export function filteredEntries(
   filter: LedgerFilter,
   opts: { order: 'asc' | 'desc'; limit?: number; after?: { time: string; id: number } },
   columns: RawBuilder<unknown> = sql`e.*`,
+  /** What the merged rows answer (they carry `columns`, which must include created_at and id). */
+  outer: RawBuilder<unknown> = sql`*`,
 ): RawBuilder<unknown> {
   const dir = opts.order === 'desc' ? sql.raw('desc') : sql.raw('asc');
   const cmp = opts.order === 'desc' ? sql.raw('<') : sql.raw('>');
@@ -131,6 +133,6 @@ export function filteredEntries(
       order by e.created_at ${dir}, e.id ${dir} ${limit})`;
   };
   const limit = opts.limit === undefined ? sql`` : sql`limit ${opts.limit}`;
-  return sql`select * from (${sql.join(filter.types.map(branch), sql` union all `)}) x
+  return sql`select ${outer} from (${sql.join(filter.types.map(branch), sql` union all `)}) x
     order by x.created_at ${dir}, x.id ${dir} ${limit}`;
 }

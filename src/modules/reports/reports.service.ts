@@ -7,7 +7,7 @@ import { LEDGER_CSV_COLUMNS } from '../../http/csv.ts';
 import { decodeCursor, toPage } from '../../lib/pagination.ts';
 // The ledger module has no index.ts on this branch yet: its files are imported directly.
 import { checkRange, filteredEntries, type LedgerFilter } from '../ledger/ledger-filters.ts';
-import { sendCsv } from './csv-export.ts';
+import { csvText, sendCsv } from './csv-export.ts';
 import {
   balanceHistorySql,
   costCheckSql,
@@ -189,59 +189,27 @@ export function createReportsService(db: Db, read: DatabaseHandle) {
       query: { from?: string; to?: string; interval?: 'day' | 'week' | 'month' },
     ) {
       const { from, to, interval } = range(query, 'day');
-      return sendCsv(
-        reply,
-        read.pool,
-        compile(creditsReportSql(from, to, interval)),
-        CSV_REPORT_COLUMNS,
-        (r) => {
-          const row = r as unknown as ReportRow;
-          return [
-            row.at,
-            row.currency,
-            row.granted,
-            row.debited,
-            row.debit_reversed,
-            row.clawed_back,
-            row.expired,
-            row.outstanding,
-            row.sold,
-            row.recognized,
-            row.breakage,
-            row.money_clawed_back,
-            row.deferred,
-          ];
-        },
-        `credits-report-${interval}`,
-      );
+      const q = creditsReportSql(from, to, interval);
+      const cells = sql`select r.at, ${csvText(sql`r.currency`)}, r.granted, r.debited, r.debit_reversed,
+        r.clawed_back, r.expired, r.outstanding, r.sold, r.recognized, r.breakage, r.money_clawed_back, r.deferred
+        from (${q}) r`;
+      return sendCsv(reply, read.pool, compile(cells), CSV_REPORT_COLUMNS, `credits-report-${interval}`);
     },
 
     /** Every entry a ledger filter selects, as CSV, oldest first. */
     async ledgerCsv(reply: FastifyReply, filter: LedgerFilter, name: string) {
-      const columns = sql`e.id, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-        as created, e.user_id, e.type, e.amount, e.balance_after, e.source, e.purchase_id, e.hold_id,
-        e.reverses_entry_id, e.reason, e.idempotency_key, e.metadata::text as meta,
-        e.created_at`;
+      const t = (column: string) => csvText(sql.ref(column));
+      const columns = sql`e.id, to_char(e.created_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as c2,
+        ${t('e.user_id')} as c3, e.type, e.amount, e.balance_after, e.source, ${t('e.purchase_id')} as c8,
+        ${t('e.hold_id')} as c9, e.reverses_entry_id, ${t('e.reason')} as c11, ${t('e.idempotency_key')} as c12,
+        e.metadata, e.created_at`;
+      const outer = sql`x.id, x.c2, x.c3, x.type, x.amount, x.balance_after, x.source, x.c8, x.c9,
+        x.reverses_entry_id, x.c11, x.c12, x.metadata`;
       return sendCsv(
         reply,
         read.pool,
-        compile(sql`${filteredEntries(filter, { order: 'asc' }, columns)}`),
+        compile(sql`${filteredEntries(filter, { order: 'asc' }, columns, outer)}`),
         LEDGER_CSV_COLUMNS,
-        (r) => [
-          r.id,
-          r.created,
-          r.user_id,
-          r.type,
-          r.amount,
-          r.balance_after,
-          r.source,
-          r.purchase_id,
-          r.hold_id,
-          r.reverses_entry_id,
-          r.reason,
-          r.idempotency_key,
-          r.meta,
-        ],
         name,
       );
     },
