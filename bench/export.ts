@@ -155,7 +155,10 @@ try {
     try {
       await new Promise<void>((resolve, reject) =>
         http
-          .get({ host: '127.0.0.1', port, path: '/healthz' }, (r) => (r.resume(), resolve()))
+          .get({ host: '127.0.0.1', port, path: '/healthz' }, (r) => {
+            r.resume();
+            resolve();
+          })
           .on('error', reject),
       );
       break;
