@@ -90,15 +90,15 @@ try {
     await explain('one account, type=debit, from/to mid-history', {
       userId: 'user_7',
       types: ['debit'],
-      from: '2026-01-01T02:00:00Z',
-      to: '2026-01-01T03:00:00Z',
+      from: '2026-01-01T00:05:00Z',
+      to: '2026-01-01T00:06:00Z',
     }),
     await explain('all accounts, unfiltered', { types: all }),
     await explain('all accounts, type=grant (rare)', { types: ['grant'] }),
     await explain('all accounts, from/to mid-history', {
       types: all,
-      from: '2026-01-01T02:00:00Z',
-      to: '2026-01-01T03:00:00Z',
+      from: '2026-01-01T00:05:00Z',
+      to: '2026-01-01T00:06:00Z',
     }),
   ];
   await database.close();

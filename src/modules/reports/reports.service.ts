@@ -190,10 +190,28 @@ export function createReportsService(db: Db, read: DatabaseHandle) {
     ) {
       const { from, to, interval } = range(query, 'day');
       const q = creditsReportSql(from, to, interval);
-      const cells = sql`select r.at, ${csvText(sql`r.currency`)}, r.granted, r.debited, r.debit_reversed,
-        r.clawed_back, r.expired, r.outstanding, r.sold, r.recognized, r.breakage, r.money_clawed_back, r.deferred
-        from (${q}) r`;
-      return sendCsv(reply, read.pool, compile(cells), CSV_REPORT_COLUMNS, `credits-report-${interval}`);
+      const fields = [
+        'at',
+        'currency',
+        'granted',
+        'debited',
+        'debit_reversed',
+        'clawed_back',
+        'expired',
+        'outstanding',
+        'sold',
+        'recognized',
+        'breakage',
+        'money_clawed_back',
+        'deferred',
+      ];
+      const cells = sql`select ${sql.join(
+        fields.map((f, i) => {
+          const value = f === 'currency' ? csvText(sql.ref(`r.${f}`)) : sql.ref(`r.${f}`);
+          return sql`${value} as ${sql.id(CSV_REPORT_COLUMNS[i] as string)}`;
+        }),
+      )} from (${q}) r`;
+      return sendCsv(reply, read.pool, compile(cells), `credits-report-${interval}`);
     },
 
     /** Every entry a ledger filter selects, as CSV, oldest first. */
@@ -203,13 +221,28 @@ export function createReportsService(db: Db, read: DatabaseHandle) {
         ${t('e.user_id')} as c3, e.type, e.amount, e.balance_after, e.source, ${t('e.purchase_id')} as c8,
         ${t('e.hold_id')} as c9, e.reverses_entry_id, ${t('e.reason')} as c11, ${t('e.idempotency_key')} as c12,
         e.metadata, e.created_at`;
-      const outer = sql`x.id, x.c2, x.c3, x.type, x.amount, x.balance_after, x.source, x.c8, x.c9,
-        x.reverses_entry_id, x.c11, x.c12, x.metadata`;
+      const picked = [
+        'id',
+        'c2',
+        'c3',
+        'type',
+        'amount',
+        'balance_after',
+        'source',
+        'c8',
+        'c9',
+        'reverses_entry_id',
+        'c11',
+        'c12',
+        'metadata',
+      ];
+      const outer = sql.join(
+        picked.map((c, i) => sql`${sql.ref(`x.${c}`)} as ${sql.id(LEDGER_CSV_COLUMNS[i] as string)}`),
+      );
       return sendCsv(
         reply,
         read.pool,
         compile(sql`${filteredEntries(filter, { order: 'asc' }, columns, outer)}`),
-        LEDGER_CSV_COLUMNS,
         name,
       );
     },

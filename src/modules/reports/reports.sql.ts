@@ -7,8 +7,9 @@ import { type RawBuilder, sql } from 'kysely';
 
 export type Interval = 'hour' | 'day' | 'week' | 'month';
 
+/** An interval's start as an ISO time (always a whole hour, so milliseconds lose nothing). */
 const exact = (expr: RawBuilder<unknown>) =>
-  sql<string>`to_char((${expr}) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`;
+  sql<string>`to_char((${expr}) at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')`;
 
 /**
  * The intervals from `from` to `to`, whole: rows (at, until), the first the one `from` falls in, the last the
