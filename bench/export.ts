@@ -136,14 +136,10 @@ try {
         (res) => {
           let records = 0;
           let bytes = 0;
-          let lastCr = false;
           res.on('data', (chunk: Buffer) => {
             bytes += chunk.length;
-            // count CRLF record ends (a quoted cell never holds one here)
-            for (let i = 0; i < chunk.length; i++) {
-              if (chunk[i] === 10 && (i > 0 ? chunk[i - 1] === 13 : lastCr)) records++;
-            }
-            lastCr = chunk[chunk.length - 1] === 13;
+            // count record ends (no cell of this ledger holds a line break)
+            for (let i = 0; i < chunk.length; i++) if (chunk[i] === 10) records++;
           });
           res.on('end', () => resolve({ records, bytes, status: res.statusCode ?? 0 }));
           res.on('error', reject);

@@ -19,7 +19,7 @@ let debitKey: string;
 const HEADER =
   'id,createdAt,userId,type,amount,balanceAfter,source,purchaseId,holdId,reversesEntryId,reason,idempotencyKey,metadata';
 
-/** RFC 4180: records split on CRLF outside quotes, "" inside quotes is a quote. */
+/** RFC 4180 quoting: records end with a line break outside quotes (LF or CRLF), "" inside quotes is a quote. */
 function parseCsv(text: string): string[][] {
   const records: string[][] = [];
   let record: string[] = [];
@@ -37,12 +37,12 @@ function parseCsv(text: string): string[][] {
     else if (c === ',') {
       record.push(cell);
       cell = '';
-    } else if (c === '\r' && text[i + 1] === '\n') {
+    } else if (c === '\n' || (c === '\r' && text[i + 1] === '\n')) {
       record.push(cell);
       records.push(record);
       record = [];
       cell = '';
-      i++;
+      if (c === '\r') i++;
     } else cell += c;
   }
   if (cell !== '' || record.length > 0) {
@@ -95,7 +95,7 @@ describe('CSV exports', () => {
     expect(res.statusCode).toBe(200);
     expect(res.headers['content-type']).toBe('text/csv; charset=utf-8');
     expect(res.headers['content-disposition']).toMatch(/^attachment; filename="[\w.-]+\.csv"$/);
-    expect(res.body.startsWith(`${HEADER}\r\n`)).toBe(true);
+    expect(res.body.startsWith(`${HEADER}\n`)).toBe(true);
     const [header, ...rows] = parseCsv(res.body);
     expect(header?.join(',')).toBe(HEADER);
     expect(rows).toHaveLength(1 + reasons.length);
