@@ -194,9 +194,10 @@ try {
     throw new Error(`export answered ${result.status} with ${rows} rows`);
   console.log(JSON.stringify(figures));
 } finally {
-  if (server) {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((r) => server?.once('exit', r));
     server.kill('SIGTERM');
-    await new Promise((r) => server?.once('exit', r));
+    await exited;
   }
   await admin.query(`drop database if exists ${dbName} with (force)`);
   await admin.end();

@@ -151,7 +151,13 @@ try {
   await debits();
   const alone1 = await debits();
   let stop = false;
-  const reads = { reports: 0, reportMs: [] as number[], exports: 0, exportRows: 0, exportMs: [] as number[] };
+  const reads = {
+    reports: 0,
+    reportMs: [] as number[],
+    exports: 0,
+    exportMs: [] as number[],
+    failed: [] as string[],
+  };
   const readLoop = async (kind: 'report' | 'export') => {
     while (!stop) {
       const t0 = performance.now();
@@ -160,12 +166,18 @@ try {
           'GET',
           '/api/v1/reports/credits?from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z',
         );
-        if (r.status !== 200) throw new Error(`report: ${r.status} ${r.body.slice(0, 200)}`);
+        if (r.status !== 200) {
+          reads.failed.push(`report: ${r.status} ${r.body.slice(0, 200)}`);
+          continue;
+        }
         reads.reports++;
         reads.reportMs.push(Math.round(performance.now() - t0));
       } else {
         const r = await request('GET', '/api/v1/ledger', { accept: 'text/csv' });
-        if (r.status !== 200) throw new Error(`export: ${r.status}`);
+        if (r.status !== 200) {
+          reads.failed.push(`export: ${r.status}`);
+          continue;
+        }
         reads.exports++;
         reads.exportMs.push(Math.round(performance.now() - t0));
       }
@@ -192,9 +204,10 @@ try {
   );
   console.log(JSON.stringify(figures));
 } finally {
-  if (server) {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    const exited = new Promise((r) => server?.once('exit', r));
     server.kill('SIGTERM');
-    await new Promise((r) => server?.once('exit', r));
+    await exited;
   }
   await pair.stop();
 }

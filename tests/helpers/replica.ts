@@ -91,7 +91,10 @@ export async function startReplicaPair(preferMajor?: number): Promise<ReplicaPai
   const [p1, p2] = [await freePort(), await freePort()];
   const opts = (port: number) =>
     `-p ${port} -c listen_addresses=127.0.0.1 -c unix_socket_directories=${dir} -c fsync=off ` +
-    '-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on -c max_connections=50';
+    '-c wal_level=replica -c max_wal_senders=5 -c hot_standby=on -c max_connections=50 ' +
+    // As a standby that serves reports should: the primary keeps the rows a long report still reads, so
+    // replaying its clean-up never cancels the report (a conflict with recovery).
+    '-c hot_standby_feedback=on';
   let primaryStarted = false;
   let standbyStarted = false;
   const stop = async () => {
