@@ -64,6 +64,8 @@ export async function sendCsv(reply: FastifyReply, pool: pg.Pool, query: CsvQuer
     await client.query('set local statement_timeout = 0');
     // JIT compiles for the planner's estimates; a streamed export gains nothing from it.
     await client.query('set local jit = off');
+    // The credits report sorts every movement ever made: in memory, not on disk.
+    await client.query("set local work_mem = '64MB'");
   } catch (err) {
     release(err as Error);
     throw fromDatabaseError(err) ?? err;

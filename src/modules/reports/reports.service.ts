@@ -119,6 +119,8 @@ export function createReportsService(db: Db, read: DatabaseHandle) {
         // The planner's row estimates for these CTEs are far above the real counts, which buys seconds of JIT
         // compilation for a query that runs in milliseconds.
         await client.query('set local jit = off');
+        // It sorts every movement ever made (per lot, then per interval): in memory, not on disk.
+        await client.query("set local work_mem = '64MB'");
         const { rows } = await client.query({
           text: query.sql,
           values: query.parameters as unknown[],

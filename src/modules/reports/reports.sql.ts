@@ -173,17 +173,19 @@ export function creditsReportSql(from: string, to: string, interval: Interval, o
     b as (${bounds(from, to, interval)}),
     first_at as (select min(at) as at, max(until) as until from b),
     currencies as (select distinct currency from lot where created_at < (select until from first_at)),
+    opening_moves as (
+      select m.currency, sum(m.qty) as qty, sum(m.cost) as cost from costed m
+      where m.created_at < (select at from first_at) group by m.currency),
+    opening_lots as (
+      select o.currency, sum(o.amount) as amount, sum(o.price) filter (where o.granted) as sold from opened o
+      where o.created_at < (select at from first_at) group by o.currency),
     opening as (
       select c.currency,
-        coalesce((select sum(o.amount) from opened o where o.currency = c.currency
-                  and o.created_at < (select at from first_at)), 0)
-          - coalesce((select sum(m.qty) from costed m where m.currency = c.currency
-                      and m.created_at < (select at from first_at)), 0) as outstanding,
-        coalesce((select sum(o.price) from opened o where o.currency = c.currency and o.granted
-                  and o.created_at < (select at from first_at)), 0)
-          - coalesce((select sum(m.cost) from costed m where m.currency = c.currency
-                      and m.created_at < (select at from first_at)), 0) as deferred
-      from currencies c),
+             coalesce(ol.amount, 0) - coalesce(om.qty, 0) as outstanding,
+             coalesce(ol.sold, 0) - coalesce(om.cost, 0) as deferred
+      from currencies c
+      left join opening_lots ol on ol.currency = c.currency
+      left join opening_moves om on om.currency = c.currency),
     opens as (
       select ${bucket(sql`o.created_at`)} as at, o.currency,
              coalesce(sum(o.amount) filter (where o.granted), 0) as granted,
