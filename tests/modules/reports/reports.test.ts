@@ -260,10 +260,10 @@ describe('lots', () => {
       credits: 5,
       price: 250,
       currency: 'usd',
-      expiresAt: new Date(Date.now() + 200),
+      expiresAt: new Date(Date.now() + 5_000),
     });
     await buy(app, t.pg, { userId: 'lots_u', packageId: pkg, credits: 5, price: 250, currency: 'usd' });
-    await debit(app, debitKey, 'lots_u', { amount: 5 }); // the expiring lot first
+    await debit(app, debitKey, 'lots_u', { amount: 5 }); // the expiring lot first: spent, never expired
     await buy(app, t.pg, {
       userId: 'lots_u',
       packageId: pkg,
