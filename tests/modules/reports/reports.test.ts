@@ -292,6 +292,14 @@ describe('lots', () => {
     expect((await get('/api/v1/accounts/lots_u/lots?status=expired')).json().data.items).toHaveLength(1);
     expect((await get('/api/v1/accounts/lots_u/lots', asUser('lots_u'))).statusCode).toBe(200);
     expect((await get('/api/v1/accounts/lots_u/lots', asUser('r_a'))).statusCode).toBe(403);
+    expect((await get('/api/v1/accounts/lots_u/lots', bearer(tokenFor('ops_2', ['ops'])))).statusCode).toBe(
+      200,
+    );
+    const ledgerRead = await createApiKey(app, ['ledger:read']);
+    const balancesRead = await createApiKey(app, ['balances:read']);
+    expect((await get('/api/v1/accounts/lots_u/lots', { 'x-api-key': ledgerRead })).statusCode).toBe(200);
+    expect((await get('/api/v1/accounts/lots_u/lots', { 'x-api-key': balancesRead })).statusCode).toBe(403);
+    expect((await get('/api/v1/accounts/lots_u/lots', { 'x-api-key': debitKey })).statusCode).toBe(403);
     expect((await get('/api/v1/accounts/lots_u/lots?status=gone')).statusCode).toBe(400);
   });
 });
