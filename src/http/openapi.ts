@@ -268,7 +268,10 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
  * with its CSV) is declared once in `components.responses`, named after the start of its description
  * (`NoSuchPackage`), and each operation refers to it. Names do not depend on the order of the routes.
  */
-function shareRepeatedResponses(paths: Record<string, Record<string, Json>>, shared: Record<string, Json>): void {
+function shareRepeatedResponses(
+  paths: Record<string, Record<string, Json>>,
+  shared: Record<string, Json>,
+): void {
   const ops = Object.values(paths).flatMap((item) => METHODS.flatMap((m) => (item[m] ? [item[m]] : [])));
   const uses = new Map<string, { response: Json; status: string; count: number }>();
   for (const op of ops) {

@@ -37,7 +37,10 @@ const AccountsQuery = Type.Composite(
 );
 
 /** A debit's (or a reversal's) answer: the entry, and the balance after it. */
-export const EntryResult = Type.Object({ entry: LedgerEntrySchema, ...BalanceAfterFields }, { $id: 'EntryResult' });
+export const EntryResult = Type.Object(
+  { entry: LedgerEntrySchema, ...BalanceAfterFields },
+  { $id: 'EntryResult' },
+);
 
 const ReversalBody = Type.Object(
   {
