@@ -9,9 +9,14 @@ const UNIT = [
   'tests/config/*.test.ts',
   'tests/console/view-logic.test.ts',
   'tests/docs/docs.test.ts',
+  'tests/http/validation-messages.test.ts',
+  'tests/lib/currency.test.ts',
   'tests/lib/text.test.ts',
   'tests/lint/*.test.ts',
+  'tests/modules/events-out/url-guard.test.ts',
   'tests/modules/ledger/group-commit-scheduler.test.ts',
+  'tests/modules/providers/revenuecat/revenuecat-rules.test.ts',
+  'tests/modules/providers/stripe/stripe-rules.test.ts',
   'tests/server/start-errors.test.ts',
 ];
 

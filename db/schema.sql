@@ -29,6 +29,7 @@ create table accounts (
   constraint accounts_balance_safe CHECK ((balance <= '9007199254740991'::bigint)) NOT VALID,
   constraint accounts_held_check CHECK (((held >= 0) AND (held <= balance))) NOT VALID
 );
+CREATE INDEX accounts_user_id_c ON public.accounts USING btree (user_id COLLATE "C");
 CREATE TRIGGER accounts_available_events AFTER UPDATE OF balance, held ON public.accounts FOR EACH ROW WHEN (((credits_available(new.balance, new.held) < credits_available(old.balance, old.held)) AND ((credits_available(new.balance, new.held) <= 0) OR (credits_available(new.balance, new.held) < events_low_threshold_max())))) EXECUTE FUNCTION events_on_available_drop();
 
 -- Created in migrations/001_api_keys.sql
@@ -47,7 +48,7 @@ create table api_keys (
 );
 CREATE INDEX api_keys_page ON public.api_keys USING btree (created_at DESC, id DESC);
 
--- Created in migrations/003_ledger.sql; altered in 006, 007
+-- Created in migrations/003_ledger.sql; altered in 006, 007, 017
 create table credit_lots (
   user_id text not null,
   id bigint generated always as identity not null,
@@ -60,11 +61,15 @@ create table credit_lots (
   grant_entry_id bigint not null,
   created_at timestamp with time zone default now() not null,
   held bigint default 0 not null,
+  -- What the purchase of this lot paid, in the currency's minor units; null for a lot with no purchase.
+  price bigint,
+  currency text,
   constraint credit_lots_pkey PRIMARY KEY (user_id, id),
   constraint credit_lots_amount_check CHECK ((amount > 0)),
   constraint credit_lots_amount_safe CHECK ((amount <= '9007199254740991'::bigint)) NOT VALID,
   constraint credit_lots_check CHECK (((remaining >= 0) AND (remaining <= amount))),
   constraint credit_lots_held_check CHECK (((held >= 0) AND (held <= remaining))) NOT VALID,
+  constraint credit_lots_price_check CHECK (((price >= 0) AND (price <= '9007199254740991'::bigint))),
   constraint credit_lots_purchase_id_fkey FOREIGN KEY (purchase_id) REFERENCES purchases(id),
   constraint credit_lots_user_id_fkey FOREIGN KEY (user_id) REFERENCES accounts(user_id)
 ) with (fillfactor=80);
@@ -95,6 +100,7 @@ create table credit_packages (
 CREATE INDEX credit_packages_page ON public.credit_packages USING btree (created_at DESC, id DESC);
 
 -- Created in migrations/007_holds_reversals.sql
+-- Which lots a debit, capture or clawback (reversal entry) took from when it took from several, and how much of a debit has been given back. An entry that took from one lot names it in ledger_entries.lot_id instead.
 create table debit_lots (
   user_id text not null,
   entry_id bigint not null,
@@ -189,9 +195,12 @@ create table ledger_entries (
   constraint ledger_entries_reverses_fkey FOREIGN KEY (user_id, reverses_entry_id) REFERENCES ledger_entries(user_id, id) NOT VALID,
   constraint ledger_entries_user_id_fkey FOREIGN KEY (user_id) REFERENCES accounts(user_id)
 );
+CREATE INDEX ledger_entries_expiry_lot ON public.ledger_entries USING btree (user_id, (((metadata ->> 'lotId'::text))::bigint)) WHERE (type = 'expiry'::text);
 CREATE INDEX ledger_entries_id ON public.ledger_entries USING btree (id);
 CREATE INDEX ledger_entries_reversals ON public.ledger_entries USING btree (user_id, reverses_entry_id) WHERE (reverses_entry_id IS NOT NULL);
+CREATE INDEX ledger_entries_type_time ON public.ledger_entries USING btree (type, created_at, id);
 CREATE INDEX ledger_entries_user_time ON public.ledger_entries USING btree (user_id, created_at);
+CREATE INDEX ledger_entries_user_type_time ON public.ledger_entries USING btree (user_id, type, created_at, id);
 CREATE TRIGGER ledger_entries_deliveries AFTER INSERT ON public.ledger_entries FOR EACH ROW WHEN ((events_credit_type(new.type) = ANY (events_wanted_types()))) EXECUTE FUNCTION events_on_ledger_entry();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
 CREATE TRIGGER ledger_entries_no_update_delete BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();

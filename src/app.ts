@@ -22,6 +22,7 @@ import inputGuardPlugin from './http/input-guard.ts';
 import { REDACTED_PATHS, serializeRequest } from './http/logging.ts';
 import metricsPlugin from './http/metrics.ts';
 import swaggerPlugin from './http/swagger.ts';
+import { createReportsService, reportRoutes } from './modules/reports/index.ts';
 import {
   accountRoutes,
   batchDebitRoutes,
@@ -68,7 +69,13 @@ import type { App } from './http/types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
-function createServices(database: DatabaseHandle, config: Config, app: App, requestsInFlight: () => number) {
+function createServices(
+  database: DatabaseHandle,
+  config: Config,
+  app: App,
+  requestsInFlight: () => number,
+  readDatabase: DatabaseHandle = database,
+) {
   const { db } = database;
   const ledger = createLedgerService(db, database.prepared, {
     debitCallsInFlight: config.debitCallsInFlight,
@@ -132,6 +139,7 @@ function createServices(database: DatabaseHandle, config: Config, app: App, requ
     revenuecatWebhook: createRevenuecatWebhookService(inbox),
     revenuecatSync: createRevenuecatSync(db, config.revenuecat, inbox),
     events: createEventsService(db, config.webhooks.retentionDays),
+    reports: createReportsService(db, readDatabase),
     webhookEndpoints: createWebhookEndpointsService(db, config),
     /** Delivers events to webhook endpoints; `server.ts` starts it (tests start it when they need it). */
     webhookWorker: createDeliveryWorker(db, {
@@ -241,6 +249,18 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   app.decorate('config', config);
   app.decorate('db', database.db);
   app.addHook('onClose', async () => database.close());
+  // Reports and exports read from DATABASE_READ_URL (a streaming replica) when set, else from a small pool of
+  // their own on the primary, so a long export never holds a connection the API needs.
+  const readUrl = config.databaseReadUrl ?? (options.database ? undefined : config.databaseUrl);
+  const readDatabase = readUrl
+    ? createDatabase(readUrl, {
+        poolSize: config.databaseReadPoolSize,
+        // No pool-wide client timeout: each report sets its own, and an export runs as long as it streams.
+        queryTimeoutMs: 0,
+        pooler: config.databasePooler,
+      })
+    : database;
+  if (readDatabase !== database) app.addHook('onClose', async () => readDatabase.close());
   // Requests being served now: the webhook worker yields to them under load.
   let requestsInFlight = 0;
   app.addHook('onRequest', async (_request, reply) => {
@@ -262,7 +282,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(metricsPlugin, { token: config.metricsToken });
   app.decorate(
     'services',
-    createServices(database, config, app, () => requestsInFlight),
+    createServices(database, config, app, () => requestsInFlight, readDatabase),
   );
   // Before the pool closes: attempts in flight are aborted and recorded.
   app.addHook('preClose', async () => app.services.webhookWorker.stop());
@@ -311,6 +331,7 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
       await api.register(providerEventRoutes);
       await api.register(webhookEndpointRoutes);
       await api.register(eventRoutes);
+      await api.register(reportRoutes);
       if (config.allowDevPurchases) await api.register(devPurchaseRoutes);
     },
     { prefix: '/api/v1' },

@@ -31,6 +31,9 @@ export const EnvSchema = Type.Object({
   DATABASE_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 200, default: 20 }),
   DATABASE_QUERY_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 10_000 }),
   DATABASE_POOLER: Type.Union([Type.Literal('none'), Type.Literal('transaction')], { default: 'none' }),
+  /** A streaming replica: balance history, the credits report and CSV exports read from it (CONTRACT 15). */
+  DATABASE_READ_URL: Type.Optional(Type.String({ pattern: '^postgres(ql)?://' })),
+  DATABASE_READ_POOL_SIZE: Type.Integer({ minimum: 1, maximum: 100, default: 4 }),
   DATA_DIR: Type.String({ minLength: 1, default: './.data' }),
   JWT_SECRET: Type.Optional(Type.String({ minLength: 16 })),
   JWT_PUBLIC_KEY: Type.Optional(Type.String({ pattern: '-----BEGIN (RSA |EC )?PUBLIC KEY-----' })),
@@ -82,6 +85,9 @@ export interface Config {
   readonly databaseQueryTimeoutMs: number;
   /** `transaction`: databaseUrl goes through a pooler in transaction mode (PgBouncer, RDS Proxy, Supavisor). */
   readonly databasePooler: 'none' | 'transaction';
+  /** DATABASE_READ_URL: where reports and CSV exports read (a streaming replica); unset: the primary. */
+  readonly databaseReadUrl: string | undefined;
+  readonly databaseReadPoolSize: number;
   /** Debit calls to Postgres at once per process; debits beyond wait and share the next call's commit. */
   readonly debitCallsInFlight: number;
   readonly dataDir: string;
@@ -303,6 +309,8 @@ export function loadConfig(
     databasePoolSize: env.DATABASE_POOL_SIZE,
     databaseQueryTimeoutMs: env.DATABASE_QUERY_TIMEOUT_MS,
     databasePooler: env.DATABASE_POOLER,
+    databaseReadUrl: env.DATABASE_READ_URL,
+    databaseReadPoolSize: env.DATABASE_READ_POOL_SIZE,
     debitCallsInFlight: env.DEBIT_CALLS_IN_FLIGHT,
     dataDir: env.DATA_DIR,
     jwt: Object.freeze({

@@ -110,6 +110,18 @@ export const MESSAGES = {
     en: 'body.items.{index}.idempotencyKey repeats body.items.{first}.idempotencyKey for user {userId}',
     ru: 'body.items.{index}.idempotencyKey повторяет body.items.{first}.idempotencyKey для пользователя {userId}',
   },
+  'query.time_invalid': {
+    en: 'querystring.{field} is not a time Postgres can store (years 0001 to 9999)',
+    ru: 'querystring.{field} — время, которое нельзя сохранить (годы с 0001 по 9999)',
+  },
+  'query.time_range': {
+    en: 'querystring.from must be earlier than querystring.to',
+    ru: 'querystring.from должно быть раньше querystring.to',
+  },
+  'query.too_many_intervals': {
+    en: 'querystring.interval: from {from} to {to} by {interval} is {count} intervals, more than {max}',
+    ru: 'querystring.interval: с {from} по {to} по {interval} — это {count} интервалов, больше {max}',
+  },
   'cursor.invalid': {
     en: 'querystring.cursor is not a valid cursor',
     ru: 'querystring.cursor не является корректным курсором',

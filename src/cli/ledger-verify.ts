@@ -3,11 +3,14 @@ import { createDatabase, type DatabaseHandle } from '../db/database.ts';
 import { type EmbeddedDatabase, useEmbeddedPostgres } from '../db/embedded.ts';
 import { findInconsistentAccounts } from '../modules/ledger/index.ts';
 import { describeStartError } from '../start-errors.ts';
+import { costCheckSql } from '../modules/reports/index.ts';
 
 /**
  * `npm run ledger:verify`: for every account, sum of entries = cached balance = sum of remaining lots, each
  * entry's balanceAfter follows from the one before, held amounts (account and lots) equal what the active
- * holds reserve, and no debit is reversed beyond its amount. Prints the accounts that differ.
+ * holds reserve, and no debit is reversed beyond its amount. Per currency, the cost of the credits left in the
+ * lots (their deferred cost) equals sold - recognized - breakage - clawed back as the credits report counts it
+ * from the dated movements, and the credits the movements leave equal the lots' `remaining`. Prints what differs.
  * Exit codes, for a scheduler or an alert: 0 consistent, 1 inconsistent, 2 could not check (one line says why).
  * Safe beside a running service: DATABASE_URL (through a pooler when DATABASE_POOLER says so), else the
  * embedded Postgres the running service owns, reached without touching it.
@@ -42,7 +45,19 @@ try {
     );
   }
   console.log(`${rows[0]?.n ?? 0} accounts checked, ${bad.length} inconsistent`);
-  code = bad.length > 0 ? EXIT_INCONSISTENT : EXIT_CONSISTENT;
+  const costs = (await costCheckSql.execute(database.db)).rows;
+  const badCosts = costs.filter(
+    (c) => c.by_movements !== c.by_lots || c.credits_by_movements !== c.credits_by_lots,
+  );
+  for (const c of badCosts) {
+    console.log(
+      `COST MISMATCH ${c.currency ?? '(no price)'}: sold - recognized - breakage - clawed back ${c.by_movements}, ` +
+        `deferred cost of the lots ${c.by_lots}; credits left by the movements ${c.credits_by_movements}, ` +
+        `in the lots ${c.credits_by_lots}`,
+    );
+  }
+  console.log(`${costs.length} currencies checked at cost, ${badCosts.length} inconsistent`);
+  code = bad.length > 0 || badCosts.length > 0 ? EXIT_INCONSISTENT : EXIT_CONSISTENT;
 } catch (err) {
   console.error(`ledger:verify could not check the ledger: ${describeStartError(err, config, url)}`);
   code = EXIT_COULD_NOT_CHECK;

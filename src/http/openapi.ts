@@ -252,13 +252,60 @@ export function finishDocument({ openapiObject }: { openapiObject: Json }): Json
     components.schemas = { ...schemas, [SUCCESS_ENVELOPE]: successEnvelope.schema };
   }
   collapseLiteralUnions(openapiObject);
+  referNamedSchemas(paths, components);
   shareProperties(paths, components);
   shareParameters(paths, components);
   // Sorted by status, whatever order the operations used them in.
   const sorted = Object.entries(ERROR_DOCS).filter(([, d]) => sharedResponses[d.id]);
-  if (sorted.length)
-    components.responses = Object.fromEntries(sorted.map(([, d]) => [d.id, sharedResponses[d.id]]));
+  components.responses = Object.fromEntries(sorted.map(([, d]) => [d.id, sharedResponses[d.id]]));
+  shareRepeatedResponses(paths, components.responses as Record<string, Json>);
+  if (Object.keys(components.responses as Json).length === 0) delete components.responses;
   return openapiObject;
+}
+
+/**
+ * A response written the same way on two operations or more (`404 No such package`, a page of ledger entries
+ * with its CSV) is declared once in `components.responses`, named after the start of its description
+ * (`NoSuchPackage`), and each operation refers to it. Names do not depend on the order of the routes.
+ */
+function shareRepeatedResponses(
+  paths: Record<string, Record<string, Json>>,
+  shared: Record<string, Json>,
+): void {
+  const ops = Object.values(paths).flatMap((item) => METHODS.flatMap((m) => (item[m] ? [item[m]] : [])));
+  const uses = new Map<string, { response: Json; status: string; count: number }>();
+  for (const op of ops) {
+    for (const [status, response] of Object.entries((op.responses ?? {}) as Record<string, Json>)) {
+      if (response.$ref) continue;
+      const key = `${status} ${JSON.stringify(response)}`;
+      const seen = uses.get(key);
+      if (seen) seen.count++;
+      else uses.set(key, { response, status, count: 1 });
+    }
+  }
+  const names = new Map<string, string>();
+  const repeated = [...uses.entries()].filter(([, u]) => u.count > 1).sort(([a], [b]) => (a < b ? -1 : 1));
+  for (const [key, { response, status }] of repeated) {
+    const words = String(response.description ?? '')
+      .split(/[.;:(]/)[0]
+      ?.replace(/[^A-Za-z0-9 ]/g, ' ')
+      .split(/\s+/)
+      .filter(Boolean)
+      .slice(0, 6)
+      .map((w) => w[0]?.toUpperCase() + w.slice(1));
+    let name = words?.join('') || `Response${status}`;
+    if (shared[name]) name = `${name}${status}`;
+    for (let i = 2; shared[name]; i++) name = `${name}${i}`;
+    shared[name] = response;
+    names.set(key, name);
+  }
+  for (const op of ops) {
+    const responses = (op.responses ?? {}) as Record<string, Json>;
+    for (const [status, response] of Object.entries(responses)) {
+      const name = response.$ref ? undefined : names.get(`${status} ${JSON.stringify(response)}`);
+      if (name) responses[status] = { $ref: `#/components/responses/${name}` };
+    }
+  }
 }
 
 /**
@@ -273,6 +320,37 @@ function sharedErrorResponse(status: string, response: Json): string | undefined
   if (Object.keys(content ?? {}).join() !== 'application/json') return undefined;
   if (content?.['application/json']?.schema?.$ref !== `#/components/schemas/${docs.id}`) return undefined;
   return docs.id;
+}
+
+/**
+ * A named schema (`components.schemas.LedgerEntry`) written out in full inside an operation is referred to
+ * instead: a response given as `content` (a JSON and a CSV answer, say) reaches @fastify/swagger with its
+ * schemas inlined, `$id` and all. Equal means equal as JSON, leaving `$id` aside.
+ */
+function referNamedSchemas(paths: Record<string, Record<string, Json>>, components: Json): void {
+  const schemas = (components.schemas ?? {}) as Record<string, Json>;
+  const keyOf = (schema: Json) => {
+    const { $id: _, ...rest } = schema;
+    return JSON.stringify(rest);
+  };
+  const named = new Map<string, string>();
+  for (const [name, schema] of Object.entries(schemas)) {
+    if (isJson(schema) && schema.type === 'object') named.set(keyOf(schema), name);
+  }
+  if (named.size === 0) return;
+  const walk = (value: unknown): unknown => {
+    if (Array.isArray(value)) return value.map(walk);
+    if (!isJson(value)) return value;
+    const name = value.type === 'object' ? named.get(keyOf(value)) : undefined;
+    if (name) return { $ref: `#/components/schemas/${name}` };
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v)]));
+  };
+  for (const item of Object.values(paths)) {
+    for (const method of METHODS) {
+      const op = item[method];
+      if (op) item[method] = walk(op) as Json;
+    }
+  }
 }
 
 const SUCCESS_ENVELOPE = 'SuccessEnvelope';
@@ -466,7 +544,7 @@ function shareProperties(paths: Record<string, Record<string, Json>>, components
 }
 
 /** A collection this long or shorter (as JSON) whose children all fit on a line is written on one line. */
-const FLOW_MAX = 200;
+const FLOW_MAX = 300;
 
 /**
  * The document as YAML, as `openapi.yaml` holds it and `/docs/yaml` serves it: short collections (a leaf

@@ -10,9 +10,16 @@ import type { operations, paths } from './generated/openapi.ts';
 /** The debit request body as a generator names it: by operationId. */
 type DebitBody = NonNullable<operations['createDebit']['requestBody']>['content']['application/json'];
 
-/** A typed client; `fetch` lets the test answer through app.inject instead of a socket. */
-export function makeClient(baseUrl: string, fetch?: (request: Request) => Promise<Response>): Client<paths> {
-  return createClient<paths>({ baseUrl, ...(fetch ? { fetch } : {}) });
+/**
+ * A typed client; `fetch` lets the test answer through app.inject instead of a socket. `'application/json'`:
+ * the ledger lists and the credits report also document a text/csv answer (CSV exports), and a JSON client's
+ * `data` is typed from the JSON one only.
+ */
+export function makeClient(
+  baseUrl: string,
+  fetch?: (request: Request) => Promise<Response>,
+): Client<paths, 'application/json'> {
+  return createClient<paths, 'application/json'>({ baseUrl, ...(fetch ? { fetch } : {}) });
 }
 
 export interface Tokens {
@@ -23,7 +30,7 @@ export interface Tokens {
 
 const auth = (token: string) => ({ Authorization: `Bearer ${token}` });
 
-export async function walkThrough(client: Client<paths>, tokens: Tokens) {
+export async function walkThrough(client: Client<paths, 'application/json'>, tokens: Tokens) {
   // Anyone lists packages; the server fills `limit`.
   const listed = await client.GET('/api/v1/credit-packages');
   if (!listed.data) throw new Error(`list packages: ${listed.response.status}`);

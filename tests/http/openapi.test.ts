@@ -128,7 +128,7 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
       });
     }
     const debit = doc.paths['/api/v1/accounts/{userId}/debits']?.post;
-    expect(debit?.responses?.['200']?.headers?.['Idempotent-Replayed']).toBeTruthy();
+    expect(resolve(doc, debit?.responses?.['200'] ?? {}).headers?.['Idempotent-Replayed']).toBeTruthy();
     expect(Object.keys(debit?.responses ?? {})).toEqual(expect.arrayContaining(['201', '402', '409']));
   });
 
@@ -138,11 +138,22 @@ describe('the conventions generated clients rely on (docs/api-conventions.md)', 
     expect(Object.keys(shared)).toEqual(
       expect.arrayContaining(['ValidationError', 'UnauthorizedError', 'RateLimitedError', 'InternalError']),
     );
-    for (const [id, response] of Object.entries(shared)) {
-      // Named after the schema it answers with.
+    const uses = new Map<string, number>();
+    for (const [, op] of operations(doc)) {
+      for (const response of Object.values(op.responses ?? {})) {
+        if (response.$ref) uses.set(response.$ref, (uses.get(response.$ref) ?? 0) + 1);
+      }
+    }
+    const statusErrors = Object.entries(shared).filter(([id]) => id.endsWith('Error'));
+    for (const [id, response] of statusErrors) {
+      // A status's own error response is named after the schema it answers with.
       expect(response.content?.['application/json']?.schema?.$ref, id).toBe(`#/components/schemas/${id}`);
     }
-    const descriptions = new Set(Object.values(shared).map((r) => r.description));
+    for (const id of Object.keys(shared)) {
+      // Every shared response stands for one written the same way on two operations or more.
+      expect(uses.get(`#/components/responses/${id}`) ?? 0, id).toBeGreaterThanOrEqual(2);
+    }
+    const descriptions = new Set(statusErrors.map(([, r]) => r.description));
     for (const [name, op] of operations(doc)) {
       for (const [status, response] of Object.entries(op.responses ?? {})) {
         // Inline error responses are the ones with a description of their own.

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { DeliveryStatusSchema } from './delivery-status.ts';
 import { errors, ok } from '../../http/openapi.ts';
 import { bearerSecurity, IdParams, Page, PageQuery, PositiveAmount, Timestamp } from '../../http/schemas.ts';
 import type { App } from '../../http/types.ts';
@@ -52,7 +53,7 @@ const DeliverySchema = Type.Object(
     endpointId: Type.String(),
     eventId: Type.String(),
     eventType: Type.String(),
-    status: Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
+    status: DeliveryStatusSchema,
     attempts: Type.Integer({ description: 'Attempts made so far' }),
     lastStatusCode: Nullable(
       Type.Integer({ description: "The last attempt's HTTP status; null: no response" }),
@@ -99,9 +100,7 @@ const DeliveriesQuery = Type.Composite(
   [
     PageQuery,
     Type.Object({
-      status: Type.Optional(
-        Type.Union([Type.Literal('pending'), Type.Literal('delivered'), Type.Literal('failed')]),
-      ),
+      status: Type.Optional(DeliveryStatusSchema),
     }),
   ],
   { additionalProperties: false },

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated, Selectable } from 'kysely';
 import type { Timestamp } from '../../db/column-types.ts';
+import type { DeliveryStatus } from './delivery-status.ts';
 
 /**
  * The event log: the view `events` (migrations/020_events_from_ledger.sql) of the event rows written by triggers
@@ -28,7 +29,7 @@ export interface WebhookEndpointsTable {
   updated_at: Generated<Date>;
 }
 
-export type DeliveryStatus = 'pending' | 'delivered' | 'failed';
+export type { DeliveryStatus };
 
 export interface WebhookDeliveriesTable {
   id: Generated<number>;

@@ -9,7 +9,6 @@ import {
   Metadata,
   PositiveAmount,
   LedgerEntrySchema,
-  LedgerPageQuery,
   Page,
   PageQuery,
   UserIdParams,
@@ -18,9 +17,30 @@ import {
 import type { App } from '../../http/types.ts';
 import { BalanceQuery } from './credits.route.ts';
 import { emptyBodyIsEmptyObject } from '../../http/optional-body.ts';
+import { LEDGER_CSV, okOrCsv, wantsCsv } from '../../http/csv.ts';
+import { AllLedgerQuery, LedgerListQuery, ledgerFilter } from './ledger-filters.ts';
+
+const AccountsQuery = Type.Composite(
+  [
+    PageQuery,
+    Type.Object({
+      prefix: Type.Optional(
+        Type.String({
+          minLength: 1,
+          maxLength: 255,
+          description: 'Only the accounts whose user id begins with this text',
+        }),
+      ),
+    }),
+  ],
+  { additionalProperties: false },
+);
 
 /** A debit's (or a reversal's) answer: the entry, and the balance after it. */
-export const EntryResult = Type.Object({ entry: LedgerEntrySchema, ...BalanceAfterFields });
+export const EntryResult = Type.Object(
+  { entry: LedgerEntrySchema, ...BalanceAfterFields },
+  { $id: 'EntryResult' },
+);
 
 const ReversalBody = Type.Object(
   {
@@ -52,10 +72,11 @@ export default async function accountRoutes(app: App) {
         tags: ['accounts'],
         summary: 'List accounts with their balances',
         description:
-          'Every account (a user who has had credits) with its balance, by user id, paginated. ' +
+          'Every account (a user who has had credits) with its balance, by user id, paginated. `?prefix=` keeps ' +
+          'the accounts whose user id begins with it (then in byte order of the user id). ' +
           'Admins, ops, and API keys with `balances:read`.',
         security,
-        querystring: PageQuery,
+        querystring: AccountsQuery,
         response: {
           200: ok(Page(AccountSchema), 'A page of accounts; `nextCursor` fetches the next one'),
           ...errors(401, 403),
@@ -63,7 +84,9 @@ export default async function accountRoutes(app: App) {
       },
     },
     async (request, reply) =>
-      reply.ok(await app.services.ledger.accounts(request.query.limit, request.query.cursor)),
+      reply.ok(
+        await app.services.ledger.accounts(request.query.limit, request.query.cursor, request.query.prefix),
+      ),
   );
 
   app.get(
@@ -99,25 +122,74 @@ export default async function accountRoutes(app: App) {
         summary: "List a user's ledger entries",
         description:
           "Every change of a user's balance, newest first, paginated (the user themselves, admins, ops, API keys " +
-          'with `ledger:read`). `?expand=purchase` adds the purchase each entry belongs to.',
+          'with `ledger:read`). `?type=` (comma-separated), `?from=` (inclusive) and `?to=` (exclusive) filter; ' +
+          '`?expand=purchase` adds the purchase each entry belongs to. With `Accept: text/csv`: every matching ' +
+          'entry as CSV, oldest first, no paging.',
         security,
         params: UserIdParams,
-        querystring: LedgerPageQuery,
+        querystring: LedgerListQuery,
         response: {
-          200: ok(Page(LedgerEntrySchema), 'A page of entries; `nextCursor` fetches the next one'),
+          200: okOrCsv(
+            Page(LedgerEntrySchema),
+            'A page of entries; `nextCursor` fetches the next one',
+            LEDGER_CSV,
+          ),
           ...errors(401, 403),
         },
       },
     },
-    async (request, reply) =>
-      reply.ok(
+    async (request, reply) => {
+      const filter = ledgerFilter(request.query, request.params.userId);
+      if (wantsCsv(request))
+        return app.services.reports.ledgerCsv(reply, filter, `ledger-${request.params.userId}`);
+      return reply.ok(
         await app.services.ledger.entries(
-          request.params.userId,
+          filter,
           request.query.limit,
           request.query.cursor,
           request.query.expand,
         ),
-      ),
+      );
+    },
+  );
+
+  app.get(
+    '/ledger',
+    {
+      onRequest: app.authorize(['admin', 'ops', 'ledger:read']),
+      schema: {
+        operationId: 'listLedgerEntries',
+        tags: ['accounts'],
+        summary: "List every account's ledger entries",
+        description:
+          'The entries of every account, newest first, paginated (admins, ops, API keys with `ledger:read`). ' +
+          '`?userId=` keeps one account; `?type=` (comma-separated), `?from=` (inclusive) and `?to=` (exclusive) ' +
+          'filter; `?expand=purchase` adds the purchase each entry belongs to. With `Accept: text/csv`: every ' +
+          'matching entry as CSV, oldest first, no paging.',
+        security,
+        querystring: AllLedgerQuery,
+        response: {
+          200: okOrCsv(
+            Page(LedgerEntrySchema),
+            'A page of entries; `nextCursor` fetches the next one',
+            LEDGER_CSV,
+          ),
+          ...errors(401, 403),
+        },
+      },
+    },
+    async (request, reply) => {
+      const filter = ledgerFilter(request.query, request.query.userId);
+      if (wantsCsv(request)) return app.services.reports.ledgerCsv(reply, filter, 'ledger');
+      return reply.ok(
+        await app.services.ledger.entries(
+          filter,
+          request.query.limit,
+          request.query.cursor,
+          request.query.expand,
+        ),
+      );
+    },
   );
 
   app.post(

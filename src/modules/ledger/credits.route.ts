@@ -1,14 +1,10 @@
 import { Type } from '@sinclair/typebox';
 import { callerUserId } from '../../http/auth.ts';
 import { errors, ok } from '../../http/openapi.ts';
-import {
-  BalanceSchema,
-  bearerSecurity,
-  LedgerEntrySchema,
-  LedgerPageQuery,
-  Page,
-} from '../../http/schemas.ts';
+import { BalanceSchema, bearerSecurity, LedgerEntrySchema, Page } from '../../http/schemas.ts';
 import type { App } from '../../http/types.ts';
+import { LEDGER_CSV, okOrCsv, wantsCsv } from '../../http/csv.ts';
+import { LedgerListQuery, ledgerFilter } from './ledger-filters.ts';
 
 /** The caller's own credits (user JWT). */
 export default async function creditRoutes(app: App) {
@@ -43,24 +39,33 @@ export default async function creditRoutes(app: App) {
         summary: "List the caller's ledger entries",
         description:
           "Every change of the caller's balance (grants, debits, reversals, expiries), newest first, paginated. " +
-          '`?expand=purchase` adds the purchase each entry belongs to.',
+          '`?type=` (comma-separated), `?from=` (inclusive) and `?to=` (exclusive) filter; `?expand=purchase` ' +
+          'adds the purchase each entry belongs to. With `Accept: text/csv`: every matching entry as CSV, oldest ' +
+          'first, no paging.',
         security,
-        querystring: LedgerPageQuery,
+        querystring: LedgerListQuery,
         response: {
-          200: ok(Page(LedgerEntrySchema), 'A page of entries; `nextCursor` fetches the next one'),
+          200: okOrCsv(
+            Page(LedgerEntrySchema),
+            'A page of entries; `nextCursor` fetches the next one',
+            LEDGER_CSV,
+          ),
           ...errors(401, 403),
         },
       },
     },
-    async (request, reply) =>
-      reply.ok(
+    async (request, reply) => {
+      const filter = ledgerFilter(request.query, callerUserId(request));
+      if (wantsCsv(request)) return app.services.reports.ledgerCsv(reply, filter, 'ledger');
+      return reply.ok(
         await app.services.ledger.entries(
-          callerUserId(request),
+          filter,
           request.query.limit,
           request.query.cursor,
           request.query.expand,
         ),
-      ),
+      );
+    },
   );
 }
 

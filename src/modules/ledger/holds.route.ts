@@ -66,8 +66,11 @@ const HoldsQuery = Type.Composite([PageQuery, Type.Object({ status: Type.Optiona
   additionalProperties: false,
 });
 
-const HoldResult = Type.Object({ hold: HoldSchema, ...BalanceAfterFields });
-const CaptureResult = Type.Object({ hold: HoldSchema, entry: LedgerEntrySchema, ...BalanceAfterFields });
+const HoldResult = Type.Object({ hold: HoldSchema, ...BalanceAfterFields }, { $id: 'HoldResult' });
+const CaptureResult = Type.Object(
+  { hold: HoldSchema, entry: LedgerEntrySchema, ...BalanceAfterFields },
+  { $id: 'CaptureResult' },
+);
 
 /**
  * Holds: reserve credits, then capture what the work cost or release them.

@@ -11,5 +11,6 @@ export {
   type HoldJson,
   lastReversalOf,
 } from './ledger.repository.ts';
+export { checkRange, filteredEntries, type LedgerFilter } from './ledger-filters.ts';
 export * from './ledger.service.ts';
 export type * from './ledger.tables.ts';

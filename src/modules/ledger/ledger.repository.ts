@@ -1,4 +1,4 @@
-import { sql } from 'kysely';
+import { type Selectable, sql } from 'kysely';
 import type {
   Executor,
   HoldRow,
@@ -7,6 +7,9 @@ import type {
   LedgerSource,
   PreparedQuery,
 } from '../../db/database.ts';
+import { exactTime } from '../../lib/keyset.ts';
+import { filteredEntries, type LedgerFilter } from './ledger-filters.ts';
+import type { AccountsTable } from './ledger.tables.ts';
 
 /** An entry as the SQL functions return it (JSON): the row, its timestamp as text. */
 export type EntryJson = Omit<LedgerEntryRow, 'created_at'> & { created_at: string };
@@ -301,18 +304,41 @@ export async function readBalanceAt(ex: Executor, userId: string, at: Date) {
     .executeTakeFirst();
 }
 
-export async function listEntries(ex: Executor, userId: string, limit: number, beforeId?: number) {
-  let q = ex
-    .selectFrom('ledger_entries')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .orderBy('id', 'desc')
-    .limit(limit + 1);
-  if (beforeId !== undefined) q = q.where('id', '<', beforeId);
-  return q.execute();
+/** A page of the entries a filter selects, newest first, after a (created_at, id) cursor; limit + 1 rows. */
+export async function listEntries(
+  ex: Executor,
+  filter: LedgerFilter,
+  limit: number,
+  after?: { time: string; id: number },
+) {
+  const { rows } = await sql<LedgerEntryRow & { cursor_time: string }>`${filteredEntries(
+    filter,
+    { order: 'desc', limit: limit + 1, after },
+    sql`e.*, ${exactTime('e.created_at')} as cursor_time`,
+  )}`.execute(ex);
+  return rows;
 }
 
-export async function listAccounts(ex: Executor, limit: number, afterUserId?: string) {
+/** The (created_at, id) of one entry: the position an old id-only cursor stands for. */
+export async function entryPosition(ex: Executor, id: number) {
+  const { rows } = await sql<{ time: string }>`select ${exactTime('created_at')} as time
+    from ledger_entries where id = ${id} limit 1`.execute(ex);
+  return rows[0] ? { time: rows[0].time, id } : undefined;
+}
+
+/**
+ * Accounts by user id, after a cursor. With `prefix`, the accounts whose user id begins with it, in byte order
+ * (the index accounts_user_id_c serves the prefix as a range).
+ */
+export async function listAccounts(ex: Executor, limit: number, afterUserId?: string, prefix?: string) {
+  if (prefix !== undefined) {
+    const pattern = `${prefix.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    const after = afterUserId === undefined ? sql`` : sql`and (user_id collate "C") > ${afterUserId}`;
+    const { rows } = await sql<Selectable<AccountsTable>>`select * from accounts
+      where (user_id collate "C") like ${pattern} ${after}
+      order by (user_id collate "C") limit ${limit + 1}`.execute(ex);
+    return rows;
+  }
   let q = ex
     .selectFrom('accounts')
     .selectAll()

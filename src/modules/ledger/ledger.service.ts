@@ -19,6 +19,7 @@ import {
   type LedgerOp,
   type LedgerResult,
   listAccounts,
+  entryPosition,
   listEntries,
   listHolds,
   readBalance,
@@ -28,9 +29,10 @@ import {
 } from './ledger.repository.ts';
 import { AppError, type ErrorCode, badRequest, conflict, notFound } from '../../errors.ts';
 import { msg } from '../../messages.ts';
-import type { Balance, Hold, HoldStatus, LedgerEntry, LedgerSource, Purchase } from '../../http/schemas.ts';
+import type { Balance, Hold, HoldStatus, LedgerEntry, Purchase } from '../../http/schemas.ts';
 import { newId } from '../../lib/ids.ts';
 import { createGroupCommit } from './group-commit.ts';
+import type { LedgerFilter } from './ledger-filters.ts';
 import { decodeCursor, toPage } from '../../lib/pagination.ts';
 import { MAX_JSON_DEPTH } from '../../lib/text.ts';
 
@@ -79,6 +81,23 @@ const balanceAfter = (r: { balance: number; held: number }): BalanceAfter => ({
   held: r.held,
   available: Math.max(0, r.balance - r.held),
 });
+
+/**
+ * A ledger list's cursor: [createdAt to the microsecond, id]. A cursor of an id alone (issued before the lists
+ * were ordered by time) stands for that entry's position.
+ */
+async function entryCursor(ex: Executor, cursor: string | undefined) {
+  if (cursor === undefined) return undefined;
+  try {
+    const [time, id] = decodeCursor(cursor, ['timestamp', 'number']) as [string, number];
+    return { time, id };
+  } catch (err) {
+    const [id] = decodeCursor(cursor, ['number']) as [number];
+    const position = await entryPosition(ex, id);
+    if (!position) throw err;
+    return position;
+  }
+}
 
 const iso = (value: string | Date) => new Date(value).toISOString();
 
@@ -470,11 +489,19 @@ function ledgerReads(db: Db, prepared: PreparedQuery, purchasesById: LedgerServi
       };
     },
 
-    /** Entries newest first; `expand` of `purchase` puts each entry's purchase (or null) beside `purchaseId`. */
-    async entries(userId: string, limit: number, cursor?: string, expand: readonly LedgerExpand[] = []) {
-      const after = decodeCursor(cursor, ['number']) as [number] | undefined;
-      const rows = await listEntries(db, userId, limit, after?.[0]);
-      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.id]);
+    /**
+     * Entries a filter selects (a user's, or every account's), newest first; `expand` of `purchase` puts each
+     * entry's purchase (or null) beside `purchaseId`.
+     */
+    async entries(
+      filter: LedgerFilter,
+      limit: number,
+      cursor?: string,
+      expand: readonly LedgerExpand[] = [],
+    ) {
+      const after = await entryCursor(db, cursor);
+      const rows = await listEntries(db, filter, limit, after);
+      const page = toPage(rows, limit, toLedgerEntry, (r) => [r.cursor_time, r.id]);
       if (!expand.includes('purchase')) return page;
       const ids = page.items.flatMap((e) => (e.purchaseId ? [e.purchaseId] : []));
       const purchases = (await purchasesById?.(ids)) ?? new Map<string, Purchase>();
@@ -487,9 +514,9 @@ function ledgerReads(db: Db, prepared: PreparedQuery, purchasesById: LedgerServi
       };
     },
 
-    async accounts(limit: number, cursor?: string) {
+    async accounts(limit: number, cursor?: string, prefix?: string) {
       const after = decodeCursor(cursor, ['string']) as [string] | undefined;
-      const rows = await listAccounts(db, limit, after?.[0]);
+      const rows = await listAccounts(db, limit, after?.[0], prefix);
       return toPage(
         rows,
         limit,
