@@ -69,14 +69,19 @@ export interface ServedApi {
 
 /** What the running service documents at /docs/json: the tests of section 15's screens run once it is there. */
 export async function servedApi(base: string): Promise<ServedApi> {
-  type Operation = { parameters?: { in: string; name: string }[] };
+  type Parameter = { in?: string; name?: string; $ref?: string };
+  type Operation = { parameters?: Parameter[] };
   const doc = (await (await fetch(`${base}/docs/json`)).json()) as {
     paths: Record<string, { get?: Operation }>;
+    components?: { parameters?: Record<string, Parameter> };
   };
+  // Shared parameters are references to components.parameters.
+  const resolve = (p: Parameter) =>
+    p.$ref ? (doc.components?.parameters?.[p.$ref.split('/').pop() ?? ''] ?? p) : p;
   return {
     has: (path) => doc.paths[path]?.get !== undefined,
     takes: (path, name) =>
-      (doc.paths[path]?.get?.parameters ?? []).some((p) => p.in === 'query' && p.name === name),
+      (doc.paths[path]?.get?.parameters ?? []).map(resolve).some((p) => p.in === 'query' && p.name === name),
   };
 }
 

@@ -1,6 +1,6 @@
 import createClient from 'openapi-fetch';
 import { lang, signOut, t, token } from '../state.ts';
-import type { paths } from './pending-section15.ts';
+import type { paths } from './openapi.gen.ts';
 
 /** The public API, typed from openapi.yaml; every call carries the credential and the console's language. */
 export const api = createClient<paths>({ baseUrl: location.origin });
