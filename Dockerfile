@@ -1,5 +1,13 @@
 # syntax=docker/dockerfile:1
-# Node 24 runs the TypeScript sources directly (type stripping): no build step, no compiler in the image.
+# Node 24 runs the TypeScript sources directly (type stripping): no compiler in the image. The one build step
+# is the operations console's static files (Vite, a dev dependency), made in a stage of their own.
+FROM node:24-slim AS console
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY console ./console
+RUN node console/build.ts --force
+
 FROM node:24-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
@@ -14,6 +22,7 @@ WORKDIR /app
 COPY --from=deps /app/node_modules ./node_modules
 COPY package.json ./
 COPY src ./src
+COPY --from=console /app/console/dist ./console/dist
 COPY migrations ./migrations
 USER node
 EXPOSE 3000

@@ -7,6 +7,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const UNIT = [
   'tests/cli/token-cli.test.ts',
   'tests/config/*.test.ts',
+  'tests/console/view-logic.test.ts',
   'tests/docs/docs.test.ts',
   'tests/http/validation-messages.test.ts',
   'tests/lib/currency.test.ts',
@@ -34,7 +35,8 @@ export default defineConfig({
           name: 'db',
           include: ['tests/**/*.test.ts'],
           exclude: [...configDefaults.exclude, ...UNIT],
-          globalSetup: ['tests/helpers/global-setup.ts'],
+          // The console's static files are built (when stale) before the tests that serve them.
+          globalSetup: ['tests/helpers/global-setup.ts', 'tests/helpers/console-build.ts'],
         },
       },
     ],

@@ -64,6 +64,7 @@ import {
 } from './modules/purchases/index.ts';
 import { createPackagesService, packageRoutes } from './modules/catalog/index.ts';
 import healthRoutes from './http/health.route.ts';
+import consolePlugin from './http/console.ts';
 import type { App } from './http/types.ts';
 
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -292,6 +293,8 @@ export async function buildApp(config: Config, options: BuildOptions = {}): Prom
   await app.register(swaggerPlugin, { ui: config.docsEnabled });
 
   await app.register(healthRoutes);
+  // The operations console (section 14): static files and their security headers, in its own context.
+  await app.register(consolePlugin);
   await app.register(
     async (api: App) => {
       const { perMinute, apiKeyPerMinute } = config.rateLimit;
