@@ -101,14 +101,20 @@ export async function deleteEndpoint(db: Db, id: string) {
  * event's facts stay readable as its ledger entry).
  */
 export async function listEvents(db: Db, limit: number, retentionDays: number, beforeId?: number) {
-  let q = db
-    .selectFrom('events')
-    .select(['id', 'type', 'data', 'created_at'])
-    .where('created_at', '>=', sql<Date>`now() - ${retentionDays} * interval '1 day'`)
-    .orderBy('id', 'desc')
-    .limit(limit + 1);
-  if (beforeId !== undefined) q = q.where('id', '<', beforeId);
-  return q.execute();
+  // The page's ids first, then each event by id (offset 0: a lookup per id). Read in one go, the view's
+  // credit events would build the event JSON of every ledger entry before the sort kept a page of them.
+  const { rows } = await sql<Pick<EventRow, 'id' | 'type' | 'data' | 'created_at'>>`
+    with page as (
+      select id from events
+      where created_at >= now() - ${retentionDays} * interval '1 day'
+        and (${beforeId ?? null}::bigint is null or id < ${beforeId ?? null}::bigint)
+      order by id desc
+      limit ${limit + 1}
+    )
+    select v.id, v.type, v.data, v.created_at
+    from page cross join lateral (select * from events e where e.id = page.id offset 0) v
+    order by v.id desc`.execute(db);
+  return rows;
 }
 
 export async function findEvent(db: Db, id: number, retentionDays: number) {
@@ -262,7 +268,10 @@ export async function claimDeliveries(
         lease_until = now() + ${leaseMs} * interval '1 millisecond',
         next_attempt_at = now() + ${leaseMs} * interval '1 millisecond'
     from due
-    cross join lateral (select v.id, v.type, v.data, v.created_at from events v where v.id = due.event_id) ev,
+    -- offset 0 keeps this a lookup by id per claimed delivery: flattened, the planner hash-joins the whole view,
+    -- building every ledger entry's event JSON on each claim (223 ms at 17,000 entries, growing with the
+    -- ledger; 1.7 ms this way).
+    cross join lateral (select v.id, v.type, v.data, v.created_at from events v where v.id = due.event_id offset 0) ev,
     webhook_endpoints e
     where d.id = due.id and e.id = d.endpoint_id
     returning d.id, d.attempts, d.endpoint_id, e.url, e.secret, e.previous_secret, e.previous_secret_until,
