@@ -30,7 +30,7 @@ create table accounts (
   constraint accounts_held_check CHECK (((held >= 0) AND (held <= balance))) NOT VALID
 );
 CREATE INDEX accounts_user_id_c ON public.accounts USING btree (user_id COLLATE "C");
-CREATE TRIGGER accounts_available_events AFTER UPDATE OF balance, held ON public.accounts FOR EACH ROW WHEN (((credits_available(new.balance, new.held) < credits_available(old.balance, old.held)) AND ((credits_available(new.balance, new.held) <= 0) OR (credits_available(new.balance, new.held) < events_low_threshold_max())))) EXECUTE FUNCTION events_on_available_drop();
+CREATE TRIGGER accounts_available_events AFTER UPDATE OF balance, held ON public.accounts FOR EACH ROW WHEN ((((new.balance - new.held) < (old.balance - old.held)) AND (((new.balance - new.held) <= 0) OR ((new.balance - new.held) < events_low_threshold_max())))) EXECUTE FUNCTION events_on_available_drop();
 
 -- Created in migrations/001_api_keys.sql
 create table api_keys (
@@ -201,7 +201,7 @@ CREATE INDEX ledger_entries_reversals ON public.ledger_entries USING btree (user
 CREATE INDEX ledger_entries_type_time ON public.ledger_entries USING btree (type, created_at, id);
 CREATE INDEX ledger_entries_user_time ON public.ledger_entries USING btree (user_id, created_at);
 CREATE INDEX ledger_entries_user_type_time ON public.ledger_entries USING btree (user_id, type, created_at, id);
-CREATE TRIGGER ledger_entries_deliveries AFTER INSERT ON public.ledger_entries FOR EACH ROW WHEN ((events_credit_type(new.type) = ANY (events_wanted_types()))) EXECUTE FUNCTION events_on_ledger_entry();
+CREATE TRIGGER ledger_entries_deliveries AFTER INSERT ON public.ledger_entries FOR EACH ROW WHEN ((new.type = ANY (events_wanted_entry_types()))) EXECUTE FUNCTION events_on_ledger_entry();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();
 CREATE TRIGGER ledger_entries_no_update_delete BEFORE DELETE OR UPDATE ON public.ledger_entries FOR EACH ROW EXECUTE FUNCTION ledger_entries_append_only();
 
@@ -410,6 +410,7 @@ UNION ALL
 --   db/functions/events_on_ledger_entry.sql
 --   db/functions/events_on_purchase.sql
 --   db/functions/events_refresh_subscriptions.sql
+--   db/functions/events_wanted_entry_types.sql
 --   db/functions/events_wanted_types.sql
 --   db/functions/ledger_entries_append_only.sql
 --   db/functions/provider_event_refs.sql

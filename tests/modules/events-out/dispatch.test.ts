@@ -70,6 +70,10 @@ describe('event fan-out', () => {
       headers: asAdmin(),
       payload: { disabled: false, events: ['credits.debited', 'credits.granted'] },
     });
+    // The triggers' switch (migrations/030): the entry types some enabled endpoint wants, as a constant.
+    const { rows: wanted } = await t.pg.query(`select events_wanted_entry_types() as types`);
+    expect(wanted[0].types).toEqual(expect.arrayContaining(['debit', 'grant']));
+    expect(wanted[0].types).not.toContain('expiry');
     await t.app.services.ledger.debit({ userId: 'dispatch_some', amount: 1, idempotencyKey: 'some-3' });
     await grant(t.app, 'dispatch_some', 1);
     expect(await deliveries(t, 'dispatch_some')).toEqual([
