@@ -208,6 +208,50 @@ function createRetention(db: Db, opts: DeliveryWorkerOptions) {
   return { prune, loop };
 }
 
+/**
+ * Writes outcomes as they come, one statement at a time: an outcome that arrives while a write is under way
+ * goes in the next one, with every other that arrived meanwhile. Each outcome waits only for the write that
+ * carries it, so a process killed mid-pass resends only what was not yet written; under load, 64 answers
+ * cost a few statements instead of 64 commits. Resolves once its outcome is written (or the write failed).
+ */
+function createOutcomeWriter(db: Db, log: FastifyBaseLogger) {
+  let next: { results: AttemptResult[]; written: Promise<void>; done: () => void } | null = null;
+  let writing = false;
+
+  async function writeAll() {
+    writing = true;
+    while (next) {
+      const batch = next;
+      next = null;
+      try {
+        await recordAttempts(db, batch.results);
+      } catch (err) {
+        // Not recorded: their leases run out and the deliveries are attempted again (at least once).
+        log.warn(
+          { err, deliveries: batch.results.map((r) => r.id) },
+          'webhook attempts could not be recorded',
+        );
+      }
+      batch.done();
+    }
+    writing = false;
+  }
+
+  return (result: AttemptResult): Promise<void> => {
+    if (!next) {
+      let done = () => {};
+      const written = new Promise<void>((resolve) => {
+        done = resolve;
+      });
+      next = { results: [], written, done };
+    }
+    next.results.push(result);
+    const { written } = next;
+    if (!writing) void writeAll();
+    return written;
+  };
+}
+
 /** The attempts in flight, and a wait for slots to free. */
 function createSlots() {
   const inFlight = new Set<Promise<void>>();
@@ -247,9 +291,9 @@ function createSlots() {
 /**
  * The delivery worker: one per process (replica). Deliveries are written with their events (in the
  * transaction of the change); the worker claims due ones with a lease (FOR UPDATE SKIP LOCKED: replicas never
- * take the same one at once), signs and sends them, and records each outcome as soon as it comes, with the
- * next attempt's time from the retry schedule: a process killed mid-pass resends only the deliveries whose
- * answers it had not recorded. It also removes events and deliveries past EVENTS_RETENTION_DAYS.
+ * take the same one at once), signs and sends them, and records each outcome as soon as it comes (with those
+ * that came while the previous write was under way), with the next attempt's time from the retry schedule: a
+ * process killed mid-pass resends only the deliveries whose answers it had not recorded. It also removes events and deliveries past EVENTS_RETENTION_DAYS.
  */
 export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   // Longer than any attempt can take (it is aborted at timeoutMs and starts right after its claim), so a
@@ -263,16 +307,13 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   const inFlight = createSlots();
   const retention = createRetention(db, opts);
 
-  /** Sends one delivery and records its outcome at once (one statement per outcome, as it comes). */
+  const record = createOutcomeWriter(db, opts.log);
+
+  /** Sends one delivery and records its outcome as soon as it comes. */
   function launch(d: ClaimedDelivery, signal: AbortSignal) {
     const attempt = sender
       .attempt(d, signal)
-      .then((result) =>
-        recordAttempts(db, [result]).catch((err) =>
-          // Not recorded: the lease runs out and the delivery is attempted again (at least once).
-          opts.log.warn({ err, delivery: d.id }, 'a webhook attempt could not be recorded'),
-        ),
-      )
+      .then(record)
       .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'));
     inFlight.add(attempt);
   }

@@ -337,5 +337,9 @@ export async function recordAttempts(db: Db, results: AttemptResult[]) {
       })),
     )}::jsonb) as r(id bigint, attempts integer, delivered boolean, status_code integer, error text, retry_ms bigint),
     async_commit
-    where d.id = r.id and d.attempts = r.attempts and d.status = 'pending'`.execute(db);
+    -- The ids as an array too: the planner then finds the rows by primary key. Joined only to the record set
+    -- (estimated at 100 rows), it could read every pending delivery instead, once per outcome: with a backlog
+    -- of 25,000 the drain ran at about 400 deliveries/s, the database's two cores busy with those scans.
+    where d.id = any(${results.map((r) => r.id)}::bigint[])
+      and d.id = r.id and d.attempts = r.attempts and d.status = 'pending'`.execute(db);
 }
