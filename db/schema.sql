@@ -400,7 +400,6 @@ UNION ALL
 --   db/functions/events_balance.sql
 --   db/functions/events_credit_type.sql
 --   db/functions/events_entry_data.sql
---   db/functions/events_fan_out.sql
 --   db/functions/events_held_at.sql
 --   db/functions/events_ledger_from.sql
 --   db/functions/events_low_threshold_max.sql
