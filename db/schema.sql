@@ -199,7 +199,7 @@ CREATE INDEX ledger_entries_expiry_lot ON public.ledger_entries USING btree (use
 CREATE INDEX ledger_entries_id ON public.ledger_entries USING btree (id);
 CREATE INDEX ledger_entries_reversals ON public.ledger_entries USING btree (user_id, reverses_entry_id) WHERE (reverses_entry_id IS NOT NULL);
 CREATE INDEX ledger_entries_type_time ON public.ledger_entries USING btree (type, created_at, id);
-CREATE INDEX ledger_entries_user_time ON public.ledger_entries USING btree (user_id, created_at);
+CREATE INDEX ledger_entries_user_time_id ON public.ledger_entries USING btree (user_id, created_at, id);
 CREATE INDEX ledger_entries_user_type_time ON public.ledger_entries USING btree (user_id, type, created_at, id);
 CREATE TRIGGER ledger_entries_deliveries AFTER INSERT ON public.ledger_entries FOR EACH ROW WHEN ((new.type = ANY (events_wanted_entry_types()))) EXECUTE FUNCTION events_on_ledger_entry();
 CREATE TRIGGER ledger_entries_no_truncate BEFORE TRUNCATE ON public.ledger_entries FOR EACH STATEMENT EXECUTE FUNCTION ledger_entries_append_only();

@@ -106,9 +106,10 @@ export function ledgerFilter(
 
 /**
  * The entries a filter selects, in (created_at, id) order, newest first (`desc`) or oldest first (`asc`):
- * one ordered index range per type (ledger_entries_user_type_time, or ledger_entries_type_time across
- * accounts), merged. With `limit`, each range stops after `limit` rows, so a page costs the same whatever
- * the filter. `after` is the keyset cursor: the (created_at, id) of the last row already read.
+ * one account's entries of every type are one ordered index range (ledger_entries_user_time_id); otherwise
+ * one range per type (ledger_entries_user_type_time, or ledger_entries_type_time across accounts), merged.
+ * With `limit`, each range stops after `limit` rows, so a page costs the same whatever the filter. `after`
+ * is the keyset cursor: the (created_at, id) of the last row already read.
  */
 export function filteredEntries(
   filter: LedgerFilter,
@@ -119,8 +120,8 @@ export function filteredEntries(
 ): RawBuilder<unknown> {
   const dir = opts.order === 'desc' ? sql.raw('desc') : sql.raw('asc');
   const cmp = opts.order === 'desc' ? sql.raw('<') : sql.raw('>');
-  const branch = (type: LedgerEntryType) => {
-    const where: RawBuilder<unknown>[] = [sql`e.type = ${type}`];
+  const branch = (type?: LedgerEntryType) => {
+    const where: RawBuilder<unknown>[] = type === undefined ? [] : [sql`e.type = ${type}`];
     if (filter.userId !== undefined) where.push(sql`e.user_id = ${filter.userId}`);
     if (filter.from !== undefined) where.push(sql`e.created_at >= ${filter.from}::timestamptz`);
     if (filter.to !== undefined) where.push(sql`e.created_at < ${filter.to}::timestamptz`);
@@ -132,7 +133,9 @@ export function filteredEntries(
     return sql`(select ${columns} from ledger_entries e where ${sql.join(where, sql` and `)}
       order by e.created_at ${dir}, e.id ${dir} ${limit})`;
   };
+  const oneRange = filter.userId !== undefined && ENTRY_TYPES.every((t) => filter.types.includes(t));
+  const branches = oneRange ? [branch()] : filter.types.map(branch);
   const limit = opts.limit === undefined ? sql`` : sql`limit ${opts.limit}`;
-  return sql`select ${outer} from (${sql.join(filter.types.map(branch), sql` union all `)}) x
+  return sql`select ${outer} from (${sql.join(branches, sql` union all `)}) x
     order by x.created_at ${dir}, x.id ${dir} ${limit}`;
 }

@@ -27,7 +27,7 @@ function bounds(from: string, to: string, interval: Interval) {
 /**
  * A user's balance per interval: `balance` the balanceAfter of the last entry before the interval's end
  * (carried forward through empty intervals, 0 before the first entry), `credited` and `debited` the sums of
- * the positive and the negative amounts within it. Each interval is two probes of ledger_entries_user_time.
+ * the positive and the negative amounts within it. Each interval is two probes of ledger_entries_user_time_id.
  */
 export function balanceHistorySql(userId: string, from: string, to: string, interval: Interval) {
   return sql<{ at: string; balance: number; credited: number; debited: number }>`
