@@ -23,6 +23,7 @@
  * 7. Growth (once, after the rounds): BENCH_GROWTH_ENTRIES (default 10,000,000) entries generated in SQL on one
  *    account, then debits, balance reads and the first ledger page on it against a fresh account.
  * BENCH_ROUNDS > 1 repeats 2-4 that many times, interleaved, and keeps each scenario's median round.
+ * BENCH_PROF=<dir> runs the service with --cpu-prof, writing its CPU profile there when it stops.
  * Prints a table and one JSON line, and writes the report to bench/reports/<timestamp>.json.
  * Traffic goes to 127.0.0.1 only; every wait is bounded.
  */
@@ -562,7 +563,15 @@ async function startProcesses(cfg: BenchConfig, databaseUrl: string, tmp: string
       ...(webhookTls ? { NODE_EXTRA_CA_CERTS: webhookTls.cert } : {}),
     };
     children.push(
-      await startChild(['src/server.ts'], serverEnv, `${base}/readyz`, path.join(tmp, 'server.log')),
+      await startChild(
+        [
+          ...(process.env.BENCH_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_PROF}`] : []),
+          'src/server.ts',
+        ],
+        serverEnv,
+        `${base}/readyz`,
+        path.join(tmp, 'server.log'),
+      ),
     );
     bouncer = await startPgBouncer(databaseUrl, cfg.poolSize);
     let pooledBase: string | undefined;
