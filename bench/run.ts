@@ -829,6 +829,10 @@ async function serviceRound(run: Run, roundNo: number) {
 async function webhooksRound(run: Run, roundNo: number) {
   const webhooks = run.p.webhooks;
   if (!webhooks || !run.selected('webhooks: debits')) return;
+  // Warmed up like the service scenarios: run cold, the no-endpoint figure (the denominator) came out low
+  // whenever this round ran first, and the ratio high.
+  if (run.cfg.warmup > 0 && roundNo === 1)
+    await cannon('warmup', run.p.base, run.cfg, run.r.spread('whw'), run.cfg.warmup);
   const none = await cannon('webhooks: debits, no endpoint', run.p.base, run.cfg, run.r.spread('wh0'));
   run.rows.push(none);
   logRow(none);
