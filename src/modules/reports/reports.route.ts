@@ -130,6 +130,9 @@ export default async function reportRoutes(app: App) {
   app.get(
     '/accounts/:userId/balance-history',
     {
+      // Read-pool queries with a timeout of their own (REPORT_TIMEOUT_MS): a report over every movement may take
+      // longer than the API's request deadline, and must not be cut off (503) or counted as a database outage.
+      config: { deadline: false },
       onRequest: app.authorize(['self', 'admin', 'ops', 'ledger:read']),
       schema: {
         operationId: 'getBalanceHistory',
@@ -185,6 +188,9 @@ export default async function reportRoutes(app: App) {
   app.get(
     '/reports/credits',
     {
+      // Read-pool queries with a timeout of their own (REPORT_TIMEOUT_MS): a report over every movement may take
+      // longer than the API's request deadline, and must not be cut off (503) or counted as a database outage.
+      config: { deadline: false },
       onRequest: app.authorize(['admin', 'ops']),
       schema: {
         operationId: 'getCreditsReport',
