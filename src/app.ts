@@ -147,6 +147,7 @@ function createServices(
       // Its passes failing in a database outage count in the outage's log lines (src/db/outage.ts).
       log: outageAwareLog(app.log.child({ component: 'webhook-worker' }), app.databaseOutage),
       requestsInFlight,
+      spendingBacklog: ledger.spendingBacklog,
       onAttempt: (outcome) => app.metrics.webhookAttempts.inc({ outcome }),
     }),
   };

@@ -29,6 +29,8 @@ export interface DeliveryWorkerOptions {
   log: FastifyBaseLogger;
   /** How many requests the process is serving now: the worker yields to them when the event loop is saturated. */
   requestsInFlight?: () => number;
+  /** Spending operations queued for the database (the ledger's group commit): the worker yields to them too. */
+  spendingBacklog?: () => number;
   /** Each attempt's outcome: metrics. */
   onAttempt?: (outcome: 'delivered' | 'retry' | 'failed') => void;
   /** EVENTS_RETENTION_DAYS: older events and deliveries are removed by the worker, in small batches. */
@@ -332,12 +334,15 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   async function run(signal: AbortSignal) {
     let elu = performance.eventLoopUtilization();
     while (!signal.aborted) {
-      // Deliveries yield to requests: while this process's event loop is saturated and requests are waiting
-      // (a burst of debits), the worker runs a quarter of its attempts and pauses between passes; the backlog
-      // waits in the table and drains at full speed once the load eases. Webhooks are asynchronous; debits are not.
+      // Deliveries yield to requests: while this process's event loop is saturated and requests are waiting,
+      // or debits queue for the database (every call of the group commit busy), the worker runs a quarter of
+      // its attempts and pauses between passes; the backlog waits in the table and drains at full speed once
+      // the load eases. Webhooks are asynchronous; debits are not.
       const since = performance.eventLoopUtilization(elu);
       elu = performance.eventLoopUtilization();
-      const busy = since.utilization >= BUSY_UTILIZATION && (opts.requestsInFlight?.() ?? 0) > 0;
+      const busy =
+        (since.utilization >= BUSY_UTILIZATION && (opts.requestsInFlight?.() ?? 0) > 0) ||
+        (opts.spendingBacklog?.() ?? 0) > 0;
       const limit = busy ? Math.max(1, Math.ceil(opts.concurrency / 4)) : opts.concurrency;
       let more = false;
       try {

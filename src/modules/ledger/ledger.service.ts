@@ -591,6 +591,11 @@ export function createLedgerService(db: Db, prepared: PreparedQuery, options: Le
   });
 
   return {
+    /**
+     * Debits, holds, captures and releases waiting while every call (DEBIT_CALLS_IN_FLIGHT) is busy: the
+     * database is the bottleneck right now. 0 when they wait only for their own account's call.
+     */
+    spendingBacklog: () => (calls.state.inFlight >= options.debitCallsInFlight ? calls.state.waiting : 0),
     ...spendingOperations(calls, written, onEntry),
     ...creditWrites(db, written),
     ...ledgerReads(db, prepared, options.purchasesById),
