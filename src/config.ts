@@ -59,7 +59,7 @@ export const EnvSchema = Type.Object({
   REQUEST_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 600_000, default: 30_000 }),
   EXPIRY_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 60_000 }),
   HOLD_SWEEP_INTERVAL_MS: Type.Integer({ minimum: 0, default: 10_000 }),
-  DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 4 }),
+  DEBIT_CALLS_IN_FLIGHT: Type.Integer({ minimum: 1, maximum: 64, default: 2 }),
   WEBHOOK_ALLOW_PRIVATE_URLS: Type.Optional(Bool),
   WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 1000 }),
   WEBHOOK_RETRY_SCHEDULE: Type.String({ minLength: 1, default: DEFAULT_RETRY_SCHEDULE }),

@@ -42,7 +42,7 @@ describe('loadConfig', () => {
       corsOrigins: [],
       metricsToken: undefined,
       rateLimit: { perMinute: 600, apiKeyPerMinute: 0 },
-      debitCallsInFlight: 4,
+      debitCallsInFlight: 2,
       holdSweepIntervalMs: 10_000,
       revenuecat: { webhookAuth: undefined, allowSandbox: false },
       databaseMigrationUrl: undefined,
@@ -62,10 +62,10 @@ describe('loadConfig', () => {
       CORS_ORIGINS: 'https://a.example.com, https://b.example.com',
       ALLOW_DEV_PURCHASES: 'true',
       STRIPE_API_URL: 'http://127.0.0.1:12111',
-      DEBIT_CALLS_IN_FLIGHT: '2',
+      DEBIT_CALLS_IN_FLIGHT: '3',
     });
     expect(config.port).toBe(8080);
-    expect(config.debitCallsInFlight).toBe(2);
+    expect(config.debitCallsInFlight).toBe(3);
     expect(config.rateLimit).toEqual({ perMinute: 0, apiKeyPerMinute: 50 });
     expect(config.corsOrigins).toEqual(['https://a.example.com', 'https://b.example.com']);
     expect(config.allowDevPurchases).toBe(true);
