@@ -54,11 +54,25 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
   const busy = new Set<string>();
   let inFlight = 0;
 
-  async function send(batch: Waiting<A, R>[]) {
+  /**
+   * Sends one call. `done` frees its keys and its slot, and sends the next call, as soon as the database has
+   * answered and before the answers are handed back: the callers' work on their answers (serialising and
+   * writing HTTP responses) then runs while the next call is in the database, not before it is sent.
+   */
+  async function send(batch: Waiting<A, R>[], done: () => void) {
     onCall(batch.length);
     const [only] = batch;
     if (batch.length === 1 && only) {
-      await sendOne(only.args).then(only.resolve, only.reject);
+      let result: R;
+      try {
+        result = await sendOne(only.args);
+      } catch (err) {
+        done();
+        only.reject(err);
+        return;
+      }
+      done();
+      only.resolve(result);
       return;
     }
     let results: (R | undefined)[];
@@ -66,14 +80,17 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
       results = await sendMany(batch.map((b) => b.args));
     } catch (err) {
       if (failsWhole(err)) {
+        done();
         for (const b of batch) b.reject(err);
         return;
       }
       // The call rolled back as a whole; one failing request must not fail the others: one by one.
       onBatchError(err, batch.length);
       for (const b of batch) await sendOne(b.args).then(b.resolve, b.reject);
+      done();
       return;
     }
+    done();
     batch.forEach((b, i) => {
       const r = results[i];
       if (r !== undefined) b.resolve(r);
@@ -100,15 +117,19 @@ export function createGroupCommit<A, R>(options: GroupCommitOptions<A, R>): Grou
       const keys = new Set(batch.map((b) => keyOf(b.args)));
       for (const key of keys) busy.add(key);
       inFlight++;
-      void send(batch)
+      let freed = false;
+      const done = () => {
+        if (freed) return;
+        freed = true;
+        for (const key of keys) busy.delete(key);
+        inFlight--;
+        pump();
+      };
+      void send(batch, done)
         .catch((err) => {
           for (const b of batch) b.reject(err); // only requests not answered yet: a settled promise ignores it
         })
-        .finally(() => {
-          for (const key of keys) busy.delete(key);
-          inFlight--;
-          pump();
-        });
+        .finally(done);
     }
   }
 

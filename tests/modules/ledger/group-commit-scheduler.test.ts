@@ -101,6 +101,23 @@ describe('group commit scheduler', () => {
     await Promise.all(all);
   });
 
+  it('sends the next call as soon as the database answers, before the answers are handed back', async () => {
+    // Callers serialise and write their HTTP responses when their answer comes: the next call must already
+    // be in the database by then, or it idles while they do.
+    const h = harness();
+    const seen: number[] = [];
+    const first = h.scheduler.run({ user: 'a', n: 1 }).then(() => seen.push(h.calls.length));
+    const waiting = h.scheduler.run({ user: 'b', n: 2 }).then(() => seen.push(h.calls.length));
+    const grouped = [h.scheduler.run({ user: 'c', n: 3 }), h.scheduler.run({ user: 'a', n: 4 })];
+    expect(shape(h.calls)).toEqual([['a1']]);
+    h.gates[0]!.resolve();
+    await first;
+    expect(shape(h.calls)).toEqual([['a1'], ['b2', 'c3', 'a4']]); // a4 too: a1's call is over
+    await h.releaseAll();
+    await Promise.all([waiting, ...grouped]);
+    expect(seen).toEqual([2, 2]);
+  });
+
   it('never sends more than maxBatch in a call', async () => {
     const h = harness({ maxBatch: 3 });
     const all = Array.from({ length: 8 }, (_, i) => h.scheduler.run({ user: `u${i}`, n: i }));
