@@ -64,7 +64,8 @@ export const EnvSchema = Type.Object({
   WEBHOOK_POLL_INTERVAL_MS: Type.Integer({ minimum: 0, maximum: 3_600_000, default: 1000 }),
   WEBHOOK_RETRY_SCHEDULE: Type.String({ minLength: 1, default: DEFAULT_RETRY_SCHEDULE }),
   WEBHOOK_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 60_000, default: 10_000 }),
-  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 64 }),
+  WEBHOOK_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 128 }),
+  WEBHOOK_ENDPOINT_CONCURRENCY: Type.Integer({ minimum: 1, maximum: 256, default: 64 }),
   TRUST_PROXY: Type.Optional(Type.String({ minLength: 1 })),
   DOCS_ENABLED: Type.Optional(Bool),
   STRIPE_TIMEOUT_MS: Type.Integer({ minimum: 100, maximum: 120_000, default: 5_000 }),
@@ -149,6 +150,8 @@ export interface Config {
     readonly timeoutMs: number;
     /** Deliveries in flight at once per process. */
     readonly concurrency: number;
+    /** Deliveries in flight at once to one endpoint, per process (at most `concurrency`). */
+    readonly endpointConcurrency: number;
     /** EVENTS_RETENTION_DAYS: events and deliveries older than this leave the event log. */
     readonly retentionDays: number;
   };
@@ -359,6 +362,7 @@ export function loadConfig(
       retryScheduleMs: Object.freeze(parseRetrySchedule(env.WEBHOOK_RETRY_SCHEDULE)),
       timeoutMs: env.WEBHOOK_TIMEOUT_MS,
       concurrency: env.WEBHOOK_CONCURRENCY,
+      endpointConcurrency: Math.min(env.WEBHOOK_ENDPOINT_CONCURRENCY, env.WEBHOOK_CONCURRENCY),
       retentionDays: env.EVENTS_RETENTION_DAYS,
     }),
   });

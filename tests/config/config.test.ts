@@ -43,6 +43,7 @@ describe('loadConfig', () => {
       metricsToken: undefined,
       rateLimit: { perMinute: 600, apiKeyPerMinute: 0 },
       debitCallsInFlight: 2,
+      webhooks: { concurrency: 128, endpointConcurrency: 64 },
       holdSweepIntervalMs: 10_000,
       revenuecat: { webhookAuth: undefined, allowSandbox: false },
       databaseMigrationUrl: undefined,
@@ -70,6 +71,17 @@ describe('loadConfig', () => {
     expect(config.corsOrigins).toEqual(['https://a.example.com', 'https://b.example.com']);
     expect(config.allowDevPurchases).toBe(true);
     expect(config.stripe.apiUrl).toBe('http://127.0.0.1:12111');
+  });
+
+  it('reads WEBHOOK_ENDPOINT_CONCURRENCY, never above WEBHOOK_CONCURRENCY', () => {
+    expect(loadConfig({ WEBHOOK_ENDPOINT_CONCURRENCY: '8' }).webhooks).toMatchObject({
+      concurrency: 128,
+      endpointConcurrency: 8,
+    });
+    expect(
+      loadConfig({ WEBHOOK_CONCURRENCY: '16', WEBHOOK_ENDPOINT_CONCURRENCY: '64' }).webhooks,
+    ).toMatchObject({ concurrency: 16, endpointConcurrency: 16 });
+    expect(() => loadConfig({ WEBHOOK_ENDPOINT_CONCURRENCY: '0' })).toThrow(/WEBHOOK_ENDPOINT_CONCURRENCY/);
   });
 
   it('reads HOLD_SWEEP_INTERVAL_MS (0 turns the sweeper off) and refuses a bad one, naming it', () => {

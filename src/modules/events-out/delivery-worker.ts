@@ -24,6 +24,8 @@ export interface DeliveryWorkerOptions {
   timeoutMs: number;
   /** Attempts in flight at once in this process. */
   concurrency: number;
+  /** Attempts in flight at once to one endpoint, in this process (at most `concurrency`; unset: `concurrency`). */
+  endpointConcurrency?: number;
   allowPrivateUrls: boolean;
   httpsOnly: boolean;
   log: FastifyBaseLogger;
@@ -272,18 +274,22 @@ function createSlots() {
     },
     /** Resolves once every attempt now in flight has settled. */
     all: () => Promise.all(inFlight),
-    /** Resolves once at most `n` attempts are in flight (or on abort). */
-    atMost(n: number, signal: AbortSignal) {
+    /** Resolves once at most `n` attempts are in flight (or on abort, or after `ms` when given). */
+    atMost(n: number, signal: AbortSignal, ms?: number) {
       return new Promise<void>((resolve) => {
+        let timer: NodeJS.Timeout | undefined;
+        const finish = () => {
+          clearTimeout(timer);
+          slotFreed = null;
+          signal.removeEventListener('abort', finish);
+          resolve();
+        };
         const check = () => {
-          if (inFlight.size <= n || signal.aborted) {
-            slotFreed = null;
-            signal.removeEventListener('abort', check);
-            resolve();
-          }
+          if (inFlight.size <= n || signal.aborted) finish();
         };
         slotFreed = check;
-        signal.addEventListener('abort', check, { once: true });
+        signal.addEventListener('abort', finish, { once: true });
+        if (ms !== undefined) timer = setTimeout(finish, ms);
         check();
       });
     },
@@ -308,23 +314,36 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
   let loops: Promise<void>[] = [];
   const inFlight = createSlots();
   const retention = createRetention(db, opts);
+  const perEndpoint = Math.min(opts.endpointConcurrency ?? opts.concurrency, opts.concurrency);
+  /** Attempts in flight by endpoint: the claim gives no endpoint more than `perEndpoint` at once. */
+  const toEndpoint = new Map<string, number>();
 
   const record = createOutcomeWriter(db, opts.log);
 
   /** Sends one delivery and records its outcome as soon as it comes. */
   function launch(d: ClaimedDelivery, signal: AbortSignal) {
+    const endpoint = d.endpoint_id;
+    toEndpoint.set(endpoint, (toEndpoint.get(endpoint) ?? 0) + 1);
     const attempt = sender
       .attempt(d, signal)
       .then(record)
-      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'));
+      .catch((err) => opts.log.warn({ err, delivery: d.id }, 'webhook attempt failed unexpectedly'))
+      .finally(() => {
+        const left = (toEndpoint.get(endpoint) ?? 1) - 1;
+        if (left > 0) toEndpoint.set(endpoint, left);
+        else toEndpoint.delete(endpoint);
+      });
     inFlight.add(attempt);
   }
+
+  /** True when some endpoint has every attempt it may have in flight. */
+  const anEndpointFull = () => [...toEndpoint.values()].some((n) => n >= perEndpoint);
 
   /** One pass: claims the due deliveries the free slots can take. True when there may be more to do. */
   async function pass(limit = opts.concurrency): Promise<boolean> {
     const free = limit - inFlight.size;
     if (free <= 0) return true;
-    const claimed = await claimDeliveries(db, free, leaseMs);
+    const claimed = await claimDeliveries(db, free, leaseMs, false, { perEndpoint, inFlight: toEndpoint });
     for (const d of claimed) launch(d, aborting.signal);
     // Another pass at once only when the slots were filled: deliveries trickling in wait for the next poll
     // and leave in one statement, rather than costing a pass each.
@@ -356,6 +375,10 @@ export function createDeliveryWorker(db: Db, opts: DeliveryWorkerOptions) {
       } else if (inFlight.size >= limit) {
         // Full: go on when half the slots are free, so each pass claims a batch rather than one delivery.
         await inFlight.atMost(Math.floor(limit / 2), signal);
+      } else if (!more && anEndpointFull()) {
+        // An endpoint at its cap may have more waiting: go on when half its share could be free again (or at
+        // the next poll, for the other endpoints' new deliveries).
+        await inFlight.atMost(inFlight.size - Math.ceil(perEndpoint / 2), signal, opts.pollIntervalMs);
       } else if (!more) {
         await sleep(opts.pollIntervalMs, signal);
       }

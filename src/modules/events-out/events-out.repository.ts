@@ -239,28 +239,58 @@ const toClaimed = (r: ClaimedRow): ClaimedDelivery => ({
   event: { id: r.event_id, type: r.event_type, data: r.event_data, created_at: r.event_created_at },
 });
 
+/** The per-endpoint cap of a claim: at most `perEndpoint` in flight to one endpoint, counting `inFlight`. */
+export interface EndpointLimits {
+  perEndpoint: number;
+  /** Attempts this process has in flight, by endpoint id. */
+  inFlight: ReadonlyMap<string, number>;
+}
+
 /**
  * Claims up to `limit` due deliveries of enabled endpoints for `leaseMs`: counts the attempt and moves
  * next_attempt_at to the lease's end, so no other replica takes them until the attempt is recorded or the
  * lease has run out (a replica that died). SKIP LOCKED: replicas claiming at once take different rows.
  * Deliveries are written with their event (migrations/020_events_from_ledger.sql), so a new one is simply due.
- * With `firstOnly`, only deliveries never attempted.
+ * With `firstOnly`, only deliveries never attempted. With `limits`, no endpoint gets more than its free share
+ * (`perEndpoint` less what is in flight to it), and the deliveries of endpoints with none free are passed over,
+ * so that one slow endpoint's backlog never holds up the others'.
  */
 export async function claimDeliveries(
   db: Db,
   limit: number,
   leaseMs: number,
   firstOnly = false,
+  limits?: EndpointLimits,
 ): Promise<ClaimedDelivery[]> {
   if (limit <= 0) return [];
+  const cap = limits?.perEndpoint ?? limit;
+  const full: string[] = [];
+  const partIds: string[] = [];
+  const partFree: number[] = [];
+  for (const [id, n] of limits?.inFlight ?? []) {
+    if (n >= cap) full.push(id);
+    else if (n > 0) {
+      partIds.push(id);
+      partFree.push(cap - n);
+    }
+  }
   const { rows } = await sql<ClaimedRow>`
-    with due as (
-      select d.id, d.event_id from webhook_deliveries d
+    with candidates as (
+      select d.id, d.event_id, d.endpoint_id, d.next_attempt_at from webhook_deliveries d
       where d.status = 'pending' and d.next_attempt_at <= now() and (not ${firstOnly}::boolean or d.attempts = 0)
+        and d.endpoint_id <> all(${full}::text[])
         and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and not e.disabled)
       order by d.next_attempt_at
       limit ${limit}
       for update of d skip locked
+    ), due as (
+      -- Each endpoint's earliest, up to what it has free; rows left out are unlocked when this statement ends.
+      select c.id, c.event_id from (
+        select c.*, row_number() over (partition by c.endpoint_id order by c.next_attempt_at, c.id) as n,
+               coalesce(q.free, ${cap}::int) as free
+        from candidates c left join unnest(${partIds}::text[], ${partFree}::int[]) q(id, free) on q.id = c.endpoint_id
+      ) c
+      where c.n <= c.free
     )
     update webhook_deliveries d
     set attempts = d.attempts + 1,
