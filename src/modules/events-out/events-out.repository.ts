@@ -252,8 +252,9 @@ export interface EndpointLimits {
  * lease has run out (a replica that died). SKIP LOCKED: replicas claiming at once take different rows.
  * Deliveries are written with their event (migrations/020_events_from_ledger.sql), so a new one is simply due.
  * With `firstOnly`, only deliveries never attempted. With `limits`, no endpoint gets more than its free share
- * (`perEndpoint` less what is in flight to it), and the deliveries of endpoints with none free are passed over,
- * so that one slow endpoint's backlog never holds up the others'.
+ * (`perEndpoint` less what is in flight to it), and an endpoint with none free is not read at all, so one slow
+ * endpoint's backlog never holds up the others'. Rows an endpoint's range locked beyond `limit` are left as they
+ * were (unlocked when the statement ends).
  */
 export async function claimDeliveries(
   db: Db,
@@ -264,33 +265,29 @@ export async function claimDeliveries(
 ): Promise<ClaimedDelivery[]> {
   if (limit <= 0) return [];
   const cap = limits?.perEndpoint ?? limit;
-  const full: string[] = [];
-  const partIds: string[] = [];
-  const partFree: number[] = [];
+  const ids: string[] = [];
+  const free: number[] = [];
   for (const [id, n] of limits?.inFlight ?? []) {
-    if (n >= cap) full.push(id);
-    else if (n > 0) {
-      partIds.push(id);
-      partFree.push(cap - n);
-    }
+    ids.push(id);
+    free.push(Math.max(0, cap - n));
   }
   const { rows } = await sql<ClaimedRow>`
-    with candidates as (
-      select d.id, d.event_id, d.endpoint_id, d.next_attempt_at from webhook_deliveries d
-      where d.status = 'pending' and d.next_attempt_at <= now() and (not ${firstOnly}::boolean or d.attempts = 0)
-        and d.endpoint_id <> all(${full}::text[])
-        and exists (select 1 from webhook_endpoints e where e.id = d.endpoint_id and not e.disabled)
+    with due as (
+      -- Each enabled endpoint's earliest due deliveries, up to the share it has free (one range of
+      -- webhook_deliveries_endpoint_due each: an endpoint at its cap is not read at), then the earliest of those.
+      select d.id, d.event_id from webhook_endpoints e
+      left join unnest(${ids}::text[], ${free}::int[]) q(id, free) on q.id = e.id
+      cross join lateral (
+        select d.id, d.event_id, d.next_attempt_at from webhook_deliveries d
+        where d.endpoint_id = e.id and d.status = 'pending' and d.next_attempt_at <= now()
+          and (not ${firstOnly}::boolean or d.attempts = 0)
+        order by d.next_attempt_at
+        limit least(coalesce(q.free, ${cap}::int), ${limit}::int)
+        for update of d skip locked
+      ) d
+      where not e.disabled
       order by d.next_attempt_at
       limit ${limit}
-      for update of d skip locked
-    ), due as (
-      -- Each endpoint's earliest, up to what it has free; rows left out are unlocked when this statement ends.
-      select c.id, c.event_id from (
-        select c.*, row_number() over (partition by c.endpoint_id order by c.next_attempt_at, c.id) as n,
-               coalesce(q.free, ${cap}::int) as free
-        from candidates c left join unnest(${partIds}::text[], ${partFree}::int[]) q(id, free) on q.id = c.endpoint_id
-      ) c
-      where c.n <= c.free
     )
     update webhook_deliveries d
     set attempts = d.attempts + 1,
