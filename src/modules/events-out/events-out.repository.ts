@@ -253,8 +253,7 @@ export interface EndpointLimits {
  * Deliveries are written with their event (migrations/020_events_from_ledger.sql), so a new one is simply due.
  * With `firstOnly`, only deliveries never attempted. With `limits`, no endpoint gets more than its free share
  * (`perEndpoint` less what is in flight to it), and an endpoint with none free is not read at all, so one slow
- * endpoint's backlog never holds up the others'. Rows an endpoint's range locked beyond `limit` are left as they
- * were (unlocked when the statement ends).
+ * endpoint's backlog never holds up the others'.
  */
 export async function claimDeliveries(
   db: Db,
@@ -273,20 +272,21 @@ export async function claimDeliveries(
   }
   const { rows } = await sql<ClaimedRow>`
     with due as (
-      -- Each enabled endpoint's earliest due deliveries, up to the share it has free (one range of
-      -- webhook_deliveries_endpoint_due each: an endpoint at its cap is not read at), then the earliest of those.
-      select d.id, d.event_id from webhook_endpoints e
-      left join unnest(${ids}::text[], ${free}::int[]) q(id, free) on q.id = e.id
+      -- Each enabled endpoint's earliest due deliveries, up to the share it has free: one range of
+      -- webhook_deliveries_endpoint_due each, and none for an endpoint at its cap. The endpoints come in a new
+      -- random order each claim, so that when the slots run out first, no endpoint is always the one left
+      -- waiting; the rows are locked as they are taken, so a claim locks no more than it claims.
+      select d.id, d.event_id
+      from (select e.id from webhook_endpoints e where not e.disabled order by random()) e
       cross join lateral (
-        select d.id, d.event_id, d.next_attempt_at from webhook_deliveries d
+        select d.id, d.event_id from webhook_deliveries d
         where d.endpoint_id = e.id and d.status = 'pending' and d.next_attempt_at <= now()
           and (not ${firstOnly}::boolean or d.attempts = 0)
         order by d.next_attempt_at
-        limit least(coalesce(q.free, ${cap}::int), ${limit}::int)
+        limit least(${limit}::int, coalesce(
+          (select q.free from unnest(${ids}::text[], ${free}::int[]) q(id, free) where q.id = e.id), ${cap}::int))
         for update of d skip locked
       ) d
-      where not e.disabled
-      order by d.next_attempt_at
       limit ${limit}
     )
     update webhook_deliveries d
