@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import type { App } from '../../../src/http/types.ts';
 import { createDeliveryWorker } from '../../../src/modules/events-out/delivery-worker.ts';
 import { buildTestApp, grant } from '../../helpers/app.ts';
 import { type Receiver, startReceiver, subscribe, waitFor } from './events-out-helpers.ts';
@@ -21,6 +22,20 @@ function gate(receiver: Receiver) {
   return seen;
 }
 
+/** A worker polling every 20 ms with `concurrency` slots, `endpointConcurrency` of them per endpoint. */
+function fastWorker(app: App, concurrency: number, endpointConcurrency: number) {
+  return createDeliveryWorker(app.db, {
+    pollIntervalMs: 20,
+    retryScheduleMs: [50],
+    timeoutMs: 10_000,
+    concurrency,
+    endpointConcurrency,
+    allowPrivateUrls: true,
+    httpsOnly: false,
+    log: app.log,
+  });
+}
+
 // WEBHOOK_ENDPOINT_CONCURRENCY: one endpoint gets at most its share of a replica's attempts at once, so a
 // stuck endpoint with a backlog neither takes every slot nor holds up another endpoint's deliveries.
 describe('the per-endpoint cap of the delivery worker', () => {
@@ -35,16 +50,7 @@ describe('the per-endpoint cap of the delivery worker', () => {
     await subscribe(t.app, other, { events: ['credits.granted'] });
     for (let i = 0; i < 4; i++) await grant(t.app, `cap_b_${i}`, 1);
 
-    const worker = createDeliveryWorker(t.app.db, {
-      pollIntervalMs: 20,
-      retryScheduleMs: [50],
-      timeoutMs: 10_000,
-      concurrency: 4,
-      endpointConcurrency: 2,
-      allowPrivateUrls: true,
-      httpsOnly: false,
-      log: t.app.log,
-    });
+    const worker = fastWorker(t.app, 4, 2);
     worker.start();
     try {
       await waitFor(() => other.events.size === 4, "the other endpoint's deliveries while one is stuck");
@@ -68,16 +74,7 @@ describe('the per-endpoint cap of the delivery worker', () => {
     const seen = gate(receiver);
     await subscribe(t.app, receiver, { events: ['credits.granted'] });
     for (let i = 0; i < 12; i++) await grant(t.app, `cap_c_${i}`, 1);
-    const worker = createDeliveryWorker(t.app.db, {
-      pollIntervalMs: 20,
-      retryScheduleMs: [50],
-      timeoutMs: 10_000,
-      concurrency: 8,
-      endpointConcurrency: 5,
-      allowPrivateUrls: true,
-      httpsOnly: false,
-      log: t.app.log,
-    });
+    const worker = fastWorker(t.app, 8, 5);
     worker.start();
     try {
       await waitFor(() => seen.widest === 5, 'five requests open at once');
